@@ -1,0 +1,41 @@
+"""HTTP API. ``create_app`` only wires blueprints to already-built services: it starts no
+threads and opens no files (the CLI entry point owns those)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from flask import Flask, g, request
+
+from ..config import Settings
+from ..services import Services
+from .errors import register_error_handlers
+from .health import bp as health_bp
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, services: Services) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.api.max_upload_mb * 1024 * 1024
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["playlistgen"] = services
+    register_error_handlers(app)
+    app.register_blueprint(health_bp)
+    slow_ms = settings.api.slow_request_ms
+
+    @app.before_request
+    def _start_timer() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _process_time(response):  # type: ignore[no-untyped-def]
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        response.headers["X-Process-Time"] = f"{elapsed:.6f}"
+        if slow_ms and elapsed * 1000 > slow_ms:
+            log.warning("slow request %s %s %.0f ms args=%s", request.method, request.path,
+                        elapsed * 1000, dict(request.args))
+        return response
+
+    return app

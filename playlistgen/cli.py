@@ -1,0 +1,61 @@
+"""The `playlistgen` command. Sub-commands live in playlistgen/commands/; this module only wires
+them together and configures logging (the only place that adds log handlers)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+
+from . import __version__
+from .commands.db import db
+from .commands.doctor import doctor
+from .commands.serve import serve
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {"time": self.formatTime(record), "level": record.levelname,
+                 "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="playlistgen")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML config file (default: ./config.yaml if present, or $PLAYLISTGEN_CONFIG).")
+@click.pass_context
+def cli(ctx: click.Context, config_file: str | None) -> None:
+    """Analyse a local music library once and serve good playlists over HTTP.
+
+    \b
+    Examples:
+      playlistgen serve --library ~/Music
+      playlistgen db stats
+      playlistgen doctor
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config_file"] = config_file
+
+
+for command in (serve, db, doctor):
+    cli.add_command(command)
+
+
+def main() -> None:
+    cli(prog_name="playlistgen")

@@ -1,0 +1,133 @@
+"""`playlistgen doctor`: check the environment and say what to fix.
+
+Each dependency is imported in a child process: a crash there (Essentia aborts the process when
+TensorFlow was imported first) must not take the doctor down, and the parent stays light.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import click
+
+from ..errors import ConfigError
+from .common import settings_from_ctx
+
+# (import name, distribution name, what breaks without it)
+DEPENDENCIES = [
+    ("essentia", "essentia-tensorflow", "the default analyzer backend"),
+    ("librosa", "librosa", "the librosa analyzer backend"),
+    ("tensorflow", "tensorflow-cpu", "`models install` (model conversion only)"),
+    ("apsw", "apsw", "the database"),
+    ("flask", "flask", "the HTTP API"),
+    ("waitress", "waitress", "the HTTP server"),
+    ("watchdog", "watchdog", "watching the library"),
+    ("cachetools", "cachetools", "the feature cache"),
+    ("psutil", "psutil", "resource metrics"),
+    ("soundfile", "soundfile", "streaming decode"),
+    ("mutagen", "mutagen", "reading tags"),
+]
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _imports(module: str) -> tuple[bool, str]:
+    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                          text=True, timeout=120)
+    if proc.returncode == 0:
+        return True, ""
+    lines = (proc.stderr or "").strip().splitlines()
+    return False, lines[-1] if lines else f"exit code {proc.returncode}"
+
+
+def _writable_db(path: Path) -> Check:
+    folder = path.parent
+    if path.exists():
+        ok = os.access(path, os.R_OK | os.W_OK)
+        return Check("database", ok, f"{path} exists, {'writable' if ok else 'NOT writable'}",
+                     "" if ok else f"fix permissions: chmod u+rw {path}")
+    ok = folder.is_dir() and os.access(folder, os.W_OK)
+    return Check("database", ok, f"{path} will be created ({'folder writable' if ok else 'folder missing or not writable'})",
+                 "" if ok else f"create {folder} or set database.path")
+
+
+def _inotify_limit() -> Check:
+    limit_file = Path("/proc/sys/fs/inotify/max_user_watches")
+    if not limit_file.exists():
+        return Check("inotify", True, "not Linux: watchdog uses the platform's own watcher")
+    limit = int(limit_file.read_text().strip())
+    ok = limit >= 100_000
+    return Check("inotify", ok, f"max_user_watches = {limit} (one watch per folder)",
+                 "" if ok else "raise it: sudo sysctl fs.inotify.max_user_watches=524288 "
+                               "(or set library.polling: true)")
+
+
+def run_checks(settings_error: ConfigError | None, settings) -> list[Check]:  # type: ignore[no-untyped-def]
+    checks = [Check("python", sys.version_info[:2] == (3, 11),
+                    f"{platform.python_version()} ({sys.executable})",
+                    "" if sys.version_info[:2] == (3, 11) else "use Python 3.11 (essentia-tensorflow wheels)")]
+    for module, dist, purpose in DEPENDENCIES:
+        ok, why = _imports(module)
+        detail = f"{_version(dist)}, {'imports' if ok else 'does NOT import: ' + why}"
+        checks.append(Check(module, ok, detail, "" if ok else f"needed for {purpose}: run `make setup`"))
+    if settings_error is not None:
+        checks.append(Check("config", False, settings_error.message, settings_error.hint))
+        return checks
+    checks.append(Check("config", True, "valid"))
+    checks.append(_writable_db(Path(settings.database.path)))
+    for lib in settings.library.paths:
+        p = Path(lib)
+        ok = p.is_dir() and os.access(p, os.R_OK | os.X_OK)
+        checks.append(Check("library", ok, f"{lib} {'readable' if ok else 'missing or unreadable'}",
+                            "" if ok else f"mkdir -p {lib}, or fix library.paths"))
+    models_dir = Path(settings.analysis.models_dir)
+    manifest = models_dir / "manifest.json"
+    checks.append(Check("models", manifest.is_file(), f"{models_dir}: {'installed' if manifest.is_file() else 'not installed'}",
+                        "" if manifest.is_file() else "run `playlistgen models install`"))
+    checks.append(_inotify_limit())
+    return checks
+
+
+@click.command()
+@click.pass_context
+def doctor(ctx: click.Context) -> None:
+    """Check Python, dependencies, database, library folders, models and inotify; say what to fix.
+
+    \b
+    Example:
+      playlistgen doctor
+    """
+    settings, error = None, None
+    try:
+        settings = settings_from_ctx(ctx)
+    except ConfigError as exc:
+        error = exc
+    checks = run_checks(error, settings)
+    for check in checks:
+        mark = "ok  " if check.ok else "FAIL"
+        click.echo(f"[{mark}] {check.name:<11} {check.detail}")
+        if check.fix:
+            click.echo(f"       fix: {check.fix}")
+    failed = [c for c in checks if not c.ok]
+    if failed:
+        raise click.ClickException(f"{len(failed)} problem(s): see the 'fix:' lines above")
+    click.echo("everything looks fine")

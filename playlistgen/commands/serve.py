@@ -1,0 +1,98 @@
+"""`playlistgen serve`: the daemon. Builds every component here and passes them down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from types import FrameType
+
+import click
+
+from .common import settings_from_ctx, user_errors
+
+log = logging.getLogger(__name__)
+
+
+class _Shutdown(SystemExit):
+    """Raised from the signal handler; waitress's loop stops on SystemExit."""
+
+
+def _install_signal_handlers() -> None:
+    received: list[int] = []
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if received:  # a second signal: the user wants out now
+            log.warning("second %s: exiting immediately", signal.Signals(signum).name)
+            os._exit(1)
+        received.append(signum)
+        log.info("%s received: shutting down", signal.Signals(signum).name)
+        raise _Shutdown(0)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
+@click.command()
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML config file (overrides the global --config).")
+@click.option("--library", "libraries", multiple=True, type=click.Path(file_okay=False),
+              help="Music folder to watch (repeat for several; replaces library.paths).")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file.")
+@click.option("--host", help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="TCP port (default 8500).")
+@click.option("--workers", type=int, help="Analysis worker processes (0 = CPU cores).")
+@click.option("--preset", type=click.Choice(["fast", "balanced", "accurate"]), help="Analysis preset.")
+@click.pass_context
+@user_errors
+def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...], db_path: str | None,
+          host: str | None, port: int | None, workers: int | None, preset: str | None) -> None:
+    """Run the daemon: HTTP API and dashboard, library watcher and analysis.
+
+    \b
+    Examples:
+      playlistgen serve --library ~/Music
+      playlistgen serve --library /music --host 0.0.0.0 --port 8500   # needs api.key
+      PLAYLISTGEN_API__PORT=9000 playlistgen serve
+    """
+    if config_file:
+        ctx.find_root().obj["config_file"] = config_file
+    overrides = {
+        "library": {"paths": list(libraries) or None},
+        "database": {"path": db_path},
+        "api": {"host": host, "port": port},
+        "analysis": {"workers": workers, "preset": preset},
+    }
+    settings = settings_from_ctx(ctx, overrides, require_library=True)
+
+    # Imported here so `playlistgen --help` stays light; none of these import Essentia/TF.
+    from waitress import create_server
+
+    from ..api import create_app
+    from ..cli import configure_logging
+    from ..core.db import Database
+    from ..services import Services
+
+    configure_logging(settings.logging.level, settings.logging.format)
+    services = Services(settings=settings, db=Database.from_settings(settings))
+    try:
+        app = create_app(settings, services)
+        try:
+            server = create_server(app, host=settings.api.host, port=settings.api.port,
+                                   threads=8, ident="playlistgen")
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror} — "
+                "is another playlistgen running? choose another port with --port") from None
+        _install_signal_handlers()
+        log.info("serving on http://%s:%d (library: %s, database: %s)", settings.api.host,
+                 settings.api.port, ", ".join(settings.library.paths), settings.database.path)
+        try:
+            server.run()
+        finally:
+            server.close()
+    finally:
+        services.close()
+        log.info("stopped cleanly")
+    sys.exit(0)

@@ -1,0 +1,300 @@
+"""Settings: every key with its default and a help line; loaded from YAML, overridden by
+``PLAYLISTGEN_<SECTION>__<KEY>`` environment variables and then by command-line flags,
+validated once, and passed explicitly (there is no global settings object)."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ConfigError
+
+ENV_PREFIX = "PLAYLISTGEN_"
+DEFAULT_EXTENSIONS = [
+    ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wav", ".aif", ".aiff",
+    ".wma", ".ape", ".wv", ".mpc", ".mod", ".xm", ".it", ".s3m", ".mp4", ".webm", ".mka",
+]
+
+
+def setting(default: Any, help: str, *, choices: tuple | None = None,
+            min: float | None = None, max: float | None = None) -> Any:
+    """A settings field: its default, one help line, and optional limits."""
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class LibrarySettings:
+    paths: list[str] = setting(["./library"], "Music folders to watch and analyse.")
+    ignore: list[str] = setting([], "Glob patterns (matched against the path) to skip, e.g. '*/Podcasts/*'.")
+    extensions: list[str] = setting(DEFAULT_EXTENSIONS, "File extensions treated as audio.")
+    watch: bool = setting(True, "Watch the folders for changes while serving.")
+    polling: bool = setting(False, "Use a polling observer (network mounts, Docker volumes).")
+    settle_seconds: float = setting(5.0, "Wait until a file has stopped changing this long before analysing it.", min=0)
+    rescan_interval_s: int = setting(3600, "Full reconcile every N seconds to catch missed events (0 = off).", min=0)
+
+
+@dataclass
+class DatabaseSettings:
+    path: str = setting("./playlistgen.db", "SQLite database file (WAL mode).")
+    pool_min: int = setting(1, "Read connections kept open.", min=1, max=64)
+    pool_max: int = setting(8, "Upper bound of read connections.", min=1, max=256)
+    busy_timeout_ms: int = setting(5000, "How long SQLite waits on a lock before reporting busy.", min=0)
+    batch_size: int = setting(64, "Writes grouped into one transaction by the writer thread.", min=1, max=10000)
+
+
+@dataclass
+class AnalysisSettings:
+    preset: str = setting("balanced", "Analysis depth: fast (DSP only), balanced (+MusiCNN), accurate.",
+                          choices=("fast", "balanced", "accurate"))
+    backend: str = setting("auto", "Analyzer backend; auto picks essentia when it imports.",
+                           choices=("auto", "essentia", "librosa"))
+    workers: int = setting(0, "Analysis worker processes (0 = number of CPU cores).", min=0, max=256)
+    executor: str = setting("process", "Run analysis in worker processes or threads.",
+                            choices=("process", "thread"))
+    timeout_s: float = setting(600.0, "Per-file analysis time limit in seconds.", min=1)
+    max_memory_mb: int = setting(1500, "Replace a worker whose RSS passes this many MB.", min=64)
+    max_tasks_per_child: int = setting(500, "Replace a worker after this many files.", min=1)
+    models_dir: str = setting("./models", "Where `playlistgen models install` puts the ML models.")
+
+
+@dataclass
+class CacheSettings:
+    size_mb: int = setting(64, "Feature cache size limit (compressed bytes).", min=0)
+    ttl_s: int = setting(3600, "Seconds before a cached entry expires.", min=1)
+    compression: str = setting("zlib", "Compression of cached entries.", choices=("zlib", "lz4", "none"))
+
+
+@dataclass
+class ApiSettings:
+    host: str = setting("127.0.0.1", "Address to bind; a non-loopback address requires api.key.")
+    port: int = setting(8500, "TCP port of the HTTP API and dashboard.", min=1, max=65535)
+    key: str = setting("", "API key clients send as X-API-Key (required when host is not loopback).")
+    max_upload_mb: int = setting(500, "Largest accepted upload in MB.", min=1)
+    slow_request_ms: int = setting(1000, "Requests slower than this are logged with their parameters.", min=0)
+
+
+@dataclass
+class PlaylistSettings:
+    default_size: int = setting(25, "Tracks in a playlist when the request gives no size.", min=1, max=10000)
+    artist_gap: int = setting(3, "Minimum number of tracks between two by the same artist.", min=0)
+    album_gap: int = setting(2, "Minimum number of tracks between two from the same album.", min=0)
+    output_dir: str = setting("./playlists", "Folder where saved playlists are written as M3U8.")
+
+
+@dataclass
+class LoggingSettings:
+    level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
+    format: str = setting("text", "Log line format.", choices=("text", "json"))
+
+
+@dataclass
+class Settings:
+    library: LibrarySettings = field(default_factory=LibrarySettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    playlists: PlaylistSettings = field(default_factory=PlaylistSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def effective_workers(self) -> int:
+        return self.analysis.workers or os.cpu_count() or 1
+
+
+def sections() -> dict[str, type]:
+    """Section name → its dataclass, in declaration order."""
+    hints = typing.get_type_hints(Settings)
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+
+
+def keys_with_help() -> list[tuple[str, Any, str]]:
+    """(dotted key, default, help) for every setting — used for docs and `config.yaml`."""
+    out = []
+    defaults = Settings()
+    for name, cls in sections().items():
+        for f in dataclasses.fields(cls):
+            out.append((f"{name}.{f.name}", getattr(getattr(defaults, name), f.name), f.metadata["help"]))
+    return out
+
+
+def _did_you_mean(word: str, options: list[str], prefix: str = "") -> str:
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    if match:
+        return f"did you mean '{prefix}{match[0]}'?"
+    return f"valid names: {', '.join(prefix + o for o in options)}"
+
+
+def _coerce(key: str, value: Any, hint_type: Any, source: str) -> Any:
+    """Check a raw value against the field's type; strings from the environment are parsed."""
+    origin = typing.get_origin(hint_type)
+    if origin is list:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, (str, int, float)) for v in value):
+            raise ConfigError(f"config key '{key}' must be a list of strings (from {source}), got {value!r}",
+                              hint=f"write it as {key.split('.')[-1]}: [a, b]")
+        return [str(v) for v in value]
+    if hint_type is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' must be true or false (from {source}), got {value!r}")
+    if hint_type is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"config key '{key}' must be a whole number (from {source}), got {value!r}")
+    if hint_type is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"config key '{key}' must be a number (from {source}), got {value!r}")
+    if hint_type is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"config key '{key}' must be a string (from {source}), got {value!r}")
+    raise AssertionError(f"unsupported settings type {hint_type}")
+
+
+def _apply(settings: Settings, overrides: Mapping[str, Any], source: str) -> None:
+    """Apply {section: {key: value}} to settings, refusing unknown names."""
+    known = sections()
+    for section_name, values in overrides.items():
+        if section_name not in known:
+            raise ConfigError(f"unknown config section '{section_name}' in {source}",
+                              hint=_did_you_mean(section_name, list(known)))
+        if values is None:
+            continue
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"config section '{section_name}' in {source} must be a mapping of keys")
+        cls = known[section_name]
+        hints = typing.get_type_hints(cls)
+        section = getattr(settings, section_name)
+        for key, value in values.items():
+            dotted = f"{section_name}.{key}"
+            if key not in hints:
+                raise ConfigError(f"unknown config key '{dotted}' in {source}",
+                                  hint=_did_you_mean(str(key), list(hints), f"{section_name}."))
+            setattr(section, key, _coerce(dotted, value, hints[key], source))
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX):].partition("__")
+        try:
+            value = yaml.safe_load(raw) if raw != "" else ""
+        except yaml.YAMLError:
+            value = raw
+        out.setdefault(section.lower(), {})[key.lower()] = value
+    return out
+
+
+def validate(settings: Settings, *, require_library: bool = False) -> None:
+    """Check limits, choices and relations between keys. Raises ConfigError naming the key."""
+    for name, cls in sections().items():
+        section = getattr(settings, name)
+        for f in dataclasses.fields(cls):
+            value = getattr(section, f.name)
+            key = f"{name}.{f.name}"
+            meta = f.metadata
+            if meta["choices"] and value not in meta["choices"]:
+                raise ConfigError(f"config key '{key}' must be one of {', '.join(meta['choices'])}; got {value!r}",
+                                  hint=_did_you_mean(str(value), list(meta["choices"])))
+            if meta["min"] is not None and value < meta["min"]:
+                raise ConfigError(f"config key '{key}' must be at least {meta['min']}; got {value}")
+            if meta["max"] is not None and value > meta["max"]:
+                raise ConfigError(f"config key '{key}' must be at most {meta['max']}; got {value}")
+    db = settings.database
+    if db.pool_min > db.pool_max:
+        raise ConfigError(f"config key 'database.pool_min' ({db.pool_min}) is larger than "
+                          f"'database.pool_max' ({db.pool_max})", hint="lower pool_min or raise pool_max")
+    if not settings.library.paths:
+        raise ConfigError("config key 'library.paths' is empty", hint="give at least one music folder")
+    settings.library.extensions = [e.lower() if e.startswith(".") else "." + e.lower()
+                                   for e in settings.library.extensions]
+    if not _is_loopback(settings.api.host) and not settings.api.key:
+        raise ConfigError(f"config key 'api.host' is {settings.api.host!r} (not loopback) but 'api.key' is empty",
+                          hint="set api.key (or PLAYLISTGEN_API__KEY) before exposing the API on a network")
+    if require_library:
+        for path in settings.library.paths:
+            p = Path(path)
+            if not p.is_dir():
+                raise ConfigError(f"config key 'library.paths': folder '{path}' does not exist",
+                                  hint=f"create it (mkdir -p {path}) or fix the path", path=path)
+            if not os.access(p, os.R_OK | os.X_OK):
+                raise ConfigError(f"config key 'library.paths': folder '{path}' is not readable", path=path)
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    if explicit:
+        return Path(explicit)
+    if environ.get("PLAYLISTGEN_CONFIG"):
+        return Path(environ["PLAYLISTGEN_CONFIG"])
+    default = Path("config.yaml")
+    return default if default.is_file() else None
+
+
+def load_settings(config_file: str | None = None, *, environ: Mapping[str, str] | None = None,
+                  overrides: Mapping[str, Mapping[str, Any]] | None = None,
+                  require_library: bool = False) -> Settings:
+    """Defaults ← YAML file ← environment ← command-line overrides; then validate."""
+    environ = os.environ if environ is None else environ
+    settings = Settings()
+    path = find_config_file(config_file, environ)
+    if path is not None:
+        if not path.is_file():
+            raise ConfigError(f"config file '{path}' does not exist",
+                              hint="pass an existing file to --config or drop the option", path=str(path))
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"config file '{path}'{where} is not valid YAML: "
+                              f"{getattr(exc, 'problem', exc)}", path=str(path)) from None
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"config file '{path}' must be a mapping of sections", path=str(path))
+        _apply(settings, data, str(path))
+    _apply(settings, _env_overrides(environ), "environment")
+    if overrides:
+        _apply(settings, {k: {kk: vv for kk, vv in v.items() if vv is not None}
+                          for k, v in overrides.items()}, "command line")
+    validate(settings, require_library=require_library)
+    return settings
+
+
+def render_yaml() -> str:
+    """The documented config.yaml: every key, its default and its help line."""
+    lines = ["# playlistgen configuration. Every key is shown with its default.",
+             "# Environment variables override keys: PLAYLISTGEN_<SECTION>__<KEY>, e.g. PLAYLISTGEN_API__PORT=9000.",
+             "# Relative paths are taken from the directory playlistgen is started in.", ""]
+    defaults = Settings()
+    for name, cls in sections().items():
+        lines.append(f"{name}:")
+        for f in dataclasses.fields(cls):
+            lines.append(f"  # {f.metadata['help']}")
+            if f.metadata["choices"]:
+                lines.append(f"  # one of: {', '.join(f.metadata['choices'])}")
+            value = getattr(getattr(defaults, name), f.name)
+            dumped = yaml.safe_dump({f.name: value}, default_flow_style=True, width=1000).strip()
+            lines.append(f"  {dumped[1:-1]}")
+        lines.append("")
+    return "\n".join(lines)

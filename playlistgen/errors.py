@@ -1,0 +1,69 @@
+"""One exception hierarchy. Each error carries data (what, where, what to do) so the CLI can
+print one clear line and the API can build its JSON error body from the same fields."""
+
+from __future__ import annotations
+
+
+class PlaylistgenError(Exception):
+    """Base of every error the project raises on purpose.
+
+    ``code`` is a stable machine-readable name, ``hint`` tells the user what to do,
+    ``status`` is the HTTP status the API answers with.
+    """
+
+    code = "error"
+    status = 500
+
+    def __init__(self, message: str, *, hint: str = "", path: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.path = path
+
+    def one_line(self) -> str:
+        text = self.message
+        if self.hint:
+            text += f" — {self.hint}"
+        return text
+
+    def to_dict(self) -> dict:
+        body = {"code": self.code, "message": self.message, "hint": self.hint}
+        if self.path is not None:
+            body["path"] = self.path
+        return body
+
+
+class ConfigError(PlaylistgenError):
+    code = "config_error"
+    status = 400
+
+
+class DatabaseError(PlaylistgenError):
+    code = "database_error"
+    status = 503
+
+
+class MigrationError(DatabaseError):
+    code = "migration_error"
+
+
+class NotFoundError(PlaylistgenError):
+    code = "not_found"
+    status = 404
+
+
+class BadRequestError(PlaylistgenError):
+    code = "bad_request"
+    status = 400
+
+
+class AnalysisError(PlaylistgenError):
+    """A file could not be analysed; ``reason`` is the one-line cause stored in the DB."""
+
+    code = "analysis_failed"
+    status = 422
+
+
+class ModelMissingError(AnalysisError):
+    code = "model_missing"
+    status = 503

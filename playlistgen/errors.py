@@ -43,6 +43,10 @@ class DatabaseError(PlaylistgenError):
     status = 503
 
 
+class DatabaseDamagedError(DatabaseError):
+    code = "database_damaged"
+
+
 class MigrationError(DatabaseError):
     code = "migration_error"
 

@@ -66,7 +66,8 @@ def _writable_db(path: Path) -> Check:
         return Check("database", ok, f"{path} exists, {'writable' if ok else 'NOT writable'}",
                      "" if ok else f"fix permissions: chmod u+rw {path}")
     ok = folder.is_dir() and os.access(folder, os.W_OK)
-    return Check("database", ok, f"{path} will be created ({'folder writable' if ok else 'folder missing or not writable'})",
+    state = "folder writable" if ok else "folder missing or not writable"
+    return Check("database", ok, f"{path} will be created ({state})",
                  "" if ok else f"create {folder} or set database.path")
 
 
@@ -101,8 +102,9 @@ def run_checks(settings_error: ConfigError | None, settings) -> list[Check]:  # 
                             "" if ok else f"mkdir -p {lib}, or fix library.paths"))
     models_dir = Path(settings.analysis.models_dir)
     manifest = models_dir / "manifest.json"
-    checks.append(Check("models", manifest.is_file(), f"{models_dir}: {'installed' if manifest.is_file() else 'not installed'}",
-                        "" if manifest.is_file() else "run `playlistgen models install`"))
+    installed = manifest.is_file()
+    checks.append(Check("models", installed, f"{models_dir}: {'installed' if installed else 'not installed'}",
+                        "" if installed else "run `playlistgen models install`"))
     checks.append(_inotify_limit())
     return checks
 

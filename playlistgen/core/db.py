@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import apsw
 import apsw.bestpractice
 
-from ..errors import DatabaseError
+from ..errors import DatabaseDamagedError, DatabaseError
 from .migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -44,14 +44,19 @@ def connect(path: str | Path, *, busy_timeout_ms: int = 5000, readonly: bool = F
     except apsw.CantOpenError as exc:
         raise DatabaseError(f"cannot open database '{path}': {exc}",
                             hint="check that the folder exists and is writable", path=str(path)) from None
-    conn.set_busy_timeout(busy_timeout_ms)
-    apsw.bestpractice.connection_wal(conn)
-    apsw.bestpractice.connection_enable_foreign_keys(conn)
-    apsw.bestpractice.connection_dqs(conn)
-    apsw.bestpractice.connection_recursive_triggers(conn)
-    conn.execute("PRAGMA synchronous = NORMAL")
-    if readonly:
-        conn.execute("PRAGMA query_only = 1")
+    try:
+        conn.set_busy_timeout(busy_timeout_ms)
+        apsw.bestpractice.connection_wal(conn)
+        apsw.bestpractice.connection_enable_foreign_keys(conn)
+        apsw.bestpractice.connection_dqs(conn)
+        apsw.bestpractice.connection_recursive_triggers(conn)
+        conn.execute("PRAGMA synchronous = NORMAL")
+        if readonly:
+            conn.execute("PRAGMA query_only = 1")
+    except (apsw.NotADBError, apsw.CorruptError) as exc:
+        conn.close()
+        raise DatabaseDamagedError(f"database '{path}' is damaged or not a database: {exc}",
+                            hint="restore a backup (`playlistgen db backup` makes them)", path=str(path)) from None
     return conn
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import apsw
 
-from ..errors import DatabaseError
+from ..errors import DatabaseDamagedError, DatabaseError
 from .db import connect
 from .migrate import current_version, latest_version, migrate
 
@@ -41,10 +41,16 @@ def _open_existing(path: str | Path, busy_timeout_ms: int) -> apsw.Connection:
 
 def check_database(path: str | Path, busy_timeout_ms: int = 5000) -> list[str]:
     """integrity_check + foreign_key_check + schema version. Returns problems (empty = clean)."""
-    conn = _open_existing(path, busy_timeout_ms)
+    try:
+        conn = _open_existing(path, busy_timeout_ms)
+    except DatabaseDamagedError as exc:
+        return [exc.message]
     try:
         problems = []
-        integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        try:
+            integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+        except (apsw.CorruptError, apsw.NotADBError) as exc:
+            return [f"integrity: {exc}"]
         if integrity != ["ok"]:
             problems += [f"integrity: {line}" for line in integrity]
         for table, rowid, parent, _fk in conn.execute("PRAGMA foreign_key_check"):

@@ -1,0 +1,92 @@
+"""Shared fixtures: real SQLite files in tmp_path, a real daemon process on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from playlistgen.core.db import Database
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    db = Database(tmp_path / "test.db", pool_min=1, pool_max=4, batch_size=32)
+    yield db
+    db.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run the real `playlistgen` entry point in a child process."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYLISTGEN_")}
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, "-m", "playlistgen", *args], cwd=cwd, env=full_env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+class Daemon:
+    """A real `playlistgen serve` process."""
+
+    def __init__(self, workdir: Path, *args: str, env: dict | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYLISTGEN_")}
+        full_env.update(env or {})
+        self.log_path = workdir / "daemon.log"
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "playlistgen", "serve", "--port", str(self.port), *args],
+            cwd=workdir, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+
+    def wait_ready(self, timeout: float = 20) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited early:\n{self.log_path.read_text()}")
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code in (200, 503):
+                    return time.monotonic() - started
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError(f"daemon not ready after {timeout}s:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = 15, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator:
+    started: list[Daemon] = []
+
+    def start(*args: str, env: dict | None = None, workdir: Path | None = None) -> Daemon:
+        d = Daemon(workdir or tmp_path, *args, env=env)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.stop(9)

@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from playlistgen.config import Settings, keys_with_help, load_settings, render_yaml
+from playlistgen.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "config.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_defaults_match_design() -> None:
+    s = Settings()
+    assert s.api.host == "127.0.0.1" and s.api.port == 8500
+    assert s.library.paths == ["./library"]
+    assert s.database.path == "./playlistgen.db"
+    assert s.analysis.preset == "balanced"
+
+
+def test_unknown_key_gets_did_you_mean(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, "api:\n  prot: 9000\n"), environ={})
+    assert "unknown config key 'api.prot'" in err.value.message
+    assert "did you mean 'api.port'" in err.value.hint
+
+
+def test_unknown_section_gets_did_you_mean(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, "databse:\n  path: x.db\n"), environ={})
+    assert "'databse'" in err.value.message and "did you mean 'database'" in err.value.hint
+
+
+def test_wrong_type_names_key(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"'database.pool_max' must be a whole number"):
+        load_settings(write(tmp_path, "database:\n  pool_max: lots\n"), environ={})
+
+
+@pytest.mark.parametrize("text, message", [
+    ("api:\n  port: 99999\n", "'api.port' must be at most 65535"),
+    ("database:\n  pool_min: 9\n  pool_max: 2\n", "'database.pool_min' (9) is larger than 'database.pool_max' (2)"),
+    ("analysis:\n  preset: fastest\n", "'analysis.preset' must be one of fast, balanced, accurate"),
+    ("api:\n  host: 0.0.0.0\n", "'api.host' is '0.0.0.0' (not loopback) but 'api.key' is empty"),
+])
+def test_impossible_values(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, text), environ={})
+    assert message in err.value.message
+
+
+def test_bad_choice_suggests(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, "analysis:\n  preset: balancd\n"), environ={})
+    assert "did you mean 'balanced'" in err.value.hint
+
+
+def test_missing_library_only_when_required(tmp_path: Path) -> None:
+    cfg = write(tmp_path, f"library:\n  paths: ['{tmp_path / 'nope'}']\n")
+    load_settings(cfg, environ={})  # db commands do not need the library
+    with pytest.raises(ConfigError, match="folder '.*nope' does not exist"):
+        load_settings(cfg, environ={}, require_library=True)
+
+
+def test_precedence_file_env_flags(tmp_path: Path) -> None:
+    cfg = write(tmp_path, "api:\n  port: 9001\ndatabase:\n  batch_size: 10\n")
+    env = {"PLAYLISTGEN_API__PORT": "9002", "PLAYLISTGEN_LIBRARY__PATHS": "[/a, /b]"}
+    s = load_settings(cfg, environ=env)
+    assert s.api.port == 9002 and s.database.batch_size == 10 and s.library.paths == ["/a", "/b"]
+    s = load_settings(cfg, environ=env, overrides={"api": {"port": 9003, "host": None}})
+    assert s.api.port == 9003 and s.api.host == "127.0.0.1"
+
+
+def test_env_unknown_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown config key 'api.prot' in environment"):
+        load_settings(None, environ={"PLAYLISTGEN_API__PROT": "1"})
+
+
+def test_invalid_yaml_names_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"line \d+ is not valid YAML"):
+        load_settings(write(tmp_path, "api:\n  port: [\n"), environ={})
+
+
+def test_shipped_config_documents_every_key_and_matches_defaults() -> None:
+    shipped = (REPO / "config.yaml").read_text()
+    assert shipped == render_yaml(), "config.yaml drifted from Settings: regenerate it with render_yaml()"
+    assert load_settings(str(REPO / "config.yaml"), environ={}) == Settings()
+    for key, _default, help_text in keys_with_help():
+        assert help_text and f"  {key.split('.')[1]}:" in shipped

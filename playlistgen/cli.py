@@ -12,6 +12,7 @@ import click
 from . import __version__
 from .commands.db import db
 from .commands.doctor import doctor
+from .commands.models import models
 from .commands.serve import serve
 
 
@@ -53,7 +54,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     ctx.obj["config_file"] = config_file
 
 
-for command in (serve, db, doctor):
+for command in (serve, db, doctor, models):
     cli.add_command(command)
 
 

@@ -1,0 +1,122 @@
+"""The files table as a job queue: claim pending files, record results and failures.
+
+Every state change is one writer job, so a crash at any moment leaves each file either still
+pending/analysing (re-queued at start-up) or done with its whole result — never half of one.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import apsw
+import numpy as np
+
+from .db import Database
+
+log = logging.getLogger(__name__)
+
+SCALAR_FEATURES = (
+    "duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot", "loudness_lufs",
+    "loudness_range", "dynamic_complexity", "danceability", "energy", "spectral_centroid",
+    "spectral_rolloff", "spectral_flatness", "zcr", "valence", "acousticness", "instrumentalness",
+)
+VECTOR_FEATURES = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
+METADATA = ("artist", "album", "title", "genre", "year", "track_number")
+
+
+@dataclass(frozen=True)
+class Job:
+    file_id: int
+    path: str
+    fingerprint: str
+
+
+def to_blob(values: object) -> bytes | None:
+    if values is None:
+        return None
+    return np.asarray(values, dtype="<f4").tobytes()
+
+
+def from_blob(blob: bytes | None) -> np.ndarray | None:
+    return None if blob is None else np.frombuffer(blob, dtype="<f4")
+
+
+class JobQueue:
+    def __init__(self, db: Database, analyzer_version: str) -> None:
+        self.db = db
+        self.analyzer_version = analyzer_version
+
+    def requeue_in_flight(self) -> int:
+        """At start-up: files left 'analysing' by a crash go back to pending (not counted as an attempt)."""
+        return self.db.write(lambda c: c.execute(
+            "UPDATE files SET status = 'pending', attempts = max(attempts - 1, 0) WHERE status = 'analysing' "
+            "RETURNING id").fetchall().__len__())
+
+    def claim(self, limit: int) -> list[Job]:
+        """Mark up to ``limit`` pending files 'analysing' and return them, oldest first."""
+        if limit <= 0:
+            return []
+        rows = self.db.write(lambda c: c.execute(
+            "UPDATE files SET status = 'analysing', attempts = attempts + 1, updated_at = unixepoch('subsec') "
+            "WHERE id IN (SELECT id FROM files WHERE status = 'pending' ORDER BY id LIMIT ?) "
+            "RETURNING id, path, fingerprint", (limit,)).fetchall())
+        return [Job(*row) for row in sorted(rows)]
+
+    def pending_count(self) -> int:
+        return self.db.query("SELECT count(*) FROM files WHERE status = 'pending'")[0][0]
+
+    def requeue(self, file_ids: list[int]) -> None:
+        """Put files back without blame (shutdown, another file broke the pool)."""
+        if file_ids:
+            self.db.write(lambda c: c.executemany(
+                "UPDATE files SET status = 'pending', attempts = max(attempts - 1, 0) "
+                "WHERE id = ? AND status = 'analysing'", [(i,) for i in file_ids]))
+
+    def fail(self, job: Job, reason: str) -> None:
+        reason = " ".join(str(reason).split())[:500]  # one line, bounded
+        self.db.submit(lambda c: c.execute(
+            "UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
+            "WHERE id = ? AND status = 'analysing'", (reason, job.file_id)))
+
+    def complete(self, job: Job, result: dict):  # type: ignore[no-untyped-def]
+        """Store the result (track, features, tags) and mark the file done, in one transaction."""
+        return self.db.submit(lambda c: self._store(c, job, result))
+
+    def _store(self, conn: apsw.Connection, job: Job, result: dict) -> None:
+        meta = result.get("metadata") or {}
+        meta_values = [meta.get(k) for k in METADATA]
+        track_id = conn.execute(
+            "INSERT INTO tracks(fingerprint, artist, album, title, genre, year, track_number, duration_s) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(fingerprint) DO UPDATE SET artist = excluded.artist, "
+            "album = excluded.album, title = excluded.title, genre = excluded.genre, year = excluded.year, "
+            "track_number = excluded.track_number, duration_s = excluded.duration_s, "
+            "updated_at = unixepoch('subsec') RETURNING id",
+            (job.fingerprint, *meta_values, result.get("duration_s"))).fetchall()[0][0]
+        columns = ["track_id", "analyzer_version", "preset", *SCALAR_FEATURES, *VECTOR_FEATURES, "cpu_s"]
+        values = [track_id, result.get("analyzer_version", self.analyzer_version), result.get("preset", "")]
+        values += [result.get(k) for k in SCALAR_FEATURES]
+        values += [to_blob(result.get(k)) for k in VECTOR_FEATURES]
+        values.append(result.get("cpu_s"))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
+        conn.execute(f"INSERT INTO features({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
+                     f"ON CONFLICT(track_id, analyzer_version) DO UPDATE SET {updates}", values)
+        conn.execute("DELETE FROM tags WHERE track_id = ?", (track_id,))
+        for source, labels in (result.get("tags") or {}).items():
+            if labels:
+                conn.executemany("INSERT INTO tags(track_id, source, label, probability) VALUES (?, ?, ?, ?)",
+                                 [(track_id, source, label, float(p)) for label, p in labels.items()])
+        # Only a file still waiting for this very content is marked done; if it changed while being
+        # analysed, reconcile has queued it again and the newer analysis will land later.
+        conn.execute("UPDATE files SET status = 'done', track_id = ?, error = NULL, "
+                     "analysed_at = unixepoch('subsec'), updated_at = unixepoch('subsec') "
+                     "WHERE id = ? AND status = 'analysing' AND fingerprint = ?",
+                     (track_id, job.file_id, job.fingerprint))
+        # copies of the same content queued meanwhile need no analysis of their own
+        conn.execute("UPDATE files SET status = 'done', track_id = ?, error = NULL, analysed_at = unixepoch('subsec') "
+                     "WHERE fingerprint = ? AND status = 'pending'", (track_id, job.fingerprint))
+
+    def failures(self, limit: int = 100, offset: int = 0) -> list[dict]:
+        rows = self.db.query("SELECT id, path, error, attempts, updated_at FROM files WHERE status = 'failed' "
+                             "ORDER BY updated_at DESC LIMIT ? OFFSET ?", (limit, offset))
+        return [{"id": r[0], "path": r[1], "reason": r[2], "attempts": r[3], "failed_at": r[4]} for r in rows]

@@ -10,9 +10,11 @@ import sys
 import click
 
 from . import __version__
+from .commands.analyze import analyze
 from .commands.db import db
 from .commands.doctor import doctor
 from .commands.models import models
+from .commands.scan import scan
 from .commands.serve import serve
 
 
@@ -54,7 +56,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     ctx.obj["config_file"] = config_file
 
 
-for command in (serve, db, doctor, models):
+for command in (serve, scan, analyze, db, doctor, models):
     cli.add_command(command)
 
 

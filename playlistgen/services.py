@@ -15,8 +15,10 @@ from .core.db import Database
 class Services:
     settings: Settings
     db: Database
+    daemon: Any = None  # playlistgen.daemon.Daemon when serving; None in plain API tests
     started_at: float = field(default_factory=time.time)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def close(self) -> None:
+        if self.daemon is not None:
+            self.daemon.stop()
         self.db.close()

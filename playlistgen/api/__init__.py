@@ -12,6 +12,7 @@ from ..config import Settings
 from ..services import Services
 from .errors import register_error_handlers
 from .health import bp as health_bp
+from .library import bp as library_bp
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +24,7 @@ def create_app(settings: Settings, services: Services) -> Flask:
     app.extensions["playlistgen"] = services
     register_error_handlers(app)
     app.register_blueprint(health_bp)
+    app.register_blueprint(library_bp)
     slow_ms = settings.api.slow_request_ms
 
     @app.before_request

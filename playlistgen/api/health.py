@@ -17,10 +17,10 @@ def health():  # type: ignore[no-untyped-def]
     db_ready = services.db.ready()
     components = {"database": {"ready": db_ready, "path": str(services.db.path),
                                "schema_version": latest_version()}}
-    for name, component in services.extra.items():
-        status = getattr(component, "health", None)
-        if callable(status):
-            components[name] = status()
+    if services.daemon is not None:
+        daemon = services.daemon.health()
+        components["analysis"] = daemon["analysis"]
+        components["library"] = daemon["library"]
     ready = all(c.get("ready", True) for c in components.values())
     body = {"status": "ok" if ready else "degraded", "ready": ready,
             "uptime_s": round(time.time() - services.started_at, 3), "components": components}

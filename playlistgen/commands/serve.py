@@ -72,10 +72,17 @@ def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...
     from ..api import create_app
     from ..cli import configure_logging
     from ..core.db import Database
+    from ..daemon import Daemon
     from ..services import Services
 
     configure_logging(settings.logging.level, settings.logging.format)
-    services = Services(settings=settings, db=Database.from_settings(settings))
+    db = Database.from_settings(settings)
+    try:
+        daemon = Daemon(settings, db)
+    except BaseException:
+        db.close()
+        raise
+    services = Services(settings=settings, db=db, daemon=daemon)
     try:
         app = create_app(settings, services)
         try:
@@ -86,6 +93,7 @@ def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...
                 f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror} — "
                 "is another playlistgen running? choose another port with --port") from None
         _install_signal_handlers()
+        daemon.start()  # after the socket is bound: /health answers while analysis starts
         log.info("serving on http://%s:%d (library: %s, database: %s)", settings.api.host,
                  settings.api.port, ", ".join(settings.library.paths), settings.database.path)
         try:

@@ -1,0 +1,87 @@
+"""Library status, rescans and failures."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ..core.library import library_counts
+from ..errors import BadRequestError, PlaylistgenError
+
+bp = Blueprint("library", __name__, url_prefix="/api/v1")
+
+
+def _services():  # type: ignore[no-untyped-def]
+    return current_app.extensions["playlistgen"]
+
+
+def _daemon():  # type: ignore[no-untyped-def]
+    daemon = _services().daemon
+    if daemon is None:
+        raise PlaylistgenError("the analysis daemon is not running in this process",
+                               hint="start it with `playlistgen serve`")
+    return daemon
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name, default)
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise BadRequestError(f"parameter '{name}' must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequestError(f"parameter '{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def _eta(remaining: int, files_per_min: float) -> float | None:
+    if not remaining:
+        return 0.0
+    return round(remaining / files_per_min * 60, 1) if files_per_min > 0 else None
+
+
+@bp.get("/library/status")
+def status():  # type: ignore[no-untyped-def]
+    services = _services()
+    counts = library_counts(services.db)
+    body: dict = {"counts": counts}
+    daemon = services.daemon
+    if daemon is not None:
+        analysis = daemon.scheduler.health()
+        rate = analysis["files_per_min"]
+        remaining = counts["pending"] + counts["analysing"]
+        body.update({
+            "queue_depth": remaining,
+            "in_flight": analysis["in_flight"],
+            "files_per_min": rate,
+            "eta_s": _eta(remaining, rate),
+            "analysis": analysis,
+            "scan": daemon.library_service.health()["scan"],
+            "last_scan": daemon.library.last_report.to_dict() if daemon.library.last_report else None,
+            "watcher": daemon.library_service.health()["watcher"],
+            "preset": services.settings.analysis.preset,
+        })
+    body["time"] = time.time()
+    return jsonify(body)
+
+
+@bp.post("/library/scan")
+def scan():  # type: ignore[no-untyped-def]
+    queued = _daemon().library_service.request_scan("api")
+    message = "reconcile queued" if queued else "a reconcile is already queued"
+    return jsonify({"accepted": queued, "message": message}), 202
+
+
+@bp.get("/tracks/failed")
+def failed():  # type: ignore[no-untyped-def]
+    services = _services()
+    limit = _int_arg("limit", 100, 1, 1000)
+    offset = _int_arg("offset", 0, 0, 10**9)
+    jobs_queue = services.daemon.queue if services.daemon else None
+    if jobs_queue is None:
+        from ..core.jobs import JobQueue
+
+        jobs_queue = JobQueue(services.db, "")
+    total = services.db.query("SELECT count(*) FROM files WHERE status = 'failed'")[0][0]
+    return jsonify({"total": total, "failed": jobs_queue.failures(limit, offset)})

@@ -1,0 +1,129 @@
+"""`playlistgen scan`: one-shot reconcile + analysis with a progress bar and a summary."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from .common import settings_from_ctx, user_errors
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+class Progress:
+    """A one-line progress bar on stderr: files done/total, tracks/min, ETA. On a non-terminal
+    (CI, logs) it prints a line every few seconds instead of redrawing."""
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self._last_print = 0.0
+
+    def __call__(self, stats) -> None:  # type: ignore[no-untyped-def]
+        done = stats.analysed + stats.failed
+        now = time.monotonic()
+        if not self.tty and now - self._last_print < 5 and done < self.total:
+            return
+        self._last_print = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = done / elapsed * 60
+        eta = (self.total - done) / (done / elapsed) if done else 0
+        width = 24
+        filled = int(width * done / self.total) if self.total else width
+        line = (f"[{'#' * filled}{'-' * (width - filled)}] {done}/{self.total} files  "
+                f"{rate:.1f} tracks/min  ETA {_duration(eta) if done else '?'}  failed {stats.failed}")
+        click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
+
+    def close(self) -> None:
+        if self.tty:
+            click.echo("", err=True)
+
+
+@click.command()
+@click.argument("dirs", nargs=-1, type=click.Path(file_okay=False))
+@click.option("--preset", type=click.Choice(["fast", "balanced", "accurate"]), help="Analysis preset.")
+@click.option("--workers", type=int, help="Analysis worker processes (0 = CPU cores).")
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file.")
+@click.pass_context
+@user_errors
+def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers: int | None,
+         db_path: str | None) -> None:
+    """Reconcile the library with the database and analyse everything new or changed.
+
+    DIRS default to library.paths. Exits 0 when the run completed, even if some files failed
+    (it prints how many and why).
+
+    \b
+    Examples:
+      playlistgen scan
+      playlistgen scan ~/Music --preset fast --workers 2
+    """
+    overrides = {"library": {"paths": list(dirs) or None}, "analysis": {"preset": preset, "workers": workers},
+                 "database": {"path": db_path}}
+    settings = settings_from_ctx(ctx, overrides, require_library=True)
+
+    from ..cli import configure_logging
+    from ..core.db import Database
+    from ..core.executor import AnalysisExecutor
+    from ..core.jobs import JobQueue
+    from ..core.library import Library, library_counts
+    from ..core.scheduler import Scheduler
+    from ..daemon import analyzer_spec, analyzer_version, check_models
+
+    configure_logging("WARNING" if settings.logging.level == "INFO" else settings.logging.level,
+                      settings.logging.format)
+    check_models(settings)
+    db = Database.from_settings(settings)
+    try:
+        version = analyzer_version(settings)
+        queue = JobQueue(db, version)
+        queue.requeue_in_flight()
+        started = time.monotonic()
+        report = Library(db, settings.library, version).reconcile(trigger="cli")
+        pending = queue.pending_count()
+        click.echo(f"library: {report.seen} files ({report.unchanged} unchanged, {report.queued} new or changed, "
+                   f"{report.moved} moved, {report.linked} copies, {report.missing} missing); "
+                   f"{pending} to analyse with preset '{settings.analysis.preset}'", err=True)
+        executor = AnalysisExecutor(analyzer_spec(settings), kind=settings.analysis.executor,
+                                    workers=settings.effective_workers(), timeout_s=settings.analysis.timeout_s,
+                                    max_memory_mb=settings.analysis.max_memory_mb,
+                                    max_tasks_per_child=settings.analysis.max_tasks_per_child)
+        scheduler = Scheduler(queue, executor)
+        progress = Progress(pending)
+        try:
+            if pending:
+                executor.start()
+                stats = scheduler.run_until_idle(progress)
+            else:
+                stats = scheduler.stats
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: stopping workers; unfinished files stay queued", err=True)
+            scheduler.stop(grace_s=0)
+            raise click.exceptions.Exit(130) from None
+        finally:
+            progress.close()
+            executor.close(grace_s=0)
+        elapsed = time.monotonic() - started
+        summary = stats.to_dict()
+        per_min = summary["cpu_s_per_audio_min"]
+        skipped = report.unchanged + report.linked + report.moved
+        click.echo(f"analysed {stats.analysed}, failed {stats.failed}, skipped {skipped} in {_duration(elapsed)}"
+                   + (f"; {per_min:.2f} CPU-s per audio minute" if per_min else ""))
+        if stats.failed:
+            for failure in queue.failures(limit=10):
+                click.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+            click.echo(f"{stats.failed} file(s) could not be analysed; they are retried only when they change. "
+                       "All failures: GET /api/v1/tracks/failed or `playlistgen db stats`.", err=True)
+        counts = library_counts(db)
+        click.echo(f"database: {counts['done']} analysed, {counts['failed']} failed, {counts['pending']} pending, "
+                   f"{counts['missing']} missing", err=True)
+    finally:
+        db.close()

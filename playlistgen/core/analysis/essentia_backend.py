@@ -1,0 +1,299 @@
+"""Essentia backend (default): Degara / multi-feature beats, Essentia's Key, MusiCNN via
+Essentia's bundled TensorFlow.
+
+MusiCNN runs as one `TensorflowPredict` per model with both outputs (tags `model/Sigmoid` and
+the 200-d `model/dense/BiasAdd`) in one session run; its input — 96 log-mel bands of 512-sample
+frames every 256 samples at 16 kHz, exactly what `TensorflowInputMusiCNN` computes (checked to
+1e-6) — is computed here with numpy over whole chunks and cut into 187-frame (3 s) patches as
+the audio streams in, so memory does not depend on the file length. Patch plans per preset:
+
+* balanced: non-overlapping patches, every other one analysed (3 s of every 6 s) — the model
+  is most of the cost, and the mean over every second patch stays within cosine 0.99 of the
+  full mean on real music;
+* accurate: half-overlapping patches (hop 93 frames), all analysed, MSD and MTT models.
+
+The embedding is always the MSD model's, so balanced and accurate embeddings are comparable.
+TensorFlow runs single-threaded (one analysis per worker process, one worker per core): set
+before Essentia loads, TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS/OMP_NUM_THREADS=1 cut the
+CPU time per patch by about 15 %.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..audio import Chunk, SourceInfo
+from . import dsp
+from .base import PipelineAnalyzer, pitch_class
+from .presets import MUSICNN_PATCH_FRAMES, Preset
+
+log = logging.getLogger(__name__)
+
+MUSICNN_RATE = 16000
+MUSICNN_FRAME = 512
+MUSICNN_HOP = 256
+MUSICNN_BANDS = 96
+BEAT_RATE = 44100                      # BeatTrackerMultiFeature only works at 44.1 kHz
+BEAT_SEGMENT_S = 30.0
+SINGLE_THREAD_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1",
+                     "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def load_essentia(single_thread: bool = True) -> Any:
+    """Import Essentia quietly (and single-threaded TF); returns essentia.standard."""
+    if single_thread:
+        for key, value in SINGLE_THREAD_ENV.items():
+            os.environ.setdefault(key, value)
+    import essentia
+    import essentia.standard as es
+
+    essentia.log.infoActive = False
+    essentia.log.warningActive = False
+    return es
+
+
+class _Model:
+    """One MusiCNN graph: both outputs from a single session run per patch."""
+
+    def __init__(self, es: Any, info: Any) -> None:
+        import essentia
+
+        self.name = info.name
+        self.labels = tuple(info.labels)
+        self._input = info.input
+        self._tags, self._emb = info.output_tags, info.output_embedding
+        self._pool_cls = essentia.Pool
+        self._predict = es.TensorflowPredict(graphFilename=str(info.path), inputs=[info.input],
+                                             outputs=[info.output_tags, info.output_embedding])
+        self.predict(np.zeros((MUSICNN_PATCH_FRAMES, MUSICNN_BANDS), dtype=np.float32))  # warm-up
+
+    def predict(self, patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pool = self._pool_cls()
+        pool.set(self._input, patch.reshape(1, 1, MUSICNN_PATCH_FRAMES, MUSICNN_BANDS))
+        out = self._predict(pool)
+        return (np.asarray(out[self._tags], dtype=np.float64).reshape(-1),
+                np.asarray(out[self._emb], dtype=np.float64).reshape(-1))
+
+
+@dataclass
+class _MusicnnState:
+    framer: dsp.Framer
+    mel: list[np.ndarray] = field(default_factory=list)     # pending mel frames
+    pending: int = 0
+    seen_frames: int = 0
+    patch_index: int = 0
+    analysed: int = 0
+    tag_sums: dict[str, np.ndarray] = field(default_factory=dict)
+    emb_sum: np.ndarray | None = None
+    last_frames: np.ndarray | None = None                   # for clips shorter than a patch
+
+
+class _KeyHpcp:
+    """Essentia's KeyExtractor, streamed: the same SpectralPeaks → SpectralWhitening → HPCP
+    (4 harmonics) chain on 2048-sample frames at 22050 Hz (the time and frequency resolution of
+    its 4096 frames at 44.1 kHz), HPCPs summed per file, Key (bgate) on the mean at the end."""
+
+    FRAME = 2048
+
+    def __init__(self, es: Any) -> None:
+        sr, lo, hi = dsp.DSP_RATE, 25.0, 3500.0
+        self._peaks = es.SpectralPeaks(orderBy="magnitude", magnitudeThreshold=1e-4,
+                                       minFrequency=lo, maxFrequency=hi, maxPeaks=60,
+                                       sampleRate=sr)
+        self._whiten = es.SpectralWhitening(maxFrequency=hi, sampleRate=sr)
+        self._hpcp = es.HPCP(bandPreset=False, harmonics=4, maxFrequency=hi, minFrequency=lo,
+                             nonLinear=False, normalized="none", referenceFrequency=440.0,
+                             sampleRate=sr, size=12, weightType="cosine", windowSize=1.0,
+                             maxShifted=False)
+        self._key = es.Key(usePolyphony=False, useThreeChords=False, numHarmonics=4, slope=0.6,
+                           profileType="bgate", pcpSize=12)
+        window = np.hanning(self.FRAME + 1)[:-1]
+        self._window = (window * 2.0 / window.sum()).astype(np.float32)   # Essentia's scaling
+
+    def new_state(self) -> tuple[dsp.Framer, np.ndarray]:
+        return dsp.Framer(self.FRAME, self.FRAME), np.zeros(12)
+
+    def push(self, framer: dsp.Framer, total: np.ndarray, x: np.ndarray) -> None:
+        frames = framer.push(x)
+        if not len(frames):
+            return
+        import scipy.fft
+
+        mags = np.abs(scipy.fft.rfft(frames * self._window, axis=1)).astype(np.float32)
+        for mag in mags:
+            freqs, amps = self._peaks(mag)
+            if len(freqs):
+                total += self._hpcp(freqs, self._whiten(mag, freqs, amps))
+
+    def key(self, total: np.ndarray) -> tuple[str, str, float] | None:
+        if total.max() <= 0:
+            return None
+        pcp = total / total.max()
+        pcp[pcp < 0.2] = 0.0            # KeyExtractor's pcpThreshold
+        key, scale, strength, _ = self._key(pcp.astype(np.float32))
+        if not key or strength <= 0:
+            return None
+        return dsp.KEY_NAMES[pitch_class(key)], scale, float(strength)
+
+
+@dataclass
+class _FileState:
+    key_framer: dsp.Framer
+    hpcp: np.ndarray
+    musicnn: _MusicnnState | None = None
+    beat_buffer: list[np.ndarray] = field(default_factory=list)
+    beat_samples: int = 0
+    intervals: list[np.ndarray] = field(default_factory=list)
+    confidences: list[tuple[float, float]] = field(default_factory=list)
+
+
+class EssentiaAnalyzer(PipelineAnalyzer):
+    name = "essentia"
+
+    def __init__(self, preset: Preset, models_dir: Path | str | None = None, *,
+                 single_thread: bool = True) -> None:
+        super().__init__(preset)
+        models = []
+        if preset.uses_ml:
+            # Resolve models before importing Essentia: a missing model fails fast and cheap.
+            from .models import require_model
+
+            models = [require_model(Path(models_dir or "models"), name) for name in preset.models]
+        es = load_essentia(single_thread)
+        self._tempo_tap = es.TempoTapDegara(sampleRateODF=dsp.ODF_RATE, resample="x2")
+        self._keyx = _KeyHpcp(es)
+        self._beats = es.BeatTrackerMultiFeature() if preset.tempo_method == "multifeature" else None
+        self._models = [_Model(es, info) for info in models]
+        self._window = np.hanning(MUSICNN_FRAME).astype(np.float32)   # symmetric, as Essentia
+        self._melbank = dsp.mel_filterbank(MUSICNN_RATE, MUSICNN_FRAME, MUSICNN_BANDS, 0.0, 8000.0)
+        # balanced analyses every other non-overlapping patch, accurate every overlapping one
+        self._patch_stride = 2 if preset.patch_hop >= MUSICNN_PATCH_FRAMES else 1
+
+    # hooks -------------------------------------------------------------------------------------
+    def extra_rates(self) -> tuple[int, ...]:
+        rates = []
+        if self._models:
+            rates.append(MUSICNN_RATE)
+        if self._beats is not None:
+            rates.append(BEAT_RATE)
+        return tuple(rates)
+
+    def begin(self, info: SourceInfo) -> _FileState:
+        state = _FileState(*self._keyx.new_state())
+        if self._models:
+            framer = dsp.Framer(MUSICNN_FRAME, MUSICNN_HOP)
+            framer.push(np.zeros(MUSICNN_HOP, dtype=np.float32))   # first frame centred on 0
+            state.musicnn = _MusicnnState(framer)
+        return state
+
+    def on_chunk(self, state: _FileState, chunk: Chunk) -> float:
+        self._keyx.push(state.key_framer, state.hpcp, chunk.mono[dsp.DSP_RATE])
+        if self._beats is not None:
+            self._beats_push(state, chunk.mono[BEAT_RATE], final=False)
+        if state.musicnn is None:
+            return 0.0
+        t0 = time.perf_counter()
+        self._musicnn_push(state.musicnn, chunk.mono[MUSICNN_RATE])
+        return time.perf_counter() - t0
+
+    def tempo(self, state: _FileState, onset_curve: np.ndarray) -> tuple[float, float]:
+        if self._beats is not None:
+            self._beats_push(state, np.zeros(0, dtype=np.float32), final=True)
+            if not state.intervals:
+                return 0.0, 0.0
+            intervals = np.concatenate(state.intervals)
+            bpm, _ = dsp.tempo_from_ticks(np.concatenate([[0.0], np.cumsum(intervals)]))
+            weights = sum(w for _, w in state.confidences) or 1.0
+            confidence = sum(c * w for c, w in state.confidences) / weights / 5.32
+            return bpm, confidence
+        if len(onset_curve) < dsp.ODF_RATE * 2:       # under 2 s: no meaningful pulse
+            return 0.0, 0.0
+        self._tempo_tap.reset()
+        ticks = np.asarray(self._tempo_tap(onset_curve.astype(np.float32)))
+        return dsp.tempo_from_ticks(ticks)
+
+    def key(self, state: _FileState, chroma: np.ndarray) -> tuple[str, str, float] | None:
+        return self._keyx.key(state.hpcp)
+
+    def finish_ml(self, state: _FileState) -> tuple[list[float] | None, dict | None]:
+        ms = state.musicnn
+        if ms is None:
+            return None, None
+        ms.mel.append(self._mel(ms.framer.flush()))
+        self._cut_patches(ms, final=True)
+        if ms.analysed == 0:
+            return None, None
+        tags = {}
+        for model in self._models:
+            probs = ms.tag_sums[model.name] / ms.analysed
+            tags[model.name.split("_")[0]] = {label: round(float(p), 4)
+                                              for label, p in zip(model.labels, probs, strict=True)}
+        return list(ms.emb_sum / ms.analysed), tags
+
+    # MusiCNN streaming -------------------------------------------------------------------------
+    def _mel(self, frames: np.ndarray) -> np.ndarray:
+        if not len(frames):
+            return np.zeros((0, MUSICNN_BANDS), dtype=np.float32)
+        import scipy.fft
+
+        spec = scipy.fft.rfft(frames * self._window, axis=1)
+        power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
+        return np.log10(1.0 + 10000.0 * (power @ self._melbank.T)).astype(np.float32)
+
+    def _musicnn_push(self, ms: _MusicnnState, x: np.ndarray) -> None:
+        mel = self._mel(ms.framer.push(x))
+        if len(mel):
+            ms.mel.append(mel)
+            ms.pending += len(mel)
+        if ms.pending >= MUSICNN_PATCH_FRAMES:
+            self._cut_patches(ms, final=False)
+
+    def _cut_patches(self, ms: _MusicnnState, final: bool) -> None:
+        frames = np.concatenate(ms.mel) if ms.mel else np.zeros((0, MUSICNN_BANDS), np.float32)
+        hop = self.preset.patch_hop
+        start = 0
+        while start + MUSICNN_PATCH_FRAMES <= len(frames):
+            if ms.patch_index % self._patch_stride == 0:
+                self._run(ms, frames[start:start + MUSICNN_PATCH_FRAMES])
+            ms.patch_index += 1
+            start += hop
+        rest = frames[start:]
+        if len(rest):
+            ms.last_frames = rest
+        ms.mel, ms.pending = ([rest] if len(rest) else []), len(rest)
+        if final and ms.analysed == 0 and ms.last_frames is not None and len(ms.last_frames):
+            # Shorter than one patch: repeat the frames to fill it (Essentia's 'repeat' mode).
+            reps = int(np.ceil(MUSICNN_PATCH_FRAMES / len(ms.last_frames)))
+            self._run(ms, np.tile(ms.last_frames, (reps, 1))[:MUSICNN_PATCH_FRAMES])
+
+    def _run(self, ms: _MusicnnState, patch: np.ndarray) -> None:
+        for i, model in enumerate(self._models):
+            tags, emb = model.predict(np.ascontiguousarray(patch))
+            ms.tag_sums[model.name] = ms.tag_sums.get(model.name, 0) + tags
+            if i == 0:
+                ms.emb_sum = emb if ms.emb_sum is None else ms.emb_sum + emb
+        ms.analysed += 1
+
+    # multi-feature beats (accurate) ------------------------------------------------------------
+    def _beats_push(self, state: _FileState, x: np.ndarray, final: bool) -> None:
+        if len(x):
+            state.beat_buffer.append(x)
+            state.beat_samples += len(x)
+        if state.beat_samples < BEAT_SEGMENT_S * BEAT_RATE and not final:
+            return
+        segment = np.concatenate(state.beat_buffer) if state.beat_buffer else np.zeros(0)
+        state.beat_buffer, state.beat_samples = [], 0
+        if len(segment) < 3 * BEAT_RATE:
+            return
+        ticks, confidence = self._beats(segment.astype(np.float32))
+        self._beats.reset()
+        if len(ticks) > 2:
+            state.intervals.append(np.diff(np.asarray(ticks, dtype=np.float64)))
+            state.confidences.append((float(confidence), len(segment) / BEAT_RATE))

@@ -1,0 +1,66 @@
+"""librosa backend: DSP only, for platforms without Essentia wheels.
+
+Same pipeline and output fields as the Essentia backend (decode, loudness, MFCC, spectral and
+chroma are shared numpy code), with librosa's tempogram + dynamic-programming beat tracker for
+tempo and a Temperley key-profile correlation for the key. `embedding`, `tags`, `valence`,
+`acousticness` and `instrumentalness` are always None: this backend has no model runtime, so
+the factory refuses the ML presets with it (only `fast`).
+
+The tempogram is averaged over 3-minute pieces of the onset curve, so an hour-long file does
+not build an hour-long tempogram.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import dsp
+from .base import PipelineAnalyzer
+from .presets import Preset
+
+log = logging.getLogger(__name__)
+
+TEMPOGRAM_PIECE = int(180 * dsp.ODF_RATE)
+
+
+class LibrosaAnalyzer(PipelineAnalyzer):
+    name = "librosa"
+
+    def __init__(self, preset: Preset, models_dir: Path | str | None = None) -> None:
+        super().__init__(preset)
+        import librosa  # heavy (numba): only inside the worker
+
+        self._librosa = librosa
+
+    def tempo(self, state: Any, onset_curve: np.ndarray) -> tuple[float, float]:
+        if len(onset_curve) < dsp.ODF_RATE * 2:
+            return 0.0, 0.0
+        librosa = self._librosa
+        env = onset_curve.astype(np.float64)
+        env = env / (env.max() or 1.0)
+        total, weight = None, 0
+        for start in range(0, len(env), TEMPOGRAM_PIECE):
+            piece = env[start:start + TEMPOGRAM_PIECE]
+            if len(piece) < dsp.ODF_RATE * 2:
+                continue
+            tg = librosa.feature.tempogram(onset_envelope=piece, sr=dsp.DSP_RATE,
+                                           hop_length=dsp.HOP).mean(axis=1)
+            total = tg * len(piece) if total is None else total + tg * len(piece)
+            weight += len(piece)
+        if total is None:
+            return 0.0, 0.0
+        bpm = float(librosa.feature.tempo(tg=(total / weight)[:, None], sr=dsp.DSP_RATE,
+                                          hop_length=dsp.HOP)[0])
+        _, beats = librosa.beat.beat_track(onset_envelope=env, sr=dsp.DSP_RATE,
+                                           hop_length=dsp.HOP, bpm=bpm, units="time")
+        from_beats, agreement = dsp.tempo_from_ticks(np.asarray(beats))
+        if from_beats > 0 and abs(from_beats - bpm) / bpm < 0.08:
+            return from_beats, agreement
+        return bpm, agreement
+
+    def key(self, state: Any, chroma: np.ndarray) -> tuple[str, str, float] | None:
+        return dsp.key_from_chroma(chroma)

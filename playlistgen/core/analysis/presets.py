@@ -1,0 +1,54 @@
+"""Analysis presets: how deep each file is analysed.
+
+* fast      DSP only: tempo (Degara), key, EBU R128 loudness, energy, danceability, spectral,
+            MFCC, chroma. No model needed.
+* balanced  fast + MusiCNN (MSD) tags and the 200-d embedding on non-overlapping 3 s patches.
+* accurate  balanced with the multi-feature beat tracker, MTT tags as well, and half-overlapping
+            MusiCNN patches (about 2.5x the ML cost).
+
+Loudness is EBU R128 on the native-rate, all-channel signal in every preset (it is cheap when
+streamed), so a file's loudness does not depend on the preset.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from ...errors import BadRequestError
+
+MUSICNN_PATCH_FRAMES = 187          # 3 s of 16 kHz audio at hop 256
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    models: tuple[str, ...]          # model names for models.require_model(); () = DSP only
+    tempo_method: str                # "degara" | "multifeature"
+    patch_hop: int                   # MusiCNN patch hop in frames (187 = no overlap)
+
+    @property
+    def uses_ml(self) -> bool:
+        return bool(self.models)
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset("fast", "DSP only: tempo, key, loudness, energy, timbre.", (), "degara",
+                   MUSICNN_PATCH_FRAMES),
+    "balanced": Preset("balanced", "fast + MusiCNN MSD tags and 200-d embedding.",
+                       ("msd_musicnn",), "degara", MUSICNN_PATCH_FRAMES),
+    "accurate": Preset("accurate", "multi-feature beats, MSD + MTT tags, overlapping patches.",
+                       ("msd_musicnn", "mtt_musicnn"), "multifeature", 93),
+}
+DEFAULT_PRESET = "balanced"
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called `name`; unknown names get a "did you mean"."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        match = difflib.get_close_matches(str(name), list(PRESETS), n=1)
+        hint = f"did you mean '{match[0]}'?" if match else "choose fast, balanced or accurate"
+        raise BadRequestError(f"unknown analysis preset '{name}'", hint=hint) from None

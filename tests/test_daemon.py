@@ -1,0 +1,143 @@
+"""End-to-end: a real `playlistgen serve` process on a temp library with generated audio.
+Drop files, copy slowly, rename a folder, delete, kill -9 mid-run, SIGTERM — and check that
+every file is analysed exactly once and nothing is lost."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+
+from playlistgen.core import maintenance
+from playlistgen.core.db import connect
+from tests import audio_fixtures as af
+
+SR = 22050
+ENV = {
+    "PLAYLISTGEN_ANALYSIS__PRESET": "fast",
+    "PLAYLISTGEN_ANALYSIS__WORKERS": "2",
+    "PLAYLISTGEN_LIBRARY__SETTLE_SECONDS": "0.5",
+    "PLAYLISTGEN_LIBRARY__RESCAN_INTERVAL_S": "0",
+}
+
+
+def make_song(path: Path, i: int, seconds: float = 6.0) -> Path:
+    """A short, distinct track: chords in a key, a beat, and a little seeded noise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio = af.song(seconds, SR, 1, bpm=80 + (i * 7) % 90, tonic=i % 12, mode="minor" if i % 2 else "major")
+    audio = audio + af.noise(seconds, SR, 1, 0.01, seed=i)[: len(audio)]
+    return af.write(path, audio.astype(np.float32), SR)
+
+
+def status(daemon) -> dict:  # type: ignore[no-untyped-def]
+    return requests.get(daemon.url + "/api/v1/library/status", timeout=5).json()
+
+
+def wait_for(predicate, timeout: float = 90, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def features_per_track(db_path: Path) -> list[int]:
+    conn = connect(db_path)
+    return [n for (n,) in conn.execute("SELECT count(*) FROM features GROUP BY track_id, analyzer_version")]
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    lib = tmp_path / "library"
+    lib.mkdir()
+    return lib
+
+
+def test_drop_copy_rename_delete(tmp_path: Path, library: Path, daemon_factory) -> None:
+    daemon = daemon_factory(env=ENV)
+    startup = daemon.wait_ready()
+    assert startup < 10
+    # 50 files dropped at once
+    staging = tmp_path / "staging"
+    for i in range(50):
+        make_song(staging / "Drop" / f"song {i:02d}.wav", i)
+    (staging / "Drop").rename(library / "Drop")
+    wait_for(lambda: status(daemon)["counts"]["done"] == 50, 240, "50 files analysed")
+    s = status(daemon)
+    assert s["analysis"]["analysed"] == 50 and s["counts"]["failed"] == 0
+
+    # a slow copy: written in 5 chunks 0.3 s apart; analysed once, after it stops changing
+    audio = af.song(8.0, SR, 1, bpm=128, tonic=3)
+    import soundfile as sf
+    with sf.SoundFile(library / "slow.wav", "w", SR, 1) as fh:
+        for part in np.array_split(audio, 5):
+            fh.write(part)
+            fh.flush()
+            time.sleep(0.3)
+    wait_for(lambda: status(daemon)["counts"]["done"] == 51, 60, "slow copy analysed")
+    time.sleep(1.5)
+    assert status(daemon)["analysis"]["analysed"] == 51
+
+    # rename the folder: the 50 files keep their analysis
+    (library / "Drop").rename(library / "Dropped Album")
+    wait_for(lambda: requests.get(daemon.url + "/health", timeout=5).ok and
+             connect(tmp_path / "playlistgen.db").execute(
+                 "SELECT count(*) FROM files WHERE path LIKE '%Dropped Album%' AND status = 'done'"
+             ).fetchall()[0][0] == 50, 30, "folder rename followed")
+    assert status(daemon)["analysis"]["analysed"] == 51
+
+    # delete: marked missing, no longer counted
+    (library / "slow.wav").unlink()
+    wait_for(lambda: status(daemon)["counts"]["missing"] == 1, 30, "delete noticed")
+    s = status(daemon)
+    assert s["counts"]["total"] == 50 and s["analysis"]["analysed"] == 51
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert features_per_track(tmp_path / "playlistgen.db") == [1] * 51
+
+
+def test_kill_9_mid_run_then_restart_finishes_exactly_once(tmp_path: Path, library: Path,
+                                                           daemon_factory) -> None:
+    for i in range(24):
+        make_song(library / f"t{i:02d}.wav", 100 + i, seconds=10.0)
+    daemon = daemon_factory(env=ENV)
+    daemon.wait_ready()
+    wait_for(lambda: 3 <= status(daemon)["counts"]["done"] < 24, 120, "part of the run done")
+    daemon.stop(signal.SIGKILL)
+    db_path = tmp_path / "playlistgen.db"
+    done_before = connect(db_path).execute("SELECT count(*) FROM files WHERE status = 'done'").fetchall()[0][0]
+    assert maintenance.check_database(db_path) == []
+
+    again = daemon_factory(env=ENV)
+    again.wait_ready()
+    wait_for(lambda: status(again)["counts"]["done"] == 24, 180, "restart finished the run")
+    s = status(again)
+    assert s["analysis"]["analysed"] == 24 - done_before  # nothing done before was repeated
+    assert again.stop(signal.SIGTERM) == 0
+    assert maintenance.check_database(db_path) == []
+    assert features_per_track(db_path) == [1] * 24
+
+
+def test_sigterm_mid_run_exits_fast_and_loses_nothing(tmp_path: Path, library: Path, daemon_factory) -> None:
+    for i in range(16):
+        make_song(library / f"s{i:02d}.wav", 200 + i, seconds=10.0)
+    daemon = daemon_factory(env=ENV)
+    daemon.wait_ready()
+    wait_for(lambda: status(daemon)["counts"]["done"] >= 2, 120, "analysis under way")
+    started = time.monotonic()
+    assert daemon.stop(signal.SIGTERM) == 0
+    assert time.monotonic() - started < 10
+    conn = connect(tmp_path / "playlistgen.db")
+    counts = dict(conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall())
+    assert "analysing" not in counts and counts.get("failed", 0) == 0
+    assert counts.get("done", 0) + counts.get("pending", 0) == 16
+    again = daemon_factory(env=ENV)
+    again.wait_ready()
+    wait_for(lambda: status(again)["counts"]["done"] == 16, 180, "restart finished")
+    assert status(again)["analysis"]["analysed"] == counts.get("pending", 0)
+    again.stop(signal.SIGTERM)

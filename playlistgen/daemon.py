@@ -149,7 +149,8 @@ class LibraryService:
         self._stop.set()
         if self.watcher:
             self.watcher.stop()
-        self._thread.join(10)
+        if self._thread.ident is not None:  # started
+            self._thread.join(10)
 
     def health(self) -> dict:
         watcher = self.watcher.health() if self.watcher else {"ready": not self.settings.library.watch,

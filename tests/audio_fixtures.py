@@ -176,3 +176,18 @@ def tracker_module(path: Path, seconds_of_rows: int = 4) -> Path:
             patterns += note + b"\0" * 12
     Path(path).write_bytes(header + samples + order + b"M.K." + patterns + sample)
     return Path(path)
+
+
+def write_long(path: Path, minutes: float, sr: int = 44100, channels: int = 2,
+               piece_s: float = 24.0) -> Path:
+    """A long file written piece by piece (memory stays small): the same song, repeated."""
+    piece = song(piece_s, sr, channels)
+    total = int(minutes * 60 * sr)
+    with sf.SoundFile(str(path), "w", samplerate=sr, channels=channels,
+                      format="FLAC" if str(path).endswith(".flac") else None) as out:
+        written = 0
+        while written < total:
+            block = piece[: total - written]
+            out.write(block)
+            written += len(block)
+    return Path(path)

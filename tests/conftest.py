@@ -18,6 +18,15 @@ from playlistgen.core.db import Database
 REPO = Path(__file__).resolve().parents[1]
 
 
+def child_env(extra: dict | None = None) -> dict:
+    """The environment for a child `playlistgen`: no stray PLAYLISTGEN_* from the caller, and the
+    models `make test` installed in the repository (real models, converted offline)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYLISTGEN_")}
+    env["PLAYLISTGEN_ANALYSIS__MODELS_DIR"] = str(REPO / "models")
+    env.update(extra or {})
+    return env
+
+
 @pytest.fixture
 def database(tmp_path: Path) -> Iterator[Database]:
     db = Database(tmp_path / "test.db", pool_min=1, pool_max=4, batch_size=32)
@@ -34,9 +43,7 @@ def free_port() -> int:
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess:
     """Run the real `playlistgen` entry point in a child process."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYLISTGEN_")}
-    full_env.update(env or {})
-    return subprocess.run([sys.executable, "-m", "playlistgen", *args], cwd=cwd, env=full_env,
+    return subprocess.run([sys.executable, "-m", "playlistgen", *args], cwd=cwd, env=child_env(env),
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -46,13 +53,11 @@ class Daemon:
     def __init__(self, workdir: Path, *args: str, env: dict | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYLISTGEN_")}
-        full_env.update(env or {})
         self.log_path = workdir / "daemon.log"
         self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "playlistgen", "serve", "--port", str(self.port), *args],
-            cwd=workdir, env=full_env, stdout=self._log, stderr=subprocess.STDOUT)
+            cwd=workdir, env=child_env(env), stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 20) -> float:
         started = time.monotonic()

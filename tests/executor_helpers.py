@@ -23,7 +23,7 @@ from pathlib import Path
 from playlistgen.core.executor import AnalyzerSpec
 from playlistgen.errors import AnalysisError, ModelMissingError
 
-FACTORY = "executor_helpers:create"
+FACTORY = "tests.executor_helpers:create"
 
 
 def spec(preset: str = "test") -> AnalyzerSpec:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import free_port, run_cli
+from tests.conftest import child_env, free_port, run_cli
 
 HEAVY = ("essentia", "tensorflow", "librosa")
 
@@ -45,20 +45,24 @@ def test_every_command_help_has_an_example(command: list[str]) -> None:
 def test_serve_startup_imports_no_heavy_module(tmp_path: Path) -> None:
     (tmp_path / "library").mkdir()
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "playlistgen", "serve",
-                             "--port", str(port)], cwd=tmp_path, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        proc.terminate()
-        _, stderr = proc.communicate(timeout=15)
-    finally:
-        proc.kill()
+    log = tmp_path / "importtime.log"
+    with open(log, "w") as err:  # a file, not a pipe: importtime output would fill a pipe and block
+        proc = subprocess.Popen([sys.executable, "-X", "importtime", "-m", "playlistgen", "serve",
+                                 "--port", str(port)], cwd=tmp_path, stderr=err, text=True, env=child_env())
+        try:
+            deadline = time.monotonic() + 20
+            answered = False
+            while time.monotonic() < deadline and not answered:
+                try:
+                    answered = requests.get(f"http://127.0.0.1:{port}/health", timeout=1).ok
+                except requests.ConnectionError:
+                    time.sleep(0.05)
+            assert answered, "the daemon never answered /health"
+            proc.terminate()
+            proc.wait(15)
+        finally:
+            proc.kill()
+    stderr = log.read_text()
     modules = imported_modules(stderr)
     assert "waitress" in modules and "apsw" in modules
     assert not modules & set(HEAVY), modules & set(HEAVY)
@@ -123,7 +127,8 @@ def test_db_check_reports_corruption(tmp_path: Path) -> None:
 
 
 def test_doctor_reports_and_says_what_to_fix(tmp_path: Path) -> None:
-    proc = run_cli("doctor", cwd=tmp_path, timeout=300)
+    proc = run_cli("doctor", cwd=tmp_path, timeout=300,
+                   env={"PLAYLISTGEN_ANALYSIS__MODELS_DIR": str(tmp_path / "no-models")})
     out = proc.stdout
     for name in ("python", "essentia", "librosa", "apsw", "database", "library", "inotify", "models"):
         assert re.search(rf"\[(ok  |FAIL)\] {name}", out), name

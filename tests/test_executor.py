@@ -16,9 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from executor_helpers import spec
 
 from playlistgen.core.executor import AnalysisExecutor, AnalyzerSpec, Outcome
+from tests.executor_helpers import spec
 
 
 @pytest.fixture

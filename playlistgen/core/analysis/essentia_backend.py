@@ -7,9 +7,8 @@ frames every 256 samples at 16 kHz, exactly what `TensorflowInputMusiCNN` comput
 1e-6) — is computed here with numpy over whole chunks and cut into 187-frame (3 s) patches as
 the audio streams in, so memory does not depend on the file length. Patch plans per preset:
 
-* balanced: non-overlapping patches, every other one analysed (3 s of every 6 s) — the model
-  is most of the cost, and the mean over every second patch stays within cosine 0.99 of the
-  full mean on real music;
+* balanced: non-overlapping patches, every third one analysed (3 s of every 9 s) — the model
+  is most of the cost; see presets.py for how close that stays to the all-patches mean;
 * accurate: half-overlapping patches (hop 93 frames), all analysed, MSD and MTT models.
 
 The embedding is always the MSD model's, so balanced and accurate embeddings are comparable.
@@ -173,8 +172,7 @@ class EssentiaAnalyzer(PipelineAnalyzer):
         self._models = [_Model(es, info) for info in models]
         self._window = np.hanning(MUSICNN_FRAME).astype(np.float32)   # symmetric, as Essentia
         self._melbank = dsp.mel_filterbank(MUSICNN_RATE, MUSICNN_FRAME, MUSICNN_BANDS, 0.0, 8000.0)
-        # balanced analyses every other non-overlapping patch, accurate every overlapping one
-        self._patch_stride = 2 if preset.patch_hop >= MUSICNN_PATCH_FRAMES else 1
+        self._patch_stride = max(1, preset.patch_stride)
 
     # hooks -------------------------------------------------------------------------------------
     def extra_rates(self) -> tuple[int, ...]:

@@ -2,7 +2,10 @@
 
 * fast      DSP only: tempo (Degara), key, EBU R128 loudness, energy, danceability, spectral,
             MFCC, chroma. No model needed.
-* balanced  fast + MusiCNN (MSD) tags and the 200-d embedding on non-overlapping 3 s patches.
+* balanced  fast + MusiCNN (MSD) tags and the 200-d embedding, averaged over every third
+            non-overlapping 3 s patch (3 s of every 9 s): the model is most of the cost, and on
+            14 real tracks the mean embedding stayed within cosine 0.996 (mean 0.9985) of the
+            all-patches mean.
 * accurate  balanced with the multi-feature beat tracker, MTT tags as well, and half-overlapping
             MusiCNN patches (about 2.5x the ML cost).
 
@@ -27,6 +30,7 @@ class Preset:
     models: tuple[str, ...]          # model names for models.require_model(); () = DSP only
     tempo_method: str                # "degara" | "multifeature"
     patch_hop: int                   # MusiCNN patch hop in frames (187 = no overlap)
+    patch_stride: int = 1            # analyse every n-th patch
 
     @property
     def uses_ml(self) -> bool:
@@ -37,7 +41,7 @@ PRESETS: dict[str, Preset] = {
     "fast": Preset("fast", "DSP only: tempo, key, loudness, energy, timbre.", (), "degara",
                    MUSICNN_PATCH_FRAMES),
     "balanced": Preset("balanced", "fast + MusiCNN MSD tags and 200-d embedding.",
-                       ("msd_musicnn",), "degara", MUSICNN_PATCH_FRAMES),
+                       ("msd_musicnn",), "degara", MUSICNN_PATCH_FRAMES, patch_stride=3),
     "accurate": Preset("accurate", "multi-feature beats, MSD + MTT tags, overlapping patches.",
                        ("msd_musicnn", "mtt_musicnn"), "multifeature", 93),
 }

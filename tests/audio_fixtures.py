@@ -60,10 +60,10 @@ def _tone(freq: float, n: int, sr: int) -> np.ndarray:
 
 
 def chord_progression(tonic: int, mode: str = "major", seconds: float = 16.0, sr: int = 44100,
-                      channels: int = 1, amplitude: float = 0.4) -> np.ndarray:
+                      channels: int = 1, amplitude: float = 0.4,
+                      chord_s: float = 1.0) -> np.ndarray:
     """I–IV–V–I (or i–iv–V–i) repeated, with a bass note; tonic is a pitch class (0 = C)."""
     triads = MAJOR_TRIADS if mode == "major" else MINOR_TRIADS
-    chord_s = 1.0
     n_chord = int(chord_s * sr)
     env = np.minimum(1.0, np.arange(n_chord) / (0.01 * sr)) * np.exp(-np.arange(n_chord) / sr * 1.5)
     pieces = []
@@ -85,8 +85,8 @@ def chord_progression(tonic: int, mode: str = "major", seconds: float = 16.0, sr
 
 def song(seconds: float = 24.0, sr: int = 44100, channels: int = 2, bpm: float = 120.0,
          tonic: int = 9, mode: str = "minor") -> np.ndarray:
-    """Chords plus a click beat: something with tempo, key and timbre at once."""
-    music = chord_progression(tonic, mode, seconds, sr, 1, 0.35)
+    """Chords (one per bar of four beats) plus a click beat: tempo, key and timbre at once."""
+    music = chord_progression(tonic, mode, seconds, sr, 1, 0.35, chord_s=4 * 60.0 / bpm)
     beat = click_track(bpm, seconds, sr, 1, 0.3)
     mix = music + beat
     mix *= 0.7 / max(1e-9, float(np.max(np.abs(mix))))

@@ -10,8 +10,10 @@ Decoders, in order:
 1. soundfile (libsndfile 1.2): wav/aiff/flac/ogg-vorbis/opus/mp3, streamed block by block.
 2. Essentia's AudioLoader (bundled FFmpeg) for what libsndfile cannot read (m4a/AAC, wma,
    video containers, some Opus). It decodes the WHOLE file into memory (stereo float32, about
-   21 MB per audio minute at 44.1 kHz); chunks are then sliced from that array. Only used when
-   Essentia is importable.
+   21 MB per audio minute at 44.1 kHz); chunks are then sliced from that array. Files longer
+   than 20 minutes (by their tags' stream info) are instead read as mono 5-minute segments
+   through EasyLoader, which decodes from the start for each segment (slower, bounded memory).
+   Only used when Essentia is importable.
 3. audioread (GStreamer/ffmpeg command/MAD when installed) as a last resort; it streams.
 
 Every failure becomes `AnalysisError(reason, path=...)` with a one-line reason. Nothing heavy is
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +36,10 @@ from ..errors import AnalysisError
 log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 20.0
+# Files libsndfile cannot read and longer than this are decoded by Essentia in segments
+# (a whole hour would need about 1.3 GB as stereo float32).
+LONG_FILE_S = 20 * 60.0
+LONG_SEGMENT_S = 300.0
 TRACKER_EXTENSIONS = {".mod", ".xm", ".it", ".s3m", ".mtm", ".669", ".umx"}
 # A decode that stops this much short of what the header promised is a truncated file.
 TRUNCATION_TOLERANCE_S = 1.0
@@ -49,6 +56,7 @@ class SourceInfo:
     duration_s: float | None
     codec: str
     decoder: str          # "soundfile" | "essentia" | "audioread"
+    mixed_from: int = 0   # >0: the decoder mixed this many channels to the mono it hands out
 
 
 @dataclass
@@ -86,6 +94,17 @@ class _Source:
         pass
 
 
+def _declared_wav_frames(extra_info: str) -> int | None:
+    """Frames a RIFF/WAV header promises when the data chunk is cut short (libsndfile notes
+    'data : 705600 (should be 19956)' and quietly reads what is there)."""
+    short = re.search(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", extra_info, re.MULTILINE)
+    align = re.search(r"Block Align\s*:\s*(\d+)", extra_info)
+    if not short or not align or int(align.group(1)) <= 0:
+        return None
+    promised, present = int(short.group(1)), int(short.group(2))
+    return promised // int(align.group(1)) if promised > present else None
+
+
 class _SoundfileSource(_Source):
     def __init__(self, path: str) -> None:
         import soundfile as sf
@@ -93,6 +112,9 @@ class _SoundfileSource(_Source):
         self._file = sf.SoundFile(path)
         f = self._file
         duration = f.frames / f.samplerate if f.frames > 0 and f.samplerate > 0 else None
+        declared = _declared_wav_frames(f.extra_info)
+        if declared and f.samplerate > 0:
+            duration = declared / f.samplerate   # libsndfile trims frames to what is there
         self.info = SourceInfo(path, int(f.samplerate), int(f.channels), duration,
                                f"{f.format}/{f.subtype}".lower(), "soundfile")
 
@@ -132,6 +154,46 @@ class _EssentiaSource(_Source):
         self._audio = np.zeros((0, 1), dtype=np.float32)
 
 
+class _EssentiaSegmentSource(_Source):
+    """Long files libsndfile cannot read: Essentia's EasyLoader, one segment at a time.
+
+    Memory stays at one segment (mono), at the price of decoding from the start for every
+    segment (FFmpeg seeks are not exposed): about +0.5 x the decode time per 10 segments.
+    The loader mixes to mono; loudness then counts that mix once per original channel, which
+    is exact for centred (correlated) content and up to 3 dB low for fully uncorrelated stereo.
+    """
+
+    def __init__(self, path: str, sample_rate: int, duration: float, channels: int = 2,
+                 segment_s: float | None = None) -> None:
+        import essentia
+        import essentia.standard as es
+
+        essentia.log.infoActive = False
+        essentia.log.warningActive = False
+        self._es, self._path, self._segment_s = es, path, segment_s or LONG_SEGMENT_S
+        self._duration = duration
+        self.info = SourceInfo(path, int(sample_rate), 1, duration, "ffmpeg (segmented)",
+                               "essentia", mixed_from=max(1, channels))
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        start = 0.0
+        full = int(self._segment_s * self.info.sample_rate)
+        # Run until a short segment says the end has come (the tagged length is only a hint),
+        # with a hard stop far past it.
+        while start < 2 * self._duration + 600.0:
+            # replayGain=-6 is EasyLoader's unity gain (measured: 0 would boost by 6 dB)
+            segment = self._es.EasyLoader(filename=self._path, sampleRate=self.info.sample_rate,
+                                          startTime=start, endTime=start + self._segment_s,
+                                          replayGain=-6.0, downmix="mix")()
+            if not len(segment):
+                return
+            for i in range(0, len(segment), frames):
+                yield np.ascontiguousarray(segment[i:i + frames], dtype=np.float32)[:, None]
+            if len(segment) < full - self.info.sample_rate // 10:
+                return
+            start += self._segment_s
+
+
 class _AudioreadSource(_Source):
     def __init__(self, path: str) -> None:
         import audioread
@@ -165,6 +227,22 @@ def _essentia_available() -> bool:
     return importlib.util.find_spec("essentia") is not None
 
 
+def _long_file(path: str) -> tuple[int, float, int] | None:
+    """(sample rate, duration, channels) from the tags' stream info when the file is too long
+    to decode whole into memory."""
+    try:
+        import mutagen
+
+        info = getattr(mutagen.File(path), "info", None)
+    except Exception:
+        return None
+    length, rate = getattr(info, "length", 0) or 0, getattr(info, "sample_rate", 0) or 0
+    channels = getattr(info, "channels", 2) or 2
+    if length > LONG_FILE_S and rate > 0:
+        return int(rate), float(length), int(channels)
+    return None
+
+
 def _open_source(path: str) -> _Source:
     _check_file(path)
     errors: list[str] = []
@@ -174,6 +252,9 @@ def _open_source(path: str) -> _Source:
         errors.append(f"libsndfile: {_one_line(exc)}")
     if _essentia_available():
         try:
+            long = _long_file(path)
+            if long:
+                return _EssentiaSegmentSource(path, *long)
             return _EssentiaSource(path)
         except Exception as exc:
             text = _one_line(exc).replace("Error while configuring AudioLoader: ", "")

@@ -12,11 +12,31 @@ The pipeline, common to both backends (`PipelineAnalyzer`):
                                                └─ backend rates (16 kHz MusiCNN, 44.1 kHz beats)
     then the backend turns the onset curve into bpm, the chroma into a key, the patches into tags.
 
-Result dict: exactly RESULT_FIELDS. Extras for operators, documented here:
-``timings`` {decode_s, dsp_s, ml_s} wall seconds per stage, ``cpu_s`` process CPU seconds of the
-call (all threads), ``flags`` list of strings saying why a value is null
-(``tempo_undetermined``: too short or no pulse; ``no_tonal_content``: no key), ``source``
-{codec, sample_rate, channels, decoder}. A result never holds NaN or infinity.
+Result dict: RESULT_FIELDS (DESIGN.md §6) plus EXTRA_FIELDS. Units and ranges:
+
+    duration_s          decoded length, seconds
+    bpm                 0.1 bpm precision; None when undetermined (see flags)
+    bpm_confidence      0-1: share of beat intervals agreeing with bpm (Degara), or the
+                        multi-feature tracker's confidence / 5.32 (accurate)
+    key, scale          C C# D Eb E F F# G Ab A Bb B, major|minor; None without tonal content
+    key_strength        0-1 (Essentia Key strength, or profile correlation for librosa)
+    camelot             "8A" style, None with the key
+    loudness_lufs       EBU R128 integrated; loudness_range LU (Tech 3342);
+    dynamic_complexity  LU, mean deviation of 400 ms loudness from the integrated value
+    danceability, energy  0-1 heuristics (base.danceability_estimate / energy_estimate)
+    spectral_*          centroid and 85 % roll-off in Hz of the 22050 Hz signal (≤ 11025),
+                        flatness 0-1; zcr crossings per sample
+    mfcc_mean/std[13]   40 mel bands, dB, DCT-II; chroma[12] C first, max 1
+    embedding[200]      MSD MusiCNN penultimate layer, mean over analysed patches (ML presets)
+    tags                {"msd": {label: p}, "mtt": {...} (accurate)}; valence, acousticness,
+                        instrumentalness 0-1 from tags (None without ML)
+    analyzer_version    "<backend>-<ANALYZER_VERSION>"; preset; metadata {METADATA_FIELDS}
+
+Extras: ``timings`` {decode_s, dsp_s, ml_s, total_s} wall seconds per stage; ``cpu_s`` process
+CPU seconds of the call (all threads of the process, so run one analysis per process to read it
+as the file's cost); ``flags`` why a value is null (``tempo_undetermined``: under 2 s or no
+pulse; ``no_tonal_content``: no key); ``source`` {codec, sample_rate, channels, decoder}.
+A result never holds NaN or infinity (ensure_finite); silence raises AnalysisError.
 """
 
 from __future__ import annotations
@@ -39,7 +59,7 @@ from .presets import Preset
 log = logging.getLogger(__name__)
 
 # Bump when any output value changes meaning or computation (stored with each result).
-ANALYZER_VERSION = "1.0.0"
+from .version import ANALYZER_VERSION  # noqa: E402  (re-exported)
 
 DSP_FIELDS = ("duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot",
               "loudness_lufs", "loudness_range", "dynamic_complexity", "danceability", "energy",
@@ -253,7 +273,8 @@ class PipelineAnalyzer:
         spectral, chroma = dsp.SpectralAccumulator(), dsp.ChromaAccumulator()
         t_decode = t_dsp = t_ml = 0.0
         with open_audio(path, rates, keep_native=True) as audio:
-            meter = LoudnessMeter(audio.info.sample_rate, audio.info.channels)
+            meter = LoudnessMeter(audio.info.sample_rate, audio.info.channels,
+                                  audio.info.mixed_from)
             state = self.begin(audio.info)
             chunks = iter(audio)
             while True:
@@ -299,7 +320,8 @@ class PipelineAnalyzer:
 
         result: dict[str, Any] = {
             "duration_s": round(duration, 3),
-            "bpm": round(bpm, 2) if bpm > 0 else None,
+            # 0.1 bpm: finer digits differ between codecs of the same audio and mean nothing
+            "bpm": round(bpm, 1) if bpm > 0 else None,
             "bpm_confidence": round(float(np.clip(bpm_conf, 0, 1)), 4) if bpm > 0 else 0.0,
             "key": key[0] if key else None,
             "scale": key[1] if key else None,

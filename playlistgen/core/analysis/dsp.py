@@ -182,9 +182,13 @@ class SpectralAccumulator:
                           np.zeros((2, spec.shape[1]), dtype=mag.dtype))
         full = np.concatenate([self._prev[0], spec])
         fmag = np.concatenate([self._prev[1], mag])
-        unit = full / np.maximum(fmag, 1e-12)
-        pred = fmag[1:-1] * unit[1:-1] * unit[1:-1] * np.conj(unit[:-2])
-        self._odf.append(np.abs(full[2:] - pred).sum(axis=1).astype(np.float32))
+        # X1^2 conj(X2) / (|X1| |X2|) has magnitude |X1| and phase 2 phi1 - phi2, without a
+        # complex division
+        scale = 1.0 / np.maximum(fmag[1:-1] * fmag[:-2], np.float32(1e-20))
+        prev = full[1:-1]
+        diff = full[2:] - prev * prev * np.conj(full[:-2]) * scale
+        self._odf.append(np.sqrt(diff.real * diff.real + diff.imag * diff.imag)
+                         .sum(axis=1).astype(np.float32))
         self._prev = (full[-2:].copy(), fmag[-2:].copy())
 
     def onset_curve(self) -> np.ndarray:
@@ -289,7 +293,7 @@ def onset_autocorrelation(odf: np.ndarray) -> np.ndarray:
     if len(odf) < 4:
         return np.zeros(1)
     x = odf.astype(np.float64)
-    width = max(3, int(ODF_RATE))
+    width = max(1, min(len(x), int(ODF_RATE)))
     trend = np.convolve(x, np.ones(width) / width, mode="same")
     x = np.maximum(0.0, x - trend)
     x -= x.mean()

@@ -63,13 +63,19 @@ class LoudnessResult:
 
 
 class LoudnessMeter:
-    def __init__(self, sr: int, channels: int) -> None:
+    """`mixed_from` > 0: the input is a mono mix of that many channels; it is weighted as that
+    many identical channels (exact when they were correlated)."""
+
+    def __init__(self, sr: int, channels: int, mixed_from: int = 0) -> None:
         self.sr = sr
         self.channels = channels
         self._sos = k_weighting_sos(sr).astype(np.float32)
         # float32 state keeps sosfilt on its float32 path (float64 costs 4x)
         self._zi = np.zeros((self._sos.shape[0], 2, channels), dtype=np.float32)
-        self._weights = channel_weights(channels).astype(np.float32)
+        weights = channel_weights(channels)
+        if mixed_from and channels == 1:
+            weights = np.array([float(min(mixed_from, 2))])   # surround mixes: count L+R only
+        self._weights = weights.astype(np.float32)
         self._step = max(1, int(round(sr * 0.1)))      # 100 ms sub-blocks
         self._acc = 0.0                                # weighted square sum of the open sub-block
         self._acc_n = 0

@@ -1,0 +1,178 @@
+"""Analysis cost on real music, side by side with Essentia's MusicExtractor in the same run.
+
+For each preset and for MusicExtractor, a fresh child process analyses the same files one after
+another; we report CPU-seconds per minute of audio (median over files, and the total), the
+realtime factor, and the child's peak RSS. Then: throughput with 1 and 2 workers through the
+real process pool, and peak RSS for a 3-minute versus a 60-minute file.
+
+    .venv/bin/python bench/analysis.py [--corpus DIR] [--files 12] [--quick] [--skip-long]
+
+The corpus defaults to ../shared/corpus built into $PLAYLISTGEN_CORPUS or /tmp/playlistgen-corpus.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+CHILD = r"""
+import json, os, resource, sys, time
+from pathlib import Path
+kind, models_dir, files = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+out = {"files": []}
+t0 = time.process_time()
+if kind == "musicextractor":
+    import essentia, essentia.standard as es
+    essentia.log.infoActive = False
+    extractor = es.MusicExtractor(lowlevelStats=["mean", "stdev"], rhythmStats=["mean", "stdev"],
+                                  tonalStats=["mean", "stdev"])
+    analyze = lambda p: extractor(p)
+    duration = lambda r, p: float(r[0]["metadata.audio_properties.length"])
+else:
+    from playlistgen.core.analysis.factory import create_analyzer
+    analyzer = create_analyzer("essentia", kind, Path(models_dir))
+    analyze = analyzer.analyze
+    duration = lambda r, p: float(r["duration_s"])
+out["setup_cpu_s"] = time.process_time() - t0
+for path in files:
+    c0, w0 = time.process_time(), time.perf_counter()
+    result = analyze(path)
+    out["files"].append({"path": path, "cpu_s": time.process_time() - c0,
+                         "wall_s": time.perf_counter() - w0, "audio_s": duration(result, path)})
+out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps(out))
+"""
+
+
+def run_child(kind: str, models_dir: Path, files: list[str]) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", CHILD, kind, str(models_dir), json.dumps(files)],
+                          capture_output=True, text=True, env=env, cwd=REPO)
+    if proc.returncode != 0:
+        raise SystemExit(f"{kind} child failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def per_minute(run: dict) -> tuple[float, float, float]:
+    """(median CPU-s per audio minute over files, total ratio, realtime factor audio/wall)."""
+    ratios = [f["cpu_s"] / (f["audio_s"] / 60) for f in run["files"] if f["audio_s"] > 0]
+    cpu = sum(f["cpu_s"] for f in run["files"])
+    audio = sum(f["audio_s"] for f in run["files"])
+    wall = sum(f["wall_s"] for f in run["files"])
+    return statistics.median(ratios), cpu / (audio / 60), audio / wall
+
+
+def corpus_files(corpus: Path, count: int) -> list[str]:
+    if not (corpus / "manifest.tsv").exists():
+        script = REPO.parent / "shared" / "corpus" / "dev_corpus.sh"
+        print(f"building the dev corpus in {corpus} …", file=sys.stderr)
+        subprocess.run(["bash", str(script), str(corpus)], check=True)
+    files = sorted(str(p) for p in corpus.rglob("*.ogg"))
+    # spread the pick over the packages (different styles and lengths)
+    step = max(len(files) // count, 1)
+    return files[::step][:count]
+
+
+def throughput(files: list[str], workers: int, models_dir: Path, preset: str) -> float:
+    """Files per minute through the real executor (workers warmed up before timing)."""
+    from playlistgen.core.executor import AnalysisExecutor, AnalyzerSpec
+
+    spec = AnalyzerSpec("playlistgen.core.analysis.factory:create_analyzer", "essentia", preset, str(models_dir))
+    executor = AnalysisExecutor(spec, kind="process", workers=workers, timeout_s=600, max_memory_mb=4000,
+                                max_tasks_per_child=10_000)
+    executor.start()
+    try:
+        warm = files[:workers]
+        for i, path in enumerate(warm):
+            executor.submit(-1 - i, path)
+        done = 0
+        while done < len(warm):
+            done += len(executor.poll(1.0))
+        started, queue, finished = time.perf_counter(), list(enumerate(files)), 0
+        while finished < len(files):
+            while queue and executor.capacity:
+                i, path = queue.pop(0)
+                executor.submit(i, path)
+            for outcome in executor.poll(0.5):
+                if outcome.error:
+                    raise SystemExit(f"{outcome.path}: {outcome.error}")
+                finished += 1
+        return len(files) / (time.perf_counter() - started) * 60
+    finally:
+        executor.close(grace_s=0)
+
+
+def long_file(folder: Path, minutes: int, source: str) -> str:
+    """A long Ogg file made by repeating a real track (real music, known length)."""
+    import numpy as np
+    import soundfile as sf
+
+    path = folder / f"long-{minutes}min.ogg"
+    if path.exists():
+        return str(path)
+    audio, sr = sf.read(source, dtype="float32", always_2d=True)
+    total = minutes * 60 * sr
+    with sf.SoundFile(str(path), "w", sr, audio.shape[1], format="OGG", subtype="VORBIS") as out:
+        written = 0
+        while written < total:  # small blocks: libsndfile's Vorbis encoder crashes on huge writes
+            start = written % len(audio)
+            block = audio[start: start + min(65536, total - written)]
+            out.write(np.ascontiguousarray(block))
+            written += len(block)
+    return str(path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", default=os.environ.get("PLAYLISTGEN_CORPUS", "/tmp/playlistgen-corpus"))
+    parser.add_argument("--models-dir", default=str(REPO / "models"))
+    parser.add_argument("--files", type=int, default=12)
+    parser.add_argument("--quick", action="store_true", help="6 files, fast + balanced only, 30-min long file")
+    parser.add_argument("--skip-long", action="store_true")
+    args = parser.parse_args()
+    count = 6 if args.quick else args.files
+    files = corpus_files(Path(args.corpus), count)
+    models_dir = Path(args.models_dir)
+    audio_min = None
+    print(f"# bench/analysis.py  {len(files)} corpus files, one core per child process")
+    rows = {}
+    for kind in ["musicextractor", "fast", "balanced"] + ([] if args.quick else ["accurate"]):
+        run = run_child(kind, models_dir, files)
+        rows[kind] = (*per_minute(run), run["peak_rss_mb"], run["setup_cpu_s"])
+        audio_min = sum(f["audio_s"] for f in run["files"]) / 60
+    print(f"audio analysed per run: {audio_min:.1f} min")
+    base = rows["musicextractor"][1]
+    print(f"{'analyzer':<16}{'CPU-s/audio-min':>16}{'(median file)':>15}{'realtime x':>12}"
+          f"{'peak RSS MB':>13}{'vs MusicExtractor':>19}")
+    for kind, (median, total, rtf, rss, _setup) in rows.items():
+        print(f"{kind:<16}{total:>16.3f}{median:>15.3f}{rtf:>12.0f}{rss:>13.0f}{total / base:>18.2f}x")
+
+    print("\n## scaling (balanced, real process pool)")
+    one = throughput(files, 1, models_dir, "balanced")
+    two = throughput(files, 2, models_dir, "balanced")
+    print(f"1 worker: {one:.1f} files/min   2 workers: {two:.1f} files/min   speed-up {two / one:.2f}x")
+
+    if not args.skip_long:
+        print("\n## peak RSS versus file length (fast and balanced)")
+        with tempfile.TemporaryDirectory() as tmp:
+            source = files[0]
+            lengths = [3, 30] if args.quick else [3, 10, 30, 60]
+            made = {m: long_file(Path(tmp), m, source) for m in lengths}
+            for preset in ("fast", "balanced"):
+                rss = {m: run_child(preset, models_dir, [p])["peak_rss_mb"] for m, p in made.items()}
+                cells = "  ".join(f"{m} min: {v:.0f} MB" for m, v in rss.items())
+                print(f"{preset:<9} {cells}   longest/3-min = {rss[lengths[-1]] / rss[3]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -91,9 +91,15 @@ def load_factory(target: str) -> Any:
 _LOCAL = threading.local()   # the analyzer of this worker process (or thread)
 
 
+WORKER_NICENESS = 5
+
+
 def _worker_init(spec: AnalyzerSpec, status: Any, kind: str) -> None:
     if kind == "process":
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl+C is for the parent; it stops us
+        # Analysis is background work: a lower priority keeps the HTTP API and the writer
+        # responsive while every core decodes (also during the workers' heavy start-up).
+        os.nice(WORKER_NICENESS)
     status[PID], status[BORN] = os.getpid(), time.monotonic()
     _LOCAL.status, _LOCAL.analyzer, _LOCAL.init_error = status, None, None
     _LOCAL.cpu_clock = time.process_time if kind == "process" else time.thread_time

@@ -57,9 +57,13 @@ class JobQueue:
         """Mark up to ``limit`` pending files 'analysing' and return them, oldest first."""
         if limit <= 0:
             return []
+        # One file per fingerprint, and none whose content is already being analysed: a copy
+        # waits and is then linked to the first one's result instead of being analysed again.
         rows = self.db.write(lambda c: c.execute(
             "UPDATE files SET status = 'analysing', attempts = attempts + 1, updated_at = unixepoch('subsec') "
-            "WHERE id IN (SELECT id FROM files WHERE status = 'pending' ORDER BY id LIMIT ?) "
+            "WHERE id IN (SELECT min(id) FROM files WHERE status = 'pending' AND fingerprint NOT IN "
+            "(SELECT fingerprint FROM files WHERE status = 'analysing' AND fingerprint IS NOT NULL) "
+            "GROUP BY fingerprint ORDER BY 1 LIMIT ?) "
             "RETURNING id, path, fingerprint", (limit,)).fetchall())
         return [Job(*row) for row in sorted(rows)]
 
@@ -75,9 +79,15 @@ class JobQueue:
 
     def fail(self, job: Job, reason: str) -> None:
         reason = " ".join(str(reason).split())[:500]  # one line, bounded
-        self.db.submit(lambda c: c.execute(
-            "UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
-            "WHERE id = ? AND status = 'analysing'", (reason, job.file_id)))
+
+        def record(conn: apsw.Connection) -> None:
+            conn.execute("UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
+                         "WHERE id = ? AND status = 'analysing'", (reason, job.file_id))
+            # copies of the same bytes waiting in the queue would fail the same way
+            conn.execute("UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
+                         "WHERE fingerprint = ? AND status = 'pending'", (reason, job.fingerprint))
+
+        self.db.submit(record)
 
     def complete(self, job: Job, result: dict):  # type: ignore[no-untyped-def]
         """Store the result (track, features, tags) and mark the file done, in one transaction."""

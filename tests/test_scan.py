@@ -1,0 +1,107 @@
+"""`playlistgen scan` over a library of nasty files, in one run through the real process pool:
+every file is either analysed or recorded as failed with a one-line reason, and the run exits 0."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from soxr import resample
+
+from playlistgen.core.db import connect
+from tests import audio_fixtures as af
+from tests.conftest import run_cli
+
+SR = 22050
+
+
+def build_nasty_library(lib: Path) -> tuple[set[str], set[str]]:
+    """Returns (names expected to be analysed, names expected to fail)."""
+    song = af.song(8.0, SR, 2, bpm=118, tonic=4)
+    mono = song[:, 0]
+    ok: set[str] = set()
+    bad: set[str] = set()
+    good_wav = af.write(lib / "good.wav", song, SR)
+    ok.add("good.wav")
+    af.write(lib / "good.flac", song, SR)
+    ok.add("good.flac")
+    af.zero_byte(lib / "zero.mp3")
+    af.truncated(good_wav, lib / "truncated.wav", 20000)
+    af.corrupt_header(good_wav, lib / "corrupt.wav")
+    af.not_audio(lib / "notes.flac")
+    bad |= {"zero.mp3", "truncated.wav", "corrupt.wav", "notes.flac"}
+    af.write(lib / "silence.wav", af.silence(5.0, SR), SR)
+    bad.add("silence.wav")
+    af.write(lib / "short.wav", mono[: SR // 2], SR)  # 0.5 s: analysed, tempo flagged
+    af.write(lib / "low 8k mono.wav", resample(mono, SR, 8000), 8000)
+    af.write(lib / "hires 96k 24bit.flac", np.repeat(resample(mono, SR, 96000)[:, None], 2, 1), 96000,
+             subtype="PCM_24")
+    af.write(lib / "surround 5.1.wav", np.repeat(mono[:, None], 6, 1) * 0.5, SR)
+    af.write(lib / "song.opus", resample(mono, SR, 48000), 48000)
+    shutil.copy(lib / "good.flac", lib / "flac in disguise.mp3")  # wrong extension
+    unicode_dir = lib / "Ünïcødé" / "日本語"
+    unicode_dir.mkdir(parents=True)
+    af.write(unicode_dir / "01 - Çà và.ogg", mono, SR)
+    ok |= {"short.wav", "low 8k mono.wav", "hires 96k 24bit.flac", "surround 5.1.wav", "song.opus",
+           "flac in disguise.mp3", "01 - Çà và.ogg"}
+    # one hour: 8 kHz mono keeps the fixture small; the decoder streams it
+    hour = lib / "one hour.wav"
+    block = resample(mono, SR, 8000).astype(np.float32)
+    with sf.SoundFile(hour, "w", 8000, 1, subtype="PCM_16") as fh:
+        for _ in range(int(3600 / 8)):
+            fh.write(block)
+    ok.add("one hour.wav")
+    # Tracker modules: decoded through the system ffmpeg (libopenmpt) when it is installed,
+    # otherwise they fail with a reason. The copies under other extensions are linked, not re-run.
+    module = af.tracker_module(lib / "tune.mod")
+    for ext in ("xm", "it", "s3m"):
+        shutil.copy(module, lib / f"tune.{ext}")
+    (ok if af.ffmpeg() else bad).update({"tune.mod", "tune.xm", "tune.it", "tune.s3m"})
+    if af.ffmpeg():
+        af.ffmpeg_convert(good_wav, lib / "song.m4a", "-c:a", "aac", "-b:a", "160k")
+        af.ffmpeg_convert(good_wav, lib / "clip.mp4", "-f", "lavfi", "-i", "color=c=black:s=64x64:d=8",
+                          "-shortest", "-c:a", "aac", "-c:v", "libx264" if _has_x264() else "mpeg4")
+        ok |= {"song.m4a", "clip.mp4"}
+    return ok, bad
+
+
+def _has_x264() -> bool:
+    import subprocess
+
+    out = subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True, text=True).stdout
+    return "libx264" in out
+
+
+@pytest.mark.skipif(not (Path(__file__).parents[1] / "models" / "manifest.json").exists(),
+                    reason="models not installed: run `make models`")
+def test_one_scan_run_handles_every_nasty_file(tmp_path: Path) -> None:
+    lib = tmp_path / "library"
+    lib.mkdir()
+    ok, bad = build_nasty_library(lib)
+    proc = run_cli("scan", str(lib), "--preset", "fast", "--workers", "2", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    # copies are analysed once: "flac in disguise.mp3" is good.flac's bytes, tune.xm/it/s3m are tune.mod's
+    module_copies = 3
+    analysed = len(ok) - 1 - (module_copies if af.ffmpeg() else 0)
+    failed = len(bad) - (0 if af.ffmpeg() else module_copies)
+    assert f"analysed {analysed}, failed {failed}," in proc.stdout
+    assert "they are retried only when they change" in proc.stderr
+    conn = connect(tmp_path / "playlistgen.db")
+    rows = {Path(p).name: (s, e) for p, s, e in conn.execute("SELECT path, status, error FROM files")}
+    assert {n for n, (s, _) in rows.items() if s == "done"} == ok
+    failed = {n: e for n, (s, e) in rows.items() if s == "failed"}
+    assert set(failed) == bad
+    for name, reason in failed.items():
+        assert reason and "\n" not in reason and len(reason) <= 500, name
+    assert "0 bytes" in failed["zero.mp3"] and "silent" in failed["silence.wav"]
+    hour = conn.execute("SELECT f.duration_s FROM files x JOIN features f ON f.track_id = x.track_id "
+                        "WHERE x.path LIKE '%one hour.wav'").fetchall()
+    assert hour and hour[0][0] == pytest.approx(3600, abs=1)
+    nan = conn.execute("SELECT count(*) FROM features WHERE bpm != bpm OR loudness_lufs != loudness_lufs").fetchall()
+    assert nan == [(0,)]
+    # a second run repeats nothing: failed files are retried only when they change
+    again = run_cli("scan", str(lib), "--preset", "fast", "--workers", "2", cwd=tmp_path, timeout=600)
+    assert again.returncode == 0 and "analysed 0, failed 0" in again.stdout

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import requests
 
@@ -108,7 +109,12 @@ def test_kill_9_mid_run_then_restart_finishes_exactly_once(tmp_path: Path, libra
     daemon = daemon_factory(env=ENV)
     daemon.wait_ready()
     wait_for(lambda: 3 <= status(daemon)["counts"]["done"] < 24, 120, "part of the run done")
+    workers = psutil.Process(daemon.proc.pid).children(recursive=True)
+    assert workers
     daemon.stop(signal.SIGKILL)
+    # the workers notice their parent is gone and leave instead of idling with their models
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert alive == []
     db_path = tmp_path / "playlistgen.db"
     done_before = connect(db_path).execute("SELECT count(*) FROM files WHERE status = 'done'").fetchall()[0][0]
     assert maintenance.check_database(db_path) == []
@@ -141,3 +147,40 @@ def test_sigterm_mid_run_exits_fast_and_loses_nothing(tmp_path: Path, library: P
     wait_for(lambda: status(again)["counts"]["done"] == 16, 180, "restart finished")
     assert status(again)["analysis"]["analysed"] == counts.get("pending", 0)
     again.stop(signal.SIGTERM)
+
+
+def test_periodic_reconcile_catches_what_no_watcher_saw(tmp_path: Path, library: Path, daemon_factory) -> None:
+    env = dict(ENV, PLAYLISTGEN_LIBRARY__WATCH="false", PLAYLISTGEN_LIBRARY__RESCAN_INTERVAL_S="1")
+    daemon = daemon_factory(env=env)
+    daemon.wait_ready()
+    assert status(daemon)["watcher"]["mode"] == "off"
+    make_song(library / "late.wav", 7)
+    wait_for(lambda: status(daemon)["counts"]["done"] == 1, 60, "periodic reconcile picked the file up")
+    assert daemon.stop(signal.SIGTERM) == 0
+
+
+def test_polling_watcher_and_api_rescan(tmp_path: Path, library: Path, daemon_factory) -> None:
+    daemon = daemon_factory(env=dict(ENV, PLAYLISTGEN_LIBRARY__POLLING="true"))
+    daemon.wait_ready()
+    assert status(daemon)["watcher"]["mode"] == "polling"
+    make_song(library / "polled.wav", 8)
+    wait_for(lambda: status(daemon)["counts"]["done"] == 1, 60, "polling observer saw the file")
+    r = requests.post(daemon.url + "/api/v1/library/scan", timeout=5)
+    assert r.status_code == 202 and r.json()["accepted"] is True
+    wait_for(lambda: (status(daemon)["last_scan"] or {}).get("unchanged") == 1, 30, "API rescan ran")
+    assert daemon.stop(signal.SIGTERM) == 0
+
+
+def test_second_signal_exits_at_once(tmp_path: Path, library: Path, daemon_factory) -> None:
+    for i in range(6):
+        make_song(library / f"q{i}.wav", 300 + i, seconds=20.0)
+    daemon = daemon_factory(env=ENV)
+    daemon.wait_ready()
+    wait_for(lambda: status(daemon)["in_flight"] > 0, 60, "analysis in flight")
+    daemon.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    started = time.monotonic()
+    daemon.proc.send_signal(signal.SIGTERM)
+    daemon.proc.wait(10)
+    assert time.monotonic() - started < 3
+    assert daemon.proc.returncode == 1

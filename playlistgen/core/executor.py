@@ -94,12 +94,26 @@ _LOCAL = threading.local()   # the analyzer of this worker process (or thread)
 WORKER_NICENESS = 5
 
 
+def _exit_with_parent(interval_s: float = 1.0) -> None:
+    """If the daemon dies without closing the pool (kill -9, a second Ctrl+C), its workers
+    would idle forever holding their models: watch the parent and leave when it is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _worker_init(spec: AnalyzerSpec, status: Any, kind: str) -> None:
     if kind == "process":
         signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl+C is for the parent; it stops us
         # Analysis is background work: a lower priority keeps the HTTP API and the writer
         # responsive while every core decodes (also during the workers' heavy start-up).
         os.nice(WORKER_NICENESS)
+        _exit_with_parent()
     status[PID], status[BORN] = os.getpid(), time.monotonic()
     _LOCAL.status, _LOCAL.analyzer, _LOCAL.init_error = status, None, None
     _LOCAL.cpu_clock = time.process_time if kind == "process" else time.thread_time

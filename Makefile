@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 MODELS := models/manifest.json
 
-.PHONY: setup models run test lint bench clean
+.PHONY: setup models run test lint bench clean browser ffmpeg
 
 setup: $(STAMP)
 
@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "playlistgen needs Python 3.11 (essentia-tensorflow wheels); found " + sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev,convert]'
 	touch $(STAMP)
 
 models: $(STAMP)
@@ -23,12 +23,26 @@ run: setup models
 	mkdir -p library
 	$(BIN)/playlistgen serve --library ./library
 
-test: setup models
+test: setup models browser ffmpeg
 	$(BIN)/ruff check playlistgen tests bench
 	$(BIN)/python -m pytest
 
+# Debian's chromium for the dashboard's headless-browser test (idempotent; needs root for apt-get).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	  else echo "chromium is missing and apt-get needs root: the dashboard browser test will be skipped"; fi
+
+# Debian's ffmpeg: the tests make m4a/AAC and video fixtures with it (the daemon itself decodes
+# with Essentia's bundled FFmpeg and does not need it).
+ffmpeg:
+	@command -v ffmpeg >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; \
+	  else echo "ffmpeg is missing and apt-get needs root: the m4a/video tests will be skipped"; fi
+
 bench: setup models
 	$(BIN)/python bench/db.py
+	$(BIN)/python bench/cache.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

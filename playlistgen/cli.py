@@ -14,6 +14,7 @@ from .commands.analyze import analyze
 from .commands.db import db
 from .commands.doctor import doctor
 from .commands.models import models
+from .commands.playlist import playlist
 from .commands.scan import scan
 from .commands.serve import serve
 
@@ -56,7 +57,7 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
     ctx.obj["config_file"] = config_file
 
 
-for command in (serve, scan, analyze, db, doctor, models):
+for command in (serve, scan, analyze, db, doctor, models, playlist):
     cli.add_command(command)
 
 

@@ -72,7 +72,8 @@ class AnalysisSettings:
 class CacheSettings:
     size_mb: int = setting(64, "Feature cache size limit (compressed bytes).", min=0)
     ttl_s: int = setting(3600, "Seconds before a cached entry expires.", min=1)
-    compression: str = setting("zlib", "Compression of cached entries.", choices=("zlib", "lz4", "none"))
+    compression: str = setting("lz4", "Compression of cached entries (lz4: fast; zlib: ~15% smaller, slower).",
+                               choices=("zlib", "lz4", "none"))
 
 
 @dataclass
@@ -90,12 +91,27 @@ class PlaylistSettings:
     artist_gap: int = setting(3, "Minimum number of tracks between two by the same artist.", min=0)
     album_gap: int = setting(2, "Minimum number of tracks between two from the same album.", min=0)
     output_dir: str = setting("./playlists", "Folder where saved playlists are written as M3U8.")
+    max_per_artist: int = setting(0, "At most this many tracks by one artist in a playlist (0 = no cap).", min=0)
+    dedupe: bool = setting(True, "Drop other versions of a song already in the playlist (remaster, live, radio edit).")
+    metric: str = setting("euclidean", "Similarity metric over the weighted feature vectors.",
+                          choices=("euclidean", "cosine"))
+    weight_scalars: float = setting(1.0, "Similarity weight of the standardised scalars (tempo, energy, loudness...).",
+                                    min=0)
+    weight_mfcc: float = setting(1.0, "Similarity weight of the timbre summary (MFCC means and spreads).", min=0)
+    weight_chroma: float = setting(0.5, "Similarity weight of the pitch-class profile (chroma).", min=0)
+    weight_embedding: float = setting(2.0, "Similarity weight of the MusiCNN embedding (absent for preset fast).",
+                                      min=0)
+    tag_min_probability: float = setting(0.1, "Default minimum tag probability for mood/tag filters.", min=0, max=1)
+    index_check_s: float = setting(5.0, "Seconds between checks whether the library changed (index rebuild).",
+                                   min=0)
 
 
 @dataclass
 class LoggingSettings:
     level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     format: str = setting("text", "Log line format.", choices=("text", "json"))
+    tracemalloc: bool = setting(False, "Trace Python allocations (tracemalloc) for memory hunting; "
+                                "/api/v1/performance/metrics then shows growth by source line. Costs CPU.")
 
 
 @dataclass

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 def analyzer_version(settings: Settings) -> str:
     """The version stored with each result: backend name + analyzer version (as the analyzers report it)."""
-    from .core.analysis.base import ANALYZER_VERSION  # light module: no Essentia import
+    from .core.analysis.version import ANALYZER_VERSION  # no analysis-stack import
 
     return f"{resolved_backend(settings)}-{ANALYZER_VERSION}"
 
@@ -65,8 +65,9 @@ def analyzer_spec(settings: Settings):  # type: ignore[no-untyped-def]
 class LibraryService:
     """Owns the library thread and the watcher; everything else only asks it for work."""
 
-    def __init__(self, library: Library, settings: Settings) -> None:
+    def __init__(self, library: Library, settings: Settings, metrics=None) -> None:  # type: ignore[no-untyped-def]
         self.library = library
+        self.metrics = metrics
         self.settings = settings
         self._requests: queue.Queue = queue.Queue(maxsize=256)
         self._stop = threading.Event()
@@ -120,7 +121,9 @@ class LibraryService:
                     continue
             try:
                 if kind == "scan":
-                    self.library.reconcile(trigger=payload)
+                    report = self.library.reconcile(trigger=payload)
+                    if self.metrics is not None:
+                        self.metrics.observe("reconcile", report.seconds, trigger=payload, files=report.seen)
                     if interval:
                         next_periodic = time.monotonic() + interval
                 elif kind == "changes":
@@ -163,7 +166,7 @@ class LibraryService:
 class Daemon:
     """Everything `serve` runs besides the HTTP server."""
 
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(self, settings: Settings, db: Database, metrics=None) -> None:  # type: ignore[no-untyped-def]
         from .core.executor import AnalysisExecutor
 
         check_models(settings)
@@ -175,9 +178,9 @@ class Daemon:
                                          workers=settings.effective_workers(), timeout_s=settings.analysis.timeout_s,
                                          max_memory_mb=settings.analysis.max_memory_mb,
                                          max_tasks_per_child=settings.analysis.max_tasks_per_child)
-        self.scheduler = Scheduler(self.queue, self.executor)
+        self.scheduler = Scheduler(self.queue, self.executor, metrics=metrics)
         self.library = Library(db, settings.library, version, on_queued=self.scheduler.wake)
-        self.library_service = LibraryService(self.library, settings)
+        self.library_service = LibraryService(self.library, settings, metrics=metrics)
 
     def start(self) -> None:
         requeued = self.queue.requeue_in_flight()

@@ -16,9 +16,14 @@ class Services:
     settings: Settings
     db: Database
     daemon: Any = None  # playlistgen.daemon.Daemon when serving; None in plain API tests
+    metrics: Any = None  # playlistgen.core.metrics.Metrics; None disables /performance and route timers
+    cache: Any = None    # playlistgen.core.cache.FeatureCache; None reads features straight from the database
+    playlists: Any = None  # playlistgen.core.playlists.service.PlaylistService; create_app builds one if None
     started_at: float = field(default_factory=time.time)
 
     def close(self) -> None:
+        if self.cache is not None:
+            self.cache.stop_purger()
         if self.daemon is not None:
             self.daemon.stop()
         self.db.close()

@@ -231,7 +231,6 @@ def test_broken_files_fail_with_one_line_reasons(fast, audio_dir: Path) -> None:
         "truncated wav": af.truncated(good_wav, audio_dir / "cut.wav", 20000),
         "corrupt header": af.corrupt_header(good_wav, audio_dir / "corrupt.wav"),
         "not audio": af.not_audio(audio_dir / "notes.mp3"),
-        "tracker module": af.tracker_module(audio_dir / "tune.mod"),
         "missing": audio_dir / "does-not-exist.ogg",
     }
     for what, path in cases.items():
@@ -241,7 +240,13 @@ def test_broken_files_fail_with_one_line_reasons(fast, audio_dir: Path) -> None:
         assert reason and "\n" not in reason and len(reason) < 400, (what, reason)
         assert info.value.path == str(path), what
     assert "0 bytes" in _reason(fast, cases["zero"])
-    assert "tracker module" in _reason(fast, cases["tracker module"])
+    # Tracker modules decode through the system ffmpeg (libopenmpt) when it is installed;
+    # without it they fail with a reason that says what to do.
+    module = af.tracker_module(audio_dir / "tune.mod")
+    if af.ffmpeg():
+        assert fast.analyze(str(module))["duration_s"] > 1
+    else:
+        assert "tracker module" in _reason(fast, module)
 
 
 def _reason(analyzer, path: Path) -> str:

@@ -10,9 +10,16 @@ from flask import Flask, g, request
 
 from ..config import Settings
 from ..services import Services
+from .auth import require_api_key
+from .dashboard import bp as dashboard_bp
 from .errors import register_error_handlers
 from .health import bp as health_bp
 from .library import bp as library_bp
+from .openapi import bp as openapi_bp
+from .performance import bp as performance_bp
+from .playlists import bp as playlists_bp
+from .tracks import bp as tracks_bp
+from .upload import bp as upload_bp
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +32,15 @@ def create_app(settings: Settings, services: Services) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(health_bp)
     app.register_blueprint(library_bp)
+    app.register_blueprint(performance_bp)
+    app.register_blueprint(dashboard_bp)
+    for blueprint in (tracks_bp, playlists_bp, upload_bp, openapi_bp):
+        app.register_blueprint(blueprint)
+    if services.playlists is None:  # plain API use (tests): nothing is loaded until the first request
+        from ..core.playlists.service import PlaylistService
+
+        services.playlists = PlaylistService(services.db, settings, cache=services.cache, metrics=services.metrics)
+    require_api_key(app, settings.api.key)
     slow_ms = settings.api.slow_request_ms
 
     @app.before_request
@@ -35,6 +51,9 @@ def create_app(settings: Settings, services: Services) -> Flask:
     def _process_time(response):  # type: ignore[no-untyped-def]
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         response.headers["X-Process-Time"] = f"{elapsed:.6f}"
+        if services.metrics is not None:  # one timer per route rule, not per concrete path
+            rule = request.url_rule.rule if request.url_rule is not None else "<unmatched>"
+            services.metrics.observe_http(request.method, rule, response.status_code, elapsed)
         if slow_ms and elapsed * 1000 > slow_ms:
             log.warning("slow request %s %s %.0f ms args=%s", request.method, request.path,
                         elapsed * 1000, dict(request.args))

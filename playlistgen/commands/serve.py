@@ -71,18 +71,25 @@ def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...
 
     from ..api import create_app
     from ..cli import configure_logging
+    from ..core.cache import FeatureCache
     from ..core.db import Database
+    from ..core.metrics import Metrics, register_probes
+    from ..core.playlists.service import PlaylistService
     from ..daemon import Daemon
     from ..services import Services
 
     configure_logging(settings.logging.level, settings.logging.format)
+    metrics = Metrics.from_settings(settings)
+    cache = FeatureCache.from_settings(settings)
     db = Database.from_settings(settings)
     try:
-        daemon = Daemon(settings, db)
+        daemon = Daemon(settings, db, metrics=metrics)
     except BaseException:
         db.close()
         raise
-    services = Services(settings=settings, db=db, daemon=daemon)
+    register_probes(metrics, db=db, daemon=daemon, cache=cache)
+    services = Services(settings=settings, db=db, daemon=daemon, metrics=metrics, cache=cache,
+                        playlists=PlaylistService(db, settings, cache=cache, metrics=metrics))
     try:
         app = create_app(settings, services)
         try:
@@ -94,6 +101,10 @@ def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...
                 "is another playlistgen running? choose another port with --port") from None
         _install_signal_handlers()
         daemon.start()  # after the socket is bound: /health answers while analysis starts
+        services.playlists.warm_up()  # load the similarity index in the background
+        cache.start_purger()
+        if metrics.memtrace is not None:
+            metrics.memtrace.start()
         log.info("serving on http://%s:%d (library: %s, database: %s)", settings.api.host,
                  settings.api.port, ", ".join(settings.library.paths), settings.database.path)
         try:

@@ -94,6 +94,7 @@ class Writer:
         self._lock = threading.Lock()
         self._closed = False
         self.stats = {"jobs": 0, "failed_jobs": 0, "batches": 0, "busy_retries": 0, "commit_s": 0.0}
+        self.on_batch: Callable[[int, float], None] | None = None  # (jobs, seconds) after each commit
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._thread.start()
 
@@ -183,7 +184,8 @@ class Writer:
             self.stats["failed_jobs"] += len(batch)
             return
         self.stats["batches"] += 1
-        self.stats["commit_s"] += time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        self.stats["commit_s"] += elapsed
         for job, value, error in results:
             self.stats["jobs"] += 1
             if error is None:
@@ -191,6 +193,11 @@ class Writer:
             else:
                 self.stats["failed_jobs"] += 1
                 job.future.set_exception(error)
+        if self.on_batch is not None:  # metrics hook, set by the entry point; never fails a write
+            try:
+                self.on_batch(len(batch), elapsed)
+            except Exception:
+                log.exception("write batch hook failed")
 
     def _count_busy(self) -> None:
         self.stats["busy_retries"] += 1

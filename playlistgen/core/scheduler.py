@@ -5,6 +5,7 @@ hands outcomes to the writer. In-flight work is bounded by the executor's capaci
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -40,8 +41,17 @@ class RunStats:
                 "files_per_min": round(self.per_minute(), 2)}
 
 
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
 class Scheduler:
-    def __init__(self, queue: JobQueue, executor, *, idle_wait_s: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, queue: JobQueue, executor, *, idle_wait_s: float = 5.0,  # type: ignore[no-untyped-def]
+                 metrics=None) -> None:
+        self.metrics = metrics  # core.metrics.Metrics or None
         self.queue = queue
         self.executor = executor
         self.stats = RunStats()
@@ -88,6 +98,8 @@ class Scheduler:
             self.stats.analysed += 1
             self.stats.audio_s += outcome.result.get("duration_s") or 0.0
             self.stats.cpu_s += outcome.result.get("cpu_s") or 0.0
+        if self.metrics is not None:
+            self.metrics.record_analysis(outcome.result, outcome.error, bytes_read=_size(job.path))
         if self.on_outcome:
             self.on_outcome(job, outcome.result, outcome.error)
 

@@ -1,0 +1,51 @@
+"""Query-string helpers shared by the playlist/track blueprints, and the playlist service lookup."""
+
+from __future__ import annotations
+
+import math
+
+from flask import current_app, request
+
+from ..errors import BadRequestError
+
+
+def playlist_service():  # type: ignore[no-untyped-def]
+    """The PlaylistService built by the entry point (create_app fills it in when absent)."""
+    return current_app.extensions["playlistgen"].playlists
+
+
+def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequestError(f"parameter '{name}' must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise BadRequestError(f"parameter '{name}' must be between {low} and {high}, got {value}")
+    return value
+
+
+def float_arg(name: str) -> float | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        raise BadRequestError(f"parameter '{name}' must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise BadRequestError(f"parameter '{name}' must be a finite number, got {raw!r}")
+    return value
+
+
+def str_arg(name: str, max_len: int = 500) -> str | None:
+    raw = request.args.get(name)
+    if raw is None or not raw.strip():
+        return None
+    if len(raw) > max_len:
+        raise BadRequestError(f"parameter '{name}' is longer than {max_len} characters")
+    if "\x00" in raw:
+        raise BadRequestError(f"parameter '{name}' contains a NUL character")
+    return raw

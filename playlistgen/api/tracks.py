@@ -1,0 +1,31 @@
+"""Tracks: search and listing (FTS5), detail, similar tracks."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+
+from .args import float_arg, int_arg, playlist_service, str_arg
+
+bp = Blueprint("tracks", __name__, url_prefix="/api/v1")
+
+
+@bp.get("/tracks")
+def list_tracks():  # type: ignore[no-untyped-def]
+    """?q= (artist/title/album words, FTS5), artist=, bpm_min=, bpm_max=, key= (8A, A minor),
+    tag= (ML tag with at least playlists.tag_min_probability), limit=, offset=."""
+    body = playlist_service().search(
+        q=str_arg("q"), artist=str_arg("artist"), bpm_min=float_arg("bpm_min"), bpm_max=float_arg("bpm_max"),
+        key=str_arg("key", 20), tag=str_arg("tag", 100), limit=int_arg("limit", 50, 1, 1000),
+        offset=int_arg("offset", 0, 0, 10**9))
+    return jsonify(body)
+
+
+# <int:...> so that /tracks/failed (library blueprint) is never taken for a track id
+@bp.get("/tracks/<int(max=9223372036854775807):track_id>")
+def track(track_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(playlist_service().track(track_id))
+
+
+@bp.get("/tracks/<int(max=9223372036854775807):track_id>/similar")
+def similar(track_id: int):  # type: ignore[no-untyped-def]
+    return jsonify(playlist_service().similar(track_id, int_arg("n", 20, 1, 500)))

@@ -1,0 +1,105 @@
+"""Read the catalog from SQLite: every *live* track (at least one file with status 'done'), its
+newest features row and its tags. Files that went missing or failed never reach the catalog, and
+the final track lookup (``tracks.track_objects``) checks liveness again, so a file that vanished
+since the last rebuild is not returned either."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import apsw
+import numpy as np
+
+from ..db import Database
+from .catalog import SCALARS, VECTOR_DIMS, Catalog, build_catalog
+
+log = logging.getLogger(__name__)
+
+LIVE = "EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done')"
+_META = ("artist", "album", "title", "genre", "year", "track_number")
+_BLOBS = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
+
+
+def library_state(db: Database) -> tuple:
+    """A key that changes whenever live tracks, features, tags or metadata change (cheap)."""
+    return tuple(db.query(
+        "SELECT (SELECT count(*) FROM files WHERE status = 'done'), (SELECT max(updated_at) FROM files), "
+        "(SELECT max(id) FROM features), (SELECT count(*) FROM features), (SELECT max(updated_at) FROM tracks)")[0])
+
+
+def _stack(blobs: list[bytes | None], dims: int) -> tuple[np.ndarray, np.ndarray]:
+    """Blobs of float32[dims] → (n, dims) array and a presence mask; wrong-sized blobs count as absent."""
+    has = np.array([b is not None and len(b) == dims * 4 for b in blobs], dtype=bool)
+    out = np.zeros((len(blobs), dims), dtype=np.float32)
+    if has.any():
+        joined = b"".join(b for b, ok in zip(blobs, has, strict=True) if ok)
+        out[has] = np.frombuffer(joined, dtype="<f4").reshape(-1, dims)
+    return out, has
+
+
+def _load_rows(conn: apsw.Connection) -> tuple[list[tuple], list[tuple[str, list[tuple]]]]:
+    columns = ["t.id", *(f"t.{m}" for m in _META), "coalesce(f.duration_s, t.duration_s)",
+               *(f"f.{s}" for s in SCALARS), "f.key", "f.scale", "f.camelot", *(f"f.{b}" for b in _BLOBS)]
+    rows = conn.execute(
+        f"SELECT {', '.join(columns)} FROM tracks t "
+        "JOIN features f ON f.id = (SELECT max(id) FROM features WHERE track_id = t.id) "
+        f"WHERE {LIVE} ORDER BY t.id").fetchall()
+    # all tags, one label at a time (numeric pairs convert to numpy fast); rows of tracks that are
+    # not live are dropped when matched against the track ids
+    labels = [r[0] for r in conn.execute("SELECT DISTINCT label FROM tags")]
+    tags = [(label, conn.execute("SELECT track_id, probability FROM tags WHERE label = ?", (label,)).fetchall())
+            for label in labels]
+    return rows, tags
+
+
+def load_catalog(db: Database, key: tuple, weights: dict[str, float], metric: str = "euclidean") -> Catalog:
+    """One consistent read (a single read transaction) turned into a Catalog."""
+
+    def read(conn: apsw.Connection) -> tuple[list[tuple], list[tuple[str, list[tuple]]]]:
+        with conn:  # one snapshot for both queries
+            return _load_rows(conn)
+
+    rows, tag_rows = db.read(read)
+    return catalog_from_rows(rows, tag_rows, key, weights, metric)
+
+
+def catalog_from_rows(rows: list[tuple], tag_rows: list[tuple[str, list[tuple]]], key: tuple, weights: dict[str, float],
+                      metric: str = "euclidean") -> Catalog:
+    n = len(rows)
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * (2 + len(_META) + len(SCALARS) + 3 + 4)
+    track_ids = np.array(cols[0], dtype=np.int64)
+    meta = {name: list(cols[1 + i]) for i, name in enumerate(_META)}
+    meta["duration_s"] = list(cols[1 + len(_META)])
+    base = 2 + len(_META)
+    scalars = {name: np.array(cols[base + i], dtype=np.float32) for i, name in enumerate(SCALARS)}  # None → NaN
+    base += len(SCALARS)
+    keys = {"key": list(cols[base]), "scale": list(cols[base + 1]), "camelot": list(cols[base + 2])}
+    base += 3
+    mfcc_mean, has_mean = _stack(list(cols[base]), 13)
+    mfcc_std, has_std = _stack(list(cols[base + 1]), 13)
+    vectors = {"mfcc": (np.hstack([mfcc_mean, mfcc_std]), has_mean & has_std),
+               "chroma": _stack(list(cols[base + 2]), VECTOR_DIMS["chroma"]),
+               "embedding": _stack(list(cols[base + 3]), VECTOR_DIMS["embedding"])}
+    # one column per label, case-insensitively (MSD "Mellow" and a lower-case MTT label are one tag)
+    column: dict[str, int] = {}
+    tag_labels: list[str] = []
+    for label in sorted({label for label, _ in tag_rows}, key=str.casefold):
+        if label.casefold() not in column:
+            column[label.casefold()] = len(tag_labels)
+            tag_labels.append(label)
+    tags = np.zeros((n, len(tag_labels)), dtype=np.float32)
+    for label, pairs in tag_rows:
+        if not pairs or not n:
+            continue
+        data = np.array(pairs, dtype=np.float64)
+        data = data[np.argsort(data[:, 1], kind="stable")]  # msd and mtt may both have it: the max is written last
+        ids = data[:, 0].astype(np.int64)
+        pos = np.minimum(np.searchsorted(track_ids, ids), n - 1)
+        ok = track_ids[pos] == ids
+        col = column[label.casefold()]
+        tags[pos[ok], col] = np.maximum(tags[pos[ok], col], data[ok, 1])
+    catalog = build_catalog(key=key, track_ids=track_ids, meta=meta, scalars=scalars, vectors=vectors, keys=keys,
+                            tags=tags, tag_labels=tag_labels, weights=weights, metric=metric)
+    log.debug("catalog: %d tracks, %d tag labels", n, len(tag_labels))
+    return catalog

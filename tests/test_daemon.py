@@ -155,7 +155,12 @@ def test_periodic_reconcile_catches_what_no_watcher_saw(tmp_path: Path, library:
     daemon.wait_ready()
     assert status(daemon)["watcher"]["mode"] == "off"
     make_song(library / "late.wav", 7)
+    (library / "broken.wav").write_bytes(b"RIFF\x00\x00")
     wait_for(lambda: status(daemon)["counts"]["done"] == 1, 60, "periodic reconcile picked the file up")
+    wait_for(lambda: status(daemon)["counts"]["failed"] == 1, 30, "broken file recorded")
+    failed = requests.get(daemon.url + "/api/v1/tracks/failed", timeout=5).json()
+    assert failed["total"] == 1 and failed["failed"][0]["path"].endswith("broken.wav")
+    assert failed["failed"][0]["reason"]
     assert daemon.stop(signal.SIGTERM) == 0
 
 

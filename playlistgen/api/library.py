@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 
 from ..core.library import library_counts
-from ..errors import BadRequestError, PlaylistgenError
+from ..errors import PlaylistgenError
+from .args import int_arg
 
 bp = Blueprint("library", __name__, url_prefix="/api/v1")
 
@@ -22,17 +23,6 @@ def _daemon():  # type: ignore[no-untyped-def]
         raise PlaylistgenError("the analysis daemon is not running in this process",
                                hint="start it with `playlistgen serve`")
     return daemon
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise BadRequestError(f"parameter '{name}' must be a whole number, got {raw!r}") from None
-    if not low <= value <= high:
-        raise BadRequestError(f"parameter '{name}' must be between {low} and {high}, got {value}")
-    return value
 
 
 def _eta(remaining: int, files_per_min: float) -> float | None:
@@ -76,8 +66,8 @@ def scan():  # type: ignore[no-untyped-def]
 @bp.get("/tracks/failed")
 def failed():  # type: ignore[no-untyped-def]
     services = _services()
-    limit = _int_arg("limit", 100, 1, 1000)
-    offset = _int_arg("offset", 0, 0, 10**9)
+    limit = int_arg("limit", 100, 1, 1000)
+    offset = int_arg("offset", 0, 0, 10**9)
     jobs_queue = services.daemon.queue if services.daemon else None
     if jobs_queue is None:
         from ..core.jobs import JobQueue

@@ -40,9 +40,9 @@ ffmpeg:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; \
 	  else echo "ffmpeg is missing and apt-get needs root: the m4a/video tests will be skipped"; fi
 
+# `make bench` is the quick run (< 5 min); `make bench FULL=1` the full one. Both write docs/benchmarks.md.
 bench: setup models
-	$(BIN)/python bench/db.py
-	$(BIN)/python bench/cache.py
+	$(BIN)/python bench/run_all.py $(if $(FULL),,--quick) $(if $(CORPUS),--corpus $(CORPUS),)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -38,7 +38,7 @@ def leftovers(folder: Path) -> list[Path]:
 
 def test_good_upload_is_stored_and_found_by_reconcile(setup) -> None:  # type: ignore[no-untyped-def]
     client, library, db, settings = setup
-    payload = b"ID3" + bytes(range(256)) * 100
+    payload = b"ID3" + bytes(range(256)) * 2000  # several parser buffers long
     r = post(client, "Björk – Jóga (Live).MP3", payload)
     assert r.status_code == 201, r.get_json()
     stored = Path(r.get_json()["path"])

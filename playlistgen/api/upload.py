@@ -92,7 +92,8 @@ def upload():  # type: ignore[no-untyped-def]
         streams.append(os.fdopen(fd, "wb+"))
         return streams[-1]
 
-    parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=64 * 1024,
+    # max_form_memory_size also bounds werkzeug's parse buffer (64 KiB reads + carry-over): keep it well above
+    parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=1024 * 1024,
                             max_content_length=limit, silent=False, max_form_parts=16)
     try:
         try:

@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from types import FrameType
 
 import click
@@ -15,18 +16,25 @@ from .common import settings_from_ctx, user_errors
 log = logging.getLogger(__name__)
 
 
+DUPLICATE_SIGNAL_S = 0.5
+
+
 class _Shutdown(SystemExit):
     """Raised from the signal handler; waitress's loop stops on SystemExit."""
 
 
 def _install_signal_handlers() -> None:
-    received: list[int] = []
+    received: list[float] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        # The same stop request often arrives twice at once (Ctrl+C reaches `make` and us; a
+        # supervisor signals the whole process group): only a later one means "out now".
+        if received and time.monotonic() - received[0] < DUPLICATE_SIGNAL_S:
+            return
         if received:  # a second signal: the user wants out now
             log.warning("second %s: exiting immediately", signal.Signals(signum).name)
             os._exit(1)
-        received.append(signum)
+        received.append(time.monotonic())
         log.info("%s received: shutting down", signal.Signals(signum).name)
         raise _Shutdown(0)
 

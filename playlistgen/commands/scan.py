@@ -26,13 +26,14 @@ class Progress:
         self.started = time.monotonic()
         self.tty = sys.stderr.isatty()
         self._last_print = 0.0
+        self._last_done = -1
 
     def __call__(self, stats) -> None:  # type: ignore[no-untyped-def]
         done = stats.analysed + stats.failed
         now = time.monotonic()
-        if not self.tty and now - self._last_print < 5 and done < self.total:
-            return
-        self._last_print = now
+        if not self.tty and (done == self._last_done or (now - self._last_print < 5 and done < self.total)):
+            return  # off a terminal: a line every few seconds, and never the same line twice
+        self._last_print, self._last_done = now, done
         elapsed = max(now - self.started, 1e-6)
         rate = done / elapsed * 60
         eta = (self.total - done) / (done / elapsed) if done else 0
@@ -42,7 +43,12 @@ class Progress:
                 f"{rate:.1f} tracks/min  ETA {_duration(eta) if done else '?'}  failed {stats.failed}")
         click.echo(("\r" + line) if self.tty else line, err=True, nl=not self.tty)
 
-    def close(self) -> None:
+    def close(self, stats=None) -> None:  # type: ignore[no-untyped-def]
+        done = stats.analysed + stats.failed if stats is not None else self._last_done
+        if stats is not None and (done != self._last_done or done != self.total):
+            self._last_print, self._last_done = float("-inf"), -1
+            self.total = done  # copies linked on the way needed no analysis of their own
+            self(stats)
         if self.tty:
             click.echo("", err=True)
 
@@ -109,7 +115,7 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
             scheduler.stop(grace_s=0)
             raise click.exceptions.Exit(130) from None
         finally:
-            progress.close()
+            progress.close(scheduler.stats)
             executor.close(grace_s=0)
         elapsed = time.monotonic() - started
         summary = stats.to_dict()

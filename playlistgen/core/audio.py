@@ -134,10 +134,10 @@ class _EssentiaSource(_Source):
 
     def __init__(self, path: str) -> None:
         import essentia
-        import essentia.standard as es
 
-        essentia.log.infoActive = False
+        essentia.log.infoActive = False  # before essentia.standard: its import logs at info level
         essentia.log.warningActive = False
+        import essentia.standard as es
         audio, sr, channels, _md5, _bitrate, codec = es.AudioLoader(filename=path)()
         if channels == 1:
             audio = audio[:, :1]    # AudioLoader always returns two (duplicated) channels
@@ -166,10 +166,10 @@ class _EssentiaSegmentSource(_Source):
     def __init__(self, path: str, sample_rate: int, duration: float, channels: int = 2,
                  segment_s: float | None = None) -> None:
         import essentia
-        import essentia.standard as es
 
-        essentia.log.infoActive = False
+        essentia.log.infoActive = False  # before essentia.standard: its import logs at info level
         essentia.log.warningActive = False
+        import essentia.standard as es
         self._es, self._path, self._segment_s = es, path, segment_s or LONG_SEGMENT_S
         self._duration = duration
         self.info = SourceInfo(path, int(sample_rate), 1, duration, "ffmpeg (segmented)",

@@ -52,10 +52,10 @@ def load_essentia(single_thread: bool = True) -> Any:
         for key, value in SINGLE_THREAD_ENV.items():
             os.environ.setdefault(key, value)
     import essentia
-    import essentia.standard as es
 
-    essentia.log.infoActive = False
+    essentia.log.infoActive = False  # before essentia.standard: its import logs at info level
     essentia.log.warningActive = False
+    import essentia.standard as es
     return es
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -179,8 +180,11 @@ def _standardise_into(out: np.ndarray, values: np.ndarray, present: np.ndarray, 
         return
     rows = values[present] if not present.all() else values
     finite = bool(np.isfinite(rows).all())  # vectors always are: skip the slower NaN-aware passes
-    mean = rows.mean(axis=0, dtype=np.float64) if finite else np.nan_to_num(np.nanmean(rows, axis=0, dtype=np.float64))
-    std = rows.std(axis=0, dtype=np.float64) if finite else np.nanstd(rows, axis=0, dtype=np.float64)
+    with warnings.catch_warnings():  # a column with no value at all (e.g. bpm of clips) is expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = (rows.mean(axis=0, dtype=np.float64) if finite
+                else np.nan_to_num(np.nanmean(rows, axis=0, dtype=np.float64)))
+        std = rows.std(axis=0, dtype=np.float64) if finite else np.nanstd(rows, axis=0, dtype=np.float64)
     std = np.where(np.isfinite(std) & (std > 1e-9), std, 1.0)
     z = (rows - mean.astype(np.float32)) * (factor / std).astype(np.float32)
     if not finite:

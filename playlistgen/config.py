@@ -93,13 +93,14 @@ class PlaylistSettings:
     output_dir: str = setting("./playlists", "Folder where saved playlists are written as M3U8.")
     max_per_artist: int = setting(0, "At most this many tracks by one artist in a playlist (0 = no cap).", min=0)
     dedupe: bool = setting(True, "Drop other versions of a song already in the playlist (remaster, live, radio edit).")
-    metric: str = setting("euclidean", "Similarity metric over the weighted feature vectors.",
+    # cosine and weight_embedding 3.0: tuned with bench/quality.py (docs/benchmarks.md, "Weight tuning")
+    metric: str = setting("cosine", "Similarity metric over the weighted feature vectors.",
                           choices=("euclidean", "cosine"))
     weight_scalars: float = setting(1.0, "Similarity weight of the standardised scalars (tempo, energy, loudness...).",
                                     min=0)
     weight_mfcc: float = setting(1.0, "Similarity weight of the timbre summary (MFCC means and spreads).", min=0)
     weight_chroma: float = setting(0.5, "Similarity weight of the pitch-class profile (chroma).", min=0)
-    weight_embedding: float = setting(2.0, "Similarity weight of the MusiCNN embedding (absent for preset fast).",
+    weight_embedding: float = setting(3.0, "Similarity weight of the MusiCNN embedding (absent for preset fast).",
                                       min=0)
     tag_min_probability: float = setting(0.1, "Default minimum tag probability for mood/tag filters.", min=0, max=1)
     index_check_s: float = setting(5.0, "Seconds between checks whether the library changed (index rebuild).",

@@ -195,13 +195,13 @@ def cpu_burn_scaling(seconds_per_task: float = 0.7, tasks: int = 3, repeats: int
         two.map(_burn, [1000] * 2)
         for _ in range(repeats):
             pair = {}
-            for procs, pool in ((1, one), (2, two)):
+            for procs, pool, key in ((1, one, "one"), (2, two, "two")):
                 with MachineLoad() as load:
                     started = time.perf_counter()
                     pool.map(_burn, [n] * procs * tasks, chunksize=1)
                     wall = time.perf_counter() - started
-                pair[procs] = {"tasks_per_s": procs * tasks / wall, "foreign_share": load.foreign_share}
-            pair["speedup"] = pair[2]["tasks_per_s"] / pair[1]["tasks_per_s"]
+                pair[key] = {"tasks_per_s": procs * tasks / wall, "foreign_share": load.foreign_share}
+            pair["speedup"] = pair["two"]["tasks_per_s"] / pair["one"]["tasks_per_s"]
             pairs.append(pair)
     pairs.sort(key=lambda p: p["speedup"])
     out = dict(pairs[len(pairs) // 2])

@@ -87,7 +87,7 @@ def measure(files: list[str], models_dir: Path, preset: str = "balanced", pairs:
     log(f"scaling: {len(files)} files, {audio_min:.1f} audio-min per run, preset {preset}")
     calibration = cpu_burn_scaling()
     log(f"  machine: pure-CPU loop 2 vs 1 processes {calibration['speedup']:.2f}x "
-        f"(foreign {calibration[1]['foreign_share']:.0%}/{calibration[2]['foreign_share']:.0%})")
+        f"(foreign {calibration['one']['foreign_share']:.0%}/{calibration['two']['foreign_share']:.0%})")
     warm = min(files, key=lambda f: _LENGTHS[f])
     ex1 = start_executor(1, models_dir, preset, warm)
     ex2 = start_executor(2, models_dir, preset, warm)

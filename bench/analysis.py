@@ -18,12 +18,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 CHILD = r"""
 import json, os, resource, sys, time
@@ -83,55 +82,6 @@ def corpus_files(corpus: Path, count: int) -> list[str]:
     return files[::step][:count]
 
 
-def throughput(files: list[str], workers: int, models_dir: Path, preset: str) -> float:
-    """Files per minute through the real executor (workers warmed up before timing)."""
-    from playlistgen.core.executor import AnalysisExecutor, AnalyzerSpec
-
-    spec = AnalyzerSpec("playlistgen.core.analysis.factory:create_analyzer", "essentia", preset, str(models_dir))
-    executor = AnalysisExecutor(spec, kind="process", workers=workers, timeout_s=600, max_memory_mb=4000,
-                                max_tasks_per_child=10_000)
-    executor.start()
-    try:
-        warm = files[:workers]
-        for i, path in enumerate(warm):
-            executor.submit(-1 - i, path)
-        done = 0
-        while done < len(warm):
-            done += len(executor.poll(1.0))
-        started, queue, finished = time.perf_counter(), list(enumerate(files)), 0
-        while finished < len(files):
-            while queue and executor.capacity:
-                i, path = queue.pop(0)
-                executor.submit(i, path)
-            for outcome in executor.poll(0.5):
-                if outcome.error:
-                    raise SystemExit(f"{outcome.path}: {outcome.error}")
-                finished += 1
-        return len(files) / (time.perf_counter() - started) * 60
-    finally:
-        executor.close(grace_s=0)
-
-
-def long_file(folder: Path, minutes: int, source: str) -> str:
-    """A long Ogg file made by repeating a real track (real music, known length)."""
-    import numpy as np
-    import soundfile as sf
-
-    path = folder / f"long-{minutes}min.ogg"
-    if path.exists():
-        return str(path)
-    audio, sr = sf.read(source, dtype="float32", always_2d=True)
-    total = minutes * 60 * sr
-    with sf.SoundFile(str(path), "w", sr, audio.shape[1], format="OGG", subtype="VORBIS") as out:
-        written = 0
-        while written < total:  # small blocks: libsndfile's Vorbis encoder crashes on huge writes
-            start = written % len(audio)
-            block = audio[start: start + min(65536, total - written)]
-            out.write(np.ascontiguousarray(block))
-            written += len(block)
-    return str(path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", default=os.environ.get("PLAYLISTGEN_CORPUS", "/tmp/playlistgen-corpus"))
@@ -157,28 +107,19 @@ def main() -> None:
     for kind, (median, total, rtf, rss, _setup) in rows.items():
         print(f"{kind:<16}{total:>16.3f}{median:>15.3f}{rtf:>12.0f}{rss:>13.0f}{total / base:>18.2f}x")
 
-    print("\n## scaling (balanced, real process pool)")
-    # Audio-minutes per minute over 8-12 files, warm workers, other processes' CPU accounted for:
-    # bench/scaling.py explains why files/min over 6 files on a busy machine read 0.83-0.96x.
-    from common import pick_files
-    from scaling import measure
+    # the same code `make bench` uses (bench/scaling.py, bench/costs.py)
+    import scaling as sc
+    from costs import rss_by_length
 
-    result = measure(pick_files(Path(args.corpus), 8 if args.quick else 12), models_dir, "balanced",
-                     pairs=2 if args.quick else 3)
-    print(f"1 worker: {result['one']['median']:.0f}  2 workers: {result['two']['median']:.0f} audio-min/min   "
-          f"speed-up {result['speedup']['median']:.2f}x "
-          f"(machine's pure-CPU loop {result['calibration']['speedup']:.2f}x)")
+    print("\n## scaling (balanced, real process pool; audio minutes per wall minute)")
+    result = sc.measure(files, models_dir, "balanced", 2 if args.quick else 3)
+    print(f"2 vs 1 workers: median {statistics.median(result['speedup']['values']):.2f}x "
+          f"(min {result['speedup']['min']:.2f}, max {result['speedup']['max']:.2f}); "
+          f"this machine's pure-CPU loop {result['calibration']['speedup']:.2f}x")
 
     if not args.skip_long:
-        print("\n## peak RSS versus file length (fast and balanced)")
-        with tempfile.TemporaryDirectory() as tmp:
-            source = files[0]
-            lengths = [3, 30] if args.quick else [3, 10, 30, 60]
-            made = {m: long_file(Path(tmp), m, source) for m in lengths}
-            for preset in ("fast", "balanced"):
-                rss = {m: run_child(preset, models_dir, [p])["peak_rss_mb"] for m, p in made.items()}
-                cells = "  ".join(f"{m} min: {v:.0f} MB" for m, v in rss.items())
-                print(f"{preset:<9} {cells}   longest/3-min = {rss[lengths[-1]] / rss[3]:.2f}")
+        print("\n## peak RSS versus file length")
+        rss_by_length(files[0], [3, 30] if args.quick else [3, 10, 30, 60], ("fast", "balanced"), models_dir)
 
 
 if __name__ == "__main__":

@@ -77,7 +77,9 @@ def sequential(url: str, bodies: list[dict]) -> tuple[list[float], list[float]]:
     return server, client
 
 
-def concurrent(url: str, n_tracks: int, clients: int, seconds: float) -> None:
+def concurrent(url: str, n_tracks: int, clients: int, seconds: float, seed: int = 0) -> dict:
+    """``clients`` threads post 30-track radio requests for ``seconds`` (bounded in count too).
+    Returns client latencies (ms), server times (ms, NaN when unknown), errors and elapsed s."""
     deadline = time.monotonic() + seconds
     latencies: list[float] = []
     server: list[float] = []
@@ -85,9 +87,11 @@ def concurrent(url: str, n_tracks: int, clients: int, seconds: float) -> None:
     lock = threading.Lock()
 
     def worker(i: int) -> None:
-        rng = np.random.default_rng(i)
+        rng = np.random.default_rng(seed + i)
         with requests.Session() as s:
-            while time.monotonic() < deadline:
+            for _ in range(100_000):
+                if time.monotonic() >= deadline:
+                    break
                 body = {"strategy": "radio", "seeds": [int(rng.integers(1, n_tracks + 1))], "size": 30}
                 started = time.perf_counter()
                 try:
@@ -109,12 +113,17 @@ def concurrent(url: str, n_tracks: int, clients: int, seconds: float) -> None:
         t.start()
     for t in threads:
         t.join(seconds + 60)
-    elapsed = time.perf_counter() - started
-    print(f"  {clients} clients × {seconds:.0f} s: {len(latencies)} requests, {len(latencies) / elapsed:.0f} req/s, "
+    return {"latencies": latencies, "server": server, "errors": errors, "elapsed": time.perf_counter() - started}
+
+
+def print_concurrent(result: dict, clients: int, seconds: float) -> None:
+    latencies, errors = result["latencies"], result["errors"]
+    print(f"  {clients} clients × {seconds:.0f} s: {len(latencies)} requests, "
+          f"{len(latencies) / result['elapsed']:.0f} req/s, "
           f"errors {len(errors)}{' ' + str(sorted(set(errors))) if errors else ''}")
     if latencies:
         print(f"  client latency          {summary(latencies)}")
-        print(f"  server time             {summary([v for v in server if v == v])}")
+        print(f"  server time             {summary([v for v in result['server'] if v == v])}")
 
 
 def main() -> None:
@@ -159,7 +168,7 @@ def main() -> None:
                 server, client = sequential(url, bodies)
                 print(f"  {name:6} server time     {summary(server)}")
                 print(f"  {name:6} client latency  {summary(client)}")
-            concurrent(url, args.tracks, args.clients, args.seconds)
+            print_concurrent(concurrent(url, args.tracks, args.clients, args.seconds), args.clients, args.seconds)
         finally:
             proc.terminate()
             proc.wait(30)

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from datetime import UTC, datetime
@@ -176,39 +175,11 @@ def _api_library(tracks: int) -> Path:
 
 
 def _concurrent(url: str, tracks: int, clients: int, seconds: float) -> dict:
-    import requests
+    from api import concurrent
 
-    deadline = time.monotonic() + seconds
-    latencies: list[float] = []
-    errors: list[str] = []
-    lock = threading.Lock()
-
-    def worker(i: int) -> None:
-        rng = np.random.default_rng(100 + i)
-        with requests.Session() as s:
-            for _ in range(100_000):  # bounded in count as well as in time
-                if time.monotonic() >= deadline:
-                    break
-                body = {"strategy": "radio", "seeds": [int(rng.integers(1, tracks + 1))], "size": 30}
-                started = time.perf_counter()
-                try:
-                    ok = s.post(url, json=body, timeout=30).status_code == 200
-                    detail = "HTTP error"
-                except requests.RequestException as exc:
-                    ok, detail = False, type(exc).__name__
-                with lock:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    if not ok:
-                        errors.append(detail)
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds + 60)
-    elapsed = time.perf_counter() - started
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "errors": len(errors),
+    run = concurrent(url, tracks, clients, seconds, seed=100)
+    latencies = run["latencies"]
+    return {"requests": len(latencies), "rps": len(latencies) / run["elapsed"], "errors": len(run["errors"]),
             "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
 
 

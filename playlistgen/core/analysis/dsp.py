@@ -118,7 +118,22 @@ class _Moments:
         return np.sqrt(np.maximum(0.0, self.s2 / max(1, self.n) - m * m))
 
 
-class SpectralAccumulator:
+class _FramedAccumulator:
+    """Streams samples through ``self._framer`` into ``self._process(frames)``."""
+
+    _framer: Framer
+
+    def push(self, x: np.ndarray) -> None:
+        self._process(self._framer.push(x))
+
+    def finish(self) -> None:
+        self._process(self._framer.flush())
+
+    def _process(self, frames: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class SpectralAccumulator(_FramedAccumulator):
     """Onset curve + timbre statistics over a 22050 Hz mono stream."""
 
     def __init__(self, sr: int = DSP_RATE) -> None:
@@ -136,12 +151,6 @@ class SpectralAccumulator:
         self.scalars = _Moments(4)                  # centroid, rolloff, flatness, zcr
         self.frames = 0
         self.active_frames = 0
-
-    def push(self, x: np.ndarray) -> None:
-        self._process(self._framer.push(x))
-
-    def finish(self) -> None:
-        self._process(self._framer.flush())
 
     def _process(self, frames: np.ndarray) -> None:
         if not len(frames):
@@ -202,7 +211,7 @@ class SpectralAccumulator:
                 "mfcc_std": [float(v) for v in self.mfcc.std()]}
 
 
-class ChromaAccumulator:
+class ChromaAccumulator(_FramedAccumulator):
     """HPCP-like pitch-class profile at 0.1-semitone resolution, folded to 12 bins at the end."""
 
     FINE = 10                        # bins per semitone before tuning correction
@@ -215,12 +224,6 @@ class ChromaAccumulator:
         self._hi = min(CHROMA_FRAME // 2 - 1, int(fmax * CHROMA_FRAME / sr) + 1)
         self.profile = np.zeros(12 * self.FINE)
         self.frames = 0
-
-    def push(self, x: np.ndarray) -> None:
-        self._process(self._framer.push(x))
-
-    def finish(self) -> None:
-        self._process(self._framer.flush())
 
     def _process(self, frames: np.ndarray) -> None:
         if not len(frames):

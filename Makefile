@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 MODELS := models/manifest.json
 
-.PHONY: setup models run test lint bench clean browser ffmpeg
+.PHONY: setup models run test lint bench clean browser ffmpeg mpd
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ run: setup models
 	mkdir -p library
 	$(BIN)/playlistgen serve --library ./library
 
-test: setup models browser ffmpeg
+test: setup models browser ffmpeg mpd
 	$(BIN)/ruff check playlistgen tests bench
 	$(BIN)/python -m pytest
 
@@ -39,6 +39,12 @@ ffmpeg:
 	@command -v ffmpeg >/dev/null 2>&1 || \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; \
 	  else echo "ffmpeg is missing and apt-get needs root: the m4a/video tests will be skipped"; fi
+
+# Debian's mpd: the endless-radio tests start a real MPD with a generated config (null output).
+mpd:
+	@command -v mpd >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpd; \
+	  else echo "mpd is missing and apt-get needs root: the MPD tests will be skipped"; fi
 
 # `make bench` is the quick run (< 5 min); `make bench FULL=1` the full one. Both write docs/benchmarks.md.
 bench: setup models

@@ -4,6 +4,7 @@ validated once, and passed explicitly (there is no global settings object)."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import os
@@ -28,8 +29,8 @@ def setting(default: Any, help: str, *, choices: tuple | None = None,
             min: float | None = None, max: float | None = None) -> Any:
     """A settings field: its default, one help line, and optional limits."""
     meta = {"help": help, "choices": choices, "min": min, "max": max}
-    if isinstance(default, list):
-        return field(default_factory=lambda: list(default), metadata=meta)
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
     return field(default=default, metadata=meta)
 
 
@@ -42,6 +43,8 @@ class LibrarySettings:
     polling: bool = setting(False, "Use a polling observer (network mounts, Docker volumes).")
     settle_seconds: float = setting(5.0, "Wait until a file has stopped changing this long before analysing it.", min=0)
     rescan_interval_s: int = setting(3600, "Full reconcile every N seconds to catch missed events (0 = off).", min=0)
+    write_tags: bool = setting(False, "Write BPM, key, ReplayGain and moods into each file's tags after analysis "
+                               "(`playlistgen tags write` does it on demand).")
 
 
 @dataclass
@@ -60,12 +63,28 @@ class AnalysisSettings:
     backend: str = setting("auto", "Analyzer backend; auto picks essentia when it imports.",
                            choices=("auto", "essentia", "librosa"))
     workers: int = setting(0, "Analysis worker processes (0 = number of CPU cores).", min=0, max=256)
-    executor: str = setting("process", "Run analysis in worker processes or threads.",
-                            choices=("process", "thread"))
+    executor: str = setting("process", "Run analysis in local worker processes, threads, or on a Dask cluster.",
+                            choices=("process", "thread", "dask"))
     timeout_s: float = setting(600.0, "Per-file analysis time limit in seconds.", min=1)
     max_memory_mb: int = setting(1500, "Replace a worker whose RSS passes this many MB.", min=64)
     max_tasks_per_child: int = setting(500, "Replace a worker after this many files.", min=1)
     models_dir: str = setting("./models", "Where `playlistgen models install` puts the ML models.")
+    ml_runtime: str = setting("auto", "Runtime of the MusiCNN models; auto = onnx when onnxruntime and the ONNX "
+                              "models are present, else essentia.", choices=("auto", "onnx", "essentia"))
+    dask_scheduler: str = setting("", "Dask scheduler (tcp://host:8786 or tls://host:8786) for executor dask; "
+                                  "empty = start one inside serve on dask_listen.")
+    dask_listen: str = setting("", "Where serve's own Dask scheduler listens; empty = tls://0.0.0.0:8786 when TLS "
+                               "is configured, else tcp://127.0.0.1:8786.")
+    dask_tls_ca: str = setting("", "CA certificate (PEM) for Dask TLS (`playlistgen cluster certs DIR` makes one).")
+    dask_tls_cert: str = setting("", "This machine's certificate (PEM) for Dask TLS.")
+    dask_tls_key: str = setting("", "This machine's private key (PEM) for Dask TLS.")
+    dask_path_map: dict[str, str] = setting({}, "Daemon path prefix -> worker path prefix, for workers that mount "
+                                            "the library themselves (otherwise the file's bytes are shipped).")
+    dask_max_ship_mb: int = setting(1024, "Largest file shipped to a Dask worker; bigger files are analysed "
+                                    "locally.", min=1)
+    dask_max_attempts: int = setting(3, "A file that killed this many Dask workers is failed.", min=1, max=100)
+    dask_fallback: str = setting("local", "When the Dask scheduler is unreachable: analyse locally, or wait.",
+                                 choices=("local", "wait"))
 
 
 @dataclass
@@ -83,6 +102,8 @@ class ApiSettings:
     key: str = setting("", "API key clients send as X-API-Key (required when host is not loopback).")
     max_upload_mb: int = setting(500, "Largest accepted upload in MB.", min=1)
     slow_request_ms: int = setting(1000, "Requests slower than this are logged with their parameters.", min=0)
+    allowed_hosts: list[str] = setting([], "Extra Host names the API answers to (e.g. behind a reverse proxy); "
+                                       "the bound address, localhost and 127.0.0.1 are always allowed.")
 
 
 @dataclass
@@ -105,6 +126,47 @@ class PlaylistSettings:
     tag_min_probability: float = setting(0.1, "Default minimum tag probability for mood/tag filters.", min=0, max=1)
     index_check_s: float = setting(5.0, "Seconds between checks whether the library changed (index rebuild).",
                                    min=0)
+    path_map: dict[str, str] = setting({}, "Library path prefix -> the player's prefix, applied to every exported "
+                                       "M3U8/XSPF, e.g. {/srv/music: /music}.")
+    relative_paths: str = setting("auto", "Paths in saved playlists: auto = relative when output_dir is inside the "
+                                  "library (as Navidrome expects), always, or never.",
+                                  choices=("auto", "always", "never"))
+    transition_weights: dict[str, float] = setting(
+        {"camelot": 1.0, "tempo": 1.0, "loudness": 0.5, "energy": 0.5, "embedding": 1.0},
+        "Weights of the transition cost used by order smooth/energy_arc.")
+    exclude: dict[str, Any] = setting(
+        {"paths": [], "folders": [], "genres": [], "tags": {}, "max_duration_min": 20.0},
+        "Rules applied to automatic playlists unless a request sets include_excluded: path globs, folders, "
+        "genres, ML tags {label: min probability}, and tracks longer than max_duration_min (0 = no limit).")
+    schedule: list[dict[str, Any]] = setting([], "Mixes generated daily and saved under a stable name, e.g. "
+                                             "[{name: Daily mix 1, strategy: for_you, at: '07:00', size: 40}].")
+
+
+@dataclass
+class MediaServerSettings:
+    url: str = setting("", "Subsonic/OpenSubsonic server (Navidrome, gonic, Airsonic...), e.g. "
+                       "http://127.0.0.1:4533; empty = no link.")
+    user: str = setting("", "User name on the media server.")
+    password: str = setting("", "Password on the media server (prefer PLAYLISTGEN_MEDIASERVER__PASSWORD); "
+                            "never logged or shown.")
+    path_map: dict[str, str] = setting({}, "Server path prefix -> library path prefix, when the server sees the "
+                                       "files under another root (e.g. a Docker volume).")
+    link_interval_s: int = setting(3600, "Re-link the server's songs every N seconds (0 = only on demand).", min=0)
+    push_playlists: bool = setting(True, "Create/update saved playlists on the server as native playlists.")
+    proxy: bool = setting(False, "Answer /rest/* as a proxy of the server, adding sonic similarity for every "
+                          "Subsonic app.")
+
+
+@dataclass
+class MpdSettings:
+    enabled: bool = setting(False, "Keep MPD's queue filled with radio continuations while serving.")
+    host: str = setting("127.0.0.1", "MPD host.")
+    port: int = setting(6600, "MPD port.", min=1, max=65535)
+    password: str = setting("", "MPD password (empty = none); never logged.")
+    music_directory: str = setting("", "MPD's music_directory as playlistgen sees it; empty = the first "
+                                   "library.paths entry.")
+    min_queue: int = setting(5, "Append songs whenever fewer than this many follow the current one.", min=1, max=1000)
+    history: int = setting(200, "Never add a song among the last N played.", min=0)
 
 
 @dataclass
@@ -123,6 +185,8 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     playlists: PlaylistSettings = field(default_factory=PlaylistSettings)
+    mediaserver: MediaServerSettings = field(default_factory=MediaServerSettings)
+    mpd: MpdSettings = field(default_factory=MpdSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
     def to_dict(self) -> dict:
@@ -158,6 +222,23 @@ def _did_you_mean(word: str, options: list[str], prefix: str = "") -> str:
 def _coerce(key: str, value: Any, hint_type: Any, source: str) -> Any:
     """Check a raw value against the field's type; strings from the environment are parsed."""
     origin = typing.get_origin(hint_type)
+    args = typing.get_args(hint_type)
+    if origin is dict:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key '{key}' must be a mapping (from {source}), got {value!r}",
+                              hint=f"write it as {key.split('.')[-1]}: {{name: value}}")
+        if args and args[1] is not Any:
+            return {str(k): _coerce(f"{key}.{k}", v, args[1], source) for k, v in value.items()}
+        return {str(k): v for k, v in value.items()}
+    if origin is list and args and typing.get_origin(args[0]) is dict:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+            raise ConfigError(f"config key '{key}' must be a list of mappings (from {source}), got {value!r}",
+                              hint=f"write it as {key.split('.')[-1]}: [{{name: ..., ...}}]")
+        return [dict(v) for v in value]
     if origin is list:
         if isinstance(value, str):
             value = [value]
@@ -241,6 +322,7 @@ def validate(settings: Settings, *, require_library: bool = False) -> None:
                           f"'database.pool_max' ({db.pool_max})", hint="lower pool_min or raise pool_max")
     if not settings.library.paths:
         raise ConfigError("config key 'library.paths' is empty", hint="give at least one music folder")
+    _validate_playlist_maps(settings.playlists)
     settings.library.extensions = [e.lower() if e.startswith(".") else "." + e.lower()
                                    for e in settings.library.extensions]
     if not _is_loopback(settings.api.host) and not settings.api.key:
@@ -254,6 +336,35 @@ def validate(settings: Settings, *, require_library: bool = False) -> None:
                                   hint=f"create it (mkdir -p {path}) or fix the path", path=path)
             if not os.access(p, os.R_OK | os.X_OK):
                 raise ConfigError(f"config key 'library.paths': folder '{path}' is not readable", path=path)
+
+
+TRANSITION_WEIGHT_NAMES = ("camelot", "tempo", "loudness", "energy", "embedding")
+EXCLUDE_RULE_NAMES = ("paths", "folders", "genres", "tags", "max_duration_min")
+
+
+def _validate_playlist_maps(playlists: PlaylistSettings) -> None:
+    """The mapping-valued playlist keys: known names only, sane values."""
+    for name, weight in playlists.transition_weights.items():
+        if name not in TRANSITION_WEIGHT_NAMES:
+            raise ConfigError(f"unknown config key 'playlists.transition_weights.{name}'",
+                              hint=_did_you_mean(name, list(TRANSITION_WEIGHT_NAMES), "playlists.transition_weights."))
+        if weight < 0:
+            raise ConfigError(f"config key 'playlists.transition_weights.{name}' must be at least 0; got {weight}")
+    for name in playlists.exclude:
+        if name not in EXCLUDE_RULE_NAMES:
+            raise ConfigError(f"unknown config key 'playlists.exclude.{name}'",
+                              hint=_did_you_mean(name, list(EXCLUDE_RULE_NAMES), "playlists.exclude."))
+    for i, entry in enumerate(playlists.schedule):
+        where = f"playlists.schedule[{i}]"
+        for required in ("name", "strategy", "at"):
+            if not entry.get(required):
+                raise ConfigError(f"config key '{where}' has no '{required}'",
+                                  hint="each entry needs name, strategy and at: 'HH:MM'")
+        at = str(entry["at"])
+        hh, _, mm = at.partition(":")
+        if not (hh.isdigit() and mm.isdigit() and 0 <= int(hh) < 24 and 0 <= int(mm) < 60 and len(mm) == 2):
+            raise ConfigError(f"config key '{where}.at' must be a time 'HH:MM'; got {at!r}",
+                              hint="quote it in YAML: at: '07:30'")
 
 
 def _is_loopback(host: str) -> bool:

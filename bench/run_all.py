@@ -246,8 +246,9 @@ def common_free_port() -> int:
 def cache(cfg: dict, corpus: Path) -> dict:
     from cache import per_track, workload
 
-    from playlistgen.core.cache import FeatureCache, get_many_features
+    from playlistgen.core.cache import FeatureCache
     from playlistgen.core.db import Database
+    from playlistgen.core.records import get_many_features
     from tests.feature_data import populate
 
     out: dict = {"tracks": cfg["cache_tracks"], "requests": cfg["cache_requests"], "zipf": 1.1, "configs": {}}

@@ -18,17 +18,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from playlistgen.core.analysis.base import (
-    EXTRA_FIELDS,
-    METADATA_FIELDS,
-    RESULT_FIELDS,
-    camelot,
-    camelot_neighbours,
-    key_from_camelot,
-    pitch_class,
-)
+from playlistgen.core.analysis.base import EXTRA_FIELDS, METADATA_FIELDS, RESULT_FIELDS
 from playlistgen.core.analysis.factory import create_analyzer, essentia_available
 from playlistgen.core.analysis.metadata import names_from_path, read_metadata
+from playlistgen.core.music import camelot, camelot_neighbours, key_from_camelot, pitch_class
 from playlistgen.errors import AnalysisError, ConfigError, ModelMissingError
 from tests import audio_fixtures as af
 

@@ -14,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from playlistgen.api import create_app
 from playlistgen.config import Settings
 from playlistgen.core.advisor import Inputs, build_report
-from playlistgen.core.cache import FeatureCache, get_track_features
+from playlistgen.core.cache import FeatureCache
 from playlistgen.core.db import Database
 from playlistgen.core.metrics import Metrics, register_probes
+from playlistgen.core.records import get_track_features
 from playlistgen.services import Services
 from tests.feature_data import populate
 

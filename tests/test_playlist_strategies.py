@@ -5,13 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from playlistgen.core.playlists.catalog import (
-    Catalog,
-    build_catalog,
-    camelot_code,
-    camelot_compatible,
-    tempo_compatible,
-)
+from playlistgen.core.music import camelot_compatible, tempo_compatible
+from playlistgen.core.music import camelot_index as camelot_code
+from playlistgen.core.playlists.catalog import Catalog, build_catalog
 from playlistgen.core.playlists.diversity import Diversity, gaps_respected, normalise_title, song_key
 from playlistgen.core.playlists.groups import kmeans
 from playlistgen.core.playlists.index import distances, query_of

@@ -1,4 +1,4 @@
-"""FeatureCache: a compressed TTL + LRU cache of per-track feature records.
+"""FeatureCache: a generic compressed TTL + LRU cache (per-track feature records, the overview...).
 
 * Bounded by the **compressed** size in bytes (``cache.size_mb``): cachetools' ``TTLCache`` with
   ``getsizeof=len`` over the stored blobs, so the bound is what the cache really holds.
@@ -11,8 +11,8 @@
   (a new track row) and a new analyzer version or preset is a new key, so a stale entry can never
   be served; old entries simply age out.
 
-:func:`get_track_features` / :func:`get_many_features` are the read paths for the API and the
-similarity-index build: one cheap indexed lookup for the key, the heavy row + tags from the cache.
+What is cached and under which key is the caller's business: the stored track record and its
+read paths (``get_many_features``, ``track_key``) live in :mod:`playlistgen.core.records`.
 """
 
 from __future__ import annotations
@@ -22,18 +22,16 @@ import pickle
 import threading
 import time
 import zlib
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from typing import Any
 
 import cachetools
 
 from ..errors import ConfigError
-from .jobs import METADATA, SCALAR_FEATURES, VECTOR_FEATURES, from_blob
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
 ZLIB_LEVEL = 1     # feature records are mostly float32: level 1 compresses as well as 6, 3× faster
-_IN_CHUNK = 500    # ids per IN (...) list, well under SQLite's variable limit
 
 
 # ----------------------------------------------------------------------------- codecs
@@ -191,102 +189,3 @@ class FeatureCache:
                     log.debug("feature cache: purged %d expired entries", purged)
             except Exception:   # never let the purge thread die silently
                 log.exception("feature cache purge failed")
-
-
-# ----------------------------------------------------------------------------- read paths
-
-def track_key(track_id: int, fingerprint: str, analyzer_version: str, preset: str) -> tuple:
-    return ("track", int(track_id), fingerprint, analyzer_version, preset)
-
-
-_FEATURE_COLUMNS = ("analyzer_version", "preset", *SCALAR_FEATURES, *VECTOR_FEATURES)
-_TRACK_COLUMNS = ("id", "fingerprint", *METADATA)
-
-
-def _keys_sql(n: int, version: str | None) -> str:
-    # One row per track: the newest features row of the wanted analyzer version (any if None),
-    # plus one current path (paths change on moves, so they are never cached).
-    cond = "AND f2.analyzer_version = ?" if version else ""
-    return (
-        "SELECT t.id, t.fingerprint, f.analyzer_version, f.preset, f.id, "
-        "(SELECT path FROM files WHERE track_id = t.id AND status = 'done' ORDER BY id LIMIT 1) "
-        f"FROM tracks t JOIN features f ON f.id = (SELECT max(f2.id) FROM features f2 WHERE f2.track_id = t.id {cond}) "
-        f"WHERE t.id IN ({','.join('?' * n)})"
-    )
-
-
-def _load_records(conn: Any, feature_ids: dict[int, int]) -> dict[int, dict]:
-    """The heavy part: metadata, every feature column and all tags. ``feature_ids`` maps track id →
-    the features row to read. Vectors stay little-endian float32 bytes here — that is what the
-    cache stores (smaller and ~5× faster to unpickle than numpy arrays); :func:`_finish` makes the
-    arrays for the caller."""
-    out: dict[int, dict] = {}
-    items = list(feature_ids.items())
-    for start in range(0, len(items), _IN_CHUNK):
-        part = items[start:start + _IN_CHUNK]
-        marks = ",".join("?" * len(part))
-        sql = (f"SELECT {', '.join('t.' + c for c in _TRACK_COLUMNS)}, {', '.join('f.' + c for c in _FEATURE_COLUMNS)}"
-               f" FROM features f JOIN tracks t ON t.id = f.track_id WHERE f.id IN ({marks})")
-        for row in conn.execute(sql, [fid for _, fid in part]):
-            record = dict(zip(_TRACK_COLUMNS + _FEATURE_COLUMNS, row, strict=True))  # vectors stay bytes
-            record["tags"] = {}
-            out[record["id"]] = record
-        for track_id, source, label, p in conn.execute(
-                f"SELECT track_id, source, label, probability FROM tags WHERE track_id IN ({marks}) "
-                "ORDER BY track_id, source, probability DESC", [tid for tid, _ in part]):
-            if track_id in out:
-                out[track_id]["tags"].setdefault(source, {})[label] = p
-    return out
-
-
-def _finish(record: dict, path: str | None) -> dict:
-    out = dict(record)
-    for name in VECTOR_FEATURES:
-        out[name] = from_blob(out[name])   # read-only views: a caller cannot alter shared data
-    out["path"] = path
-    return out
-
-
-def get_many_features(db: Any, cache: FeatureCache | None, track_ids: Iterable[int],
-                      analyzer_version: str | None = None) -> dict[int, dict]:
-    """Feature records for many tracks ({track_id: record}); tracks without features are absent.
-
-    A record holds id, fingerprint, artist, album, title, genre, year, track_number, every scalar
-    feature, ``mfcc_mean``/``mfcc_std``/``chroma``/``embedding`` as float32 numpy arrays (or None),
-    ``tags`` {source: {label: probability}} (highest first), analyzer_version, preset and ``path``.
-    Pass ``cache=None`` to read without caching.
-    """
-    ids = list(dict.fromkeys(int(i) for i in track_ids))
-    if not ids:
-        return {}
-
-    def read(conn: Any) -> dict[int, dict]:
-        keys: dict[int, tuple] = {}     # track id → (cache key, features row id, current path)
-        for start in range(0, len(ids), _IN_CHUNK):
-            part = ids[start:start + _IN_CHUNK]
-            params = [analyzer_version, *part] if analyzer_version else part
-            for tid, fp, version, preset, fid, path in conn.execute(_keys_sql(len(part), analyzer_version), params):
-                keys[tid] = (track_key(tid, fp, version, preset), fid, path)
-        found: dict[int, dict] = {}
-        missing: dict[int, int] = {}
-        for tid, (key, fid, _) in keys.items():
-            record = cache.get(key) if cache is not None else None
-            if record is None:
-                missing[tid] = fid
-            else:
-                found[tid] = record
-        if missing:
-            loaded = _load_records(conn, missing)
-            if cache is not None:
-                for tid, record in loaded.items():
-                    cache.put(keys[tid][0], record)
-            found.update(loaded)
-        return {tid: _finish(record, keys[tid][2]) for tid, record in found.items()}
-
-    return db.read(read)
-
-
-def get_track_features(db: Any, cache: FeatureCache | None, track_id: int,
-                       analyzer_version: str | None = None) -> dict | None:
-    """One track's feature record (see :func:`get_many_features`), or None when it has none."""
-    return get_many_features(db, cache, [track_id], analyzer_version).get(int(track_id))

@@ -10,36 +10,17 @@ import logging
 from dataclasses import dataclass
 
 import apsw
-import numpy as np
 
 from .db import Database
+from .records import METADATA, SCALAR_FEATURES, VECTOR_FEATURES, to_blob
 
 log = logging.getLogger(__name__)
-
-SCALAR_FEATURES = (
-    "duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot", "loudness_lufs",
-    "loudness_range", "dynamic_complexity", "danceability", "energy", "spectral_centroid",
-    "spectral_rolloff", "spectral_flatness", "zcr", "valence", "acousticness", "instrumentalness",
-)
-VECTOR_FEATURES = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
-METADATA = ("artist", "album", "title", "genre", "year", "track_number")
-
 
 @dataclass(frozen=True)
 class Job:
     file_id: int
     path: str
     fingerprint: str
-
-
-def to_blob(values: object) -> bytes | None:
-    if values is None:
-        return None
-    return np.asarray(values, dtype="<f4").tobytes()
-
-
-def from_blob(blob: bytes | None) -> np.ndarray | None:
-    return None if blob is None else np.frombuffer(blob, dtype="<f4")
 
 
 class JobQueue:
@@ -103,6 +84,8 @@ class JobQueue:
             "track_number = excluded.track_number, duration_s = excluded.duration_s, "
             "updated_at = unixepoch('subsec') RETURNING id",
             (job.fingerprint, *meta_values, result.get("duration_s"))).fetchall()[0][0]
+        conn.execute("UPDATE tracks SET musicbrainz_trackid = ? WHERE id = ?",  # media-server link (0005)
+                     (meta.get("musicbrainz_trackid"), track_id))
         columns = ["track_id", "analyzer_version", "preset", *SCALAR_FEATURES, *VECTOR_FEATURES, "cpu_s"]
         values = [track_id, result.get("analyzer_version", self.analyzer_version), result.get("preset", "")]
         values += [result.get(k) for k in SCALAR_FEATURES]

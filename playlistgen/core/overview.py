@@ -7,6 +7,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from .music import key_from_camelot
+from .records import LIVE_FEATURES, library_state
+
 log = logging.getLogger(__name__)
 
 BPM_BIN = 10
@@ -15,13 +18,7 @@ ENERGY_BINS = 10
 TOP_TAGS = 15
 TAGS_PER_TRACK = 3             # a tag counts for a track when it is among the track's top 3
 
-# Camelot wheel: number → (minor key, major key)
-CAMELOT = {1: ("G#", "B"), 2: ("D#", "F#"), 3: ("A#", "C#"), 4: ("F", "G#"), 5: ("C", "D#"), 6: ("G", "A#"),
-           7: ("D", "F"), 8: ("A", "C"), 9: ("E", "G"), 10: ("B", "D"), 11: ("F#", "A"), 12: ("C#", "E")}
-
-# the newest features row of each track that has a file present and analysed
-_LATEST = ("SELECT f.* FROM features f WHERE f.id IN (SELECT max(id) FROM features GROUP BY track_id) "
-           "AND EXISTS (SELECT 1 FROM files WHERE files.track_id = f.track_id AND files.status = 'done')")
+_LATEST = LIVE_FEATURES
 
 
 def library_overview(db: Any) -> dict:
@@ -37,10 +34,9 @@ def library_overview(db: Any) -> dict:
         bpm_bins = [{"from": b, "to": b + BPM_BIN, "count": bpm_rows.get(b, 0)} for b in range(low, high, BPM_BIN)]
         key_rows = {c: n for c, n in conn.execute(
             f"SELECT camelot, count(*) FROM ({_LATEST}) WHERE camelot IS NOT NULL GROUP BY camelot")}
-        keys = [{"camelot": f"{number}{letter}", "key": name, "scale": scale,
-                 "count": key_rows.get(f"{number}{letter}", 0)}
-                for number, names in CAMELOT.items()
-                for letter, scale, name in (("A", "minor", names[0]), ("B", "major", names[1]))]
+        keys = [{"camelot": code, "key": key, "scale": scale, "count": key_rows.get(code, 0)}
+                for code in (f"{number}{letter}" for number in range(1, 13) for letter in "AB")
+                for key, scale in (key_from_camelot(code),)]
         energy_rows = dict(conn.execute(
             f"SELECT min(CAST(energy * {ENERGY_BINS} AS INTEGER), {ENERGY_BINS - 1}) AS bin, count(*) "
             f"FROM ({_LATEST}) WHERE energy IS NOT NULL GROUP BY bin").fetchall())
@@ -64,13 +60,6 @@ def library_overview(db: Any) -> dict:
                 "tags_per_track": TAGS_PER_TRACK}
 
     return db.read(read)
-
-
-def library_state(db: Any) -> tuple:
-    """Changes whenever analysed files, features, tags or track metadata change (one cheap query)."""
-    return tuple(db.query(
-        "SELECT (SELECT count(*) FROM files WHERE status = 'done'), (SELECT max(updated_at) FROM files), "
-        "(SELECT max(id) FROM features), (SELECT count(*) FROM features), (SELECT max(updated_at) FROM tracks)")[0])
 
 
 def cached_overview(db: Any, cache: Any) -> dict:

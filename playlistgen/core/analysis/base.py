@@ -51,6 +51,7 @@ import numpy as np
 
 from ...errors import AnalysisError
 from ..audio import Chunk, SourceInfo, open_audio
+from ..music import camelot
 from . import dsp
 from .loudness import LoudnessMeter
 from .metadata import read_metadata
@@ -79,54 +80,6 @@ class Analyzer(Protocol):
     def analyze(self, path: str) -> dict[str, Any]:
         """Analyse one file; raises AnalysisError (with a one-line reason) when it cannot."""
         ...
-
-
-# --- Camelot wheel ------------------------------------------------------------------------------
-
-_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-
-
-def pitch_class(key: str) -> int:
-    """'C#', 'Db', 'Bb', 'A' → 0..11."""
-    key = key.strip()
-    if not key or key[0].upper() not in _PITCH:
-        raise ValueError(f"not a key name: {key!r}")
-    pc = _PITCH[key[0].upper()]
-    for accidental in key[1:]:
-        pc += {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental, 0)
-    return pc % 12
-
-
-def camelot(key: str | None, scale: str | None) -> str | None:
-    """Camelot code ('8B' = C major, '8A' = A minor); None for an unknown key."""
-    if not key or scale not in ("major", "minor"):
-        return None
-    pc = pitch_class(key)
-    if scale == "minor":
-        pc = (pc + 3) % 12          # relative major shares the number
-    number = (7 * pc + 8) % 12 or 12
-    return f"{number}{'B' if scale == 'major' else 'A'}"
-
-
-def key_from_camelot(code: str) -> tuple[str, str]:
-    """'8A' → ('A', 'minor')."""
-    code = code.strip().upper()
-    number, letter = int(code[:-1]), code[-1]
-    if not 1 <= number <= 12 or letter not in "AB":
-        raise ValueError(f"not a Camelot code: {code!r}")
-    pc = (7 * (number - 8)) % 12    # 7 is its own inverse mod 12
-    if letter == "A":
-        return dsp.KEY_NAMES[(pc - 3) % 12], "minor"
-    return dsp.KEY_NAMES[pc], "major"
-
-
-def camelot_neighbours(code: str) -> list[str]:
-    """Harmonically compatible codes: the same, ±1 on the wheel, and the relative major/minor."""
-    code = code.strip().upper()
-    number, letter = int(code[:-1]), code[-1]
-    other = "A" if letter == "B" else "B"
-    return [code, f"{(number % 12) + 1}{letter}", f"{((number - 2) % 12) + 1}{letter}",
-            f"{number}{other}"]
 
 
 # --- guards and derived values --------------------------------------------------------------------

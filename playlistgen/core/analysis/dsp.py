@@ -24,6 +24,8 @@ import math
 import numpy as np
 import scipy.fft
 
+from ..music import KEY_NAMES
+
 DSP_RATE = 22050
 FRAME = 1024
 HOP = 512
@@ -32,7 +34,6 @@ CHROMA_FRAME = 4096
 SILENT_POWER = 1e-7                  # frame mean-square below -70 dBFS: left out of averages
 N_MFCC = 13
 N_MELS = 40
-KEY_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
 
 
 class Framer:

@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from ..audio import Chunk, SourceInfo
+from ..music import pitch_class
 from . import dsp
-from .base import PipelineAnalyzer, pitch_class
+from .base import PipelineAnalyzer
 from .presets import MUSICNN_PATCH_FRAMES, Preset
 
 log = logging.getLogger(__name__)

@@ -24,13 +24,13 @@ tracks have (see ``index.distances``), so such tracks still take part with what 
 from __future__ import annotations
 
 import logging
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from ..music import camelot_index, pitch_class
 from .diversity import song_key
 
 log = logging.getLogger(__name__)
@@ -41,62 +41,6 @@ SCALARS = ("bpm", "energy", "danceability", "loudness_lufs", "loudness_range", "
            "instrumentalness", "key_strength")
 _LOG_SCALARS = {"bpm", "spectral_centroid", "spectral_rolloff"}  # ratio-like: compare on a log scale
 VECTOR_DIMS = {"mfcc": 26, "chroma": 12, "embedding": 200}
-KEY_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-_PITCH = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
-_CAMELOT_RE = re.compile(r"^\s*(1[0-2]|[1-9])\s*([ABab])\s*$")
-
-
-def pitch_class(name: str) -> int | None:
-    """'C#', 'Db', 'A' → 0..11; None if it is not a key name."""
-    name = name.strip()
-    if not name or name[0].upper() not in _PITCH:
-        return None
-    pc = _PITCH[name[0].upper()]
-    for accidental in name[1:]:
-        step = {"#": 1, "♯": 1, "b": -1, "♭": -1}.get(accidental)
-        if step is None:
-            return None
-        pc += step
-    return pc % 12
-
-
-def camelot_code(text: str | None) -> int:
-    """'8A' → 0..23 (number-1, +12 for B); -1 when unknown."""
-    if not text:
-        return -1
-    m = _CAMELOT_RE.match(text)
-    if not m:
-        return -1
-    return int(m.group(1)) - 1 + (12 if m.group(2).upper() == "B" else 0)
-
-
-def camelot_name(code: int) -> str | None:
-    return None if code < 0 else f"{code % 12 + 1}{'B' if code >= 12 else 'A'}"
-
-
-def camelot_compatible(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray | bool:
-    """Same code, ±1 on the wheel with the same letter, or the relative major/minor."""
-    a, b = np.asarray(a), np.asarray(b)
-    num_a, num_b = a % 12, b % 12
-    same_letter = (a >= 12) == (b >= 12)
-    step = (num_a - num_b) % 12
-    ok = (a >= 0) & (b >= 0) & ((same_letter & ((step == 0) | (step == 1) | (step == 11)))
-                                | (~same_letter & (step == 0)))
-    return ok if ok.ndim else bool(ok)
-
-
-def tempo_compatible(a: np.ndarray | float, b: np.ndarray | float, tolerance: float = 0.06) -> np.ndarray | bool:
-    """Tempo ratio within ``tolerance`` of 1, or of 2 / 0.5 (half or double time)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = b / a
-        ok = np.zeros(np.broadcast(a, b).shape, dtype=bool)
-        for factor in (1.0, 2.0, 0.5):
-            r = ratio / factor
-            ok |= (r >= 1 - tolerance) & (r <= 1 + tolerance)
-    ok &= np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
-    return ok if ok.ndim else bool(ok)
-
 
 def factorize(values: list[Any], fold: bool = True) -> tuple[np.ndarray, list[str]]:
     """Integer code per value (-1 for empty), and the first spelling of each code."""
@@ -242,7 +186,7 @@ def build_catalog(*, key: tuple, track_ids: np.ndarray, meta: dict[str, list], s
     num = {name: scalars[name].astype(np.float32) for name in SCALARS}
     num["duration_s"] = np.array([np.nan if v is None else v for v in meta["duration_s"]], dtype=np.float32)
     num["year"] = np.array([np.nan if v is None else v for v in meta["year"]], dtype=np.float32)
-    camelot = np.array([camelot_code(c) for c in keys["camelot"]], dtype=np.int8)
+    camelot = np.array([camelot_index(c) for c in keys["camelot"]], dtype=np.int8)
     key_pc = np.array([-1 if not k else (pitch_class(k) if pitch_class(k) is not None else -1)
                        for k in keys["key"]], dtype=np.int8)
     scale = np.array([{"major": 1, "minor": 0}.get((s or "").lower(), -1) for s in keys["scale"]], dtype=np.int8)

@@ -12,20 +12,13 @@ import apsw
 import numpy as np
 
 from ..db import Database
+from ..records import LIVE, NEWEST_FEATURES
 from .catalog import SCALARS, VECTOR_DIMS, Catalog, build_catalog
 
 log = logging.getLogger(__name__)
 
-LIVE = "EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done')"
 _META = ("artist", "album", "title", "genre", "year", "track_number")
 _BLOBS = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
-
-
-def library_state(db: Database) -> tuple:
-    """A key that changes whenever live tracks, features, tags or metadata change (cheap)."""
-    return tuple(db.query(
-        "SELECT (SELECT count(*) FROM files WHERE status = 'done'), (SELECT max(updated_at) FROM files), "
-        "(SELECT max(id) FROM features), (SELECT count(*) FROM features), (SELECT max(updated_at) FROM tracks)")[0])
 
 
 def _stack(blobs: list[bytes | None], dims: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,7 +36,7 @@ def _load_rows(conn: apsw.Connection) -> tuple[list[tuple], list[tuple[str, list
                *(f"f.{s}" for s in SCALARS), "f.key", "f.scale", "f.camelot", *(f"f.{b}" for b in _BLOBS)]
     rows = conn.execute(
         f"SELECT {', '.join(columns)} FROM tracks t "
-        "JOIN features f ON f.id = (SELECT max(id) FROM features WHERE track_id = t.id) "
+        f"JOIN features f ON {NEWEST_FEATURES} "
         f"WHERE {LIVE} ORDER BY t.id").fetchall()
     # all tags, one label at a time (numeric pairs convert to numpy fast); rows of tracks that are
     # not live are dropped when matched against the track ids

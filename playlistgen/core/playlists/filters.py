@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ...errors import BadRequestError
-from .catalog import Catalog, camelot_code, pitch_class
+from ..music import camelot_index, pitch_class
+from .catalog import Catalog
 from .names import UnknownNameError, resolve_tags
 
 RANGES = {  # filter name → catalog numeric column
@@ -73,7 +74,7 @@ def _match_names(kind: str, wanted: list[str], codes: np.ndarray, names: list[st
 
 def parse_key(text: str) -> tuple[str, int | tuple[int, int | None]]:
     """'8A' → ('camelot', code); 'A minor' → ('key', (9, 0)); 'A' → ('key', (9, None))."""
-    code = camelot_code(text)
+    code = camelot_index(text)
     if code >= 0:
         return "camelot", code
     m = _KEY_RE.match(text)

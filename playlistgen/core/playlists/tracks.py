@@ -13,18 +13,14 @@ import apsw
 
 from ...errors import BadRequestError
 from ..db import Database
-from ..jobs import SCALAR_FEATURES, from_blob
-from .catalog import camelot_name
+from ..music import camelot_name, key_spellings
+from ..records import CURRENT_PATH, LIVE, NEWEST_FEATURES, SCALAR_FEATURES, from_blob, get_track_features
 from .diversity import normalise_artist, normalise_title
-from .features import LIVE
 from .filters import parse_key
 from .names import UnknownNameError, UnknownTrackError
 
 TOP_TAGS = 5
-_NEWEST = "f.id = (SELECT max(id) FROM features WHERE track_id = t.id)"
-_PATH = ("(SELECT fl.path FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done' "
-         "ORDER BY fl.id LIMIT 1)")
-_TRACK_COLUMNS = (f"t.id, {_PATH}, t.artist, t.album, t.title, t.genre, t.year, t.track_number, "
+_TRACK_COLUMNS = (f"t.id, {CURRENT_PATH}, t.artist, t.album, t.title, t.genre, t.year, t.track_number, "
                   "coalesce(f.duration_s, t.duration_s), f.bpm, f.key, f.scale, f.camelot, f.energy, "
                   "f.danceability, f.loudness_lufs, f.valence, f.preset")
 _FIELDS = ("id", "path", "artist", "album", "title", "genre", "year", "track_number", "duration_s", "bpm", "key",
@@ -60,7 +56,7 @@ def track_objects(db: Database, ids: list[int]) -> list[dict]:
     wanted = [int(i) for i in ids]
 
     def read(conn: apsw.Connection) -> tuple[list[tuple], dict[int, list[dict]]]:
-        rows = conn.execute(f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON {_NEWEST} "
+        rows = conn.execute(f"SELECT {_TRACK_COLUMNS} FROM tracks t LEFT JOIN features f ON {NEWEST_FEATURES} "
                             f"WHERE t.id IN (SELECT value FROM json_each(?)) AND {LIVE}",
                             (json.dumps(sorted(set(wanted))),)).fetchall()
         return rows, _top_tags(conn, [r[0] for r in rows])
@@ -101,7 +97,7 @@ def search(db: Database, *, q: str | None = None, artist: str | None = None, bpm
             params.append(camelot_name(value))  # type: ignore[arg-type]
         else:
             pc, scale = value  # type: ignore[misc]
-            names = _key_spellings(pc)
+            names = key_spellings(pc)
             where.append(f"f.key IN ({', '.join('?' * len(names))})")
             params.extend(names)
             if scale is not None:
@@ -114,7 +110,7 @@ def search(db: Database, *, q: str | None = None, artist: str | None = None, bpm
             raise UnknownNameError("tag", tag, labels)
         where.append("EXISTS (SELECT 1 FROM tags tg WHERE tg.track_id = t.id AND tg.label = ? AND tg.probability >= ?)")
         params.extend([match_label, tag_min])
-    base = f"FROM tracks t {join} LEFT JOIN features f ON {_NEWEST} WHERE {' AND '.join(where)}"
+    base = f"FROM tracks t {join} LEFT JOIN features f ON {NEWEST_FEATURES} WHERE {' AND '.join(where)}"
 
     def read(conn: apsw.Connection) -> tuple[int, list[int]]:
         try:
@@ -129,25 +125,17 @@ def search(db: Database, *, q: str | None = None, artist: str | None = None, bpm
     return {"total": total, "limit": limit, "offset": offset, "tracks": track_objects(db, ids)}
 
 
-def _key_spellings(pc: int) -> list[str]:
-    sharps = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-    flats = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
-    return sorted({sharps[pc], flats[pc]})
-
-
 _DETAIL_FEATURES = (*SCALAR_FEATURES, "mfcc_mean", "mfcc_std", "chroma", "embedding", "analyzer_version", "preset")
 
 
 def _detail_record(db: Database, track_id: int, cache: Any) -> dict | None:
     """{feature: value, "tags": {source: {label: p}}} from the FeatureCache (if given) or SQLite."""
     if cache is not None:
-        from ..cache import get_track_features
-
         return get_track_features(db, cache, track_id)
 
     def read(conn: apsw.Connection) -> dict | None:
         cols = ", ".join(f"f.{c}" for c in _DETAIL_FEATURES)
-        rows = conn.execute(f"SELECT {cols} FROM tracks t JOIN features f ON {_NEWEST} WHERE t.id = ?",
+        rows = conn.execute(f"SELECT {cols} FROM tracks t JOIN features f ON {NEWEST_FEATURES} WHERE t.id = ?",
                             (track_id,)).fetchall()
         if not rows:
             return None

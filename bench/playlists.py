@@ -25,7 +25,7 @@ from playlistgen.config import Settings  # noqa: E402
 from playlistgen.core.db import Database  # noqa: E402
 from playlistgen.core.playlists.catalog import SCALARS, build_catalog  # noqa: E402
 from playlistgen.core.playlists.diversity import Diversity  # noqa: E402
-from playlistgen.core.playlists.index import single_threaded_blas  # noqa: E402
+from playlistgen.core.threads import single_threaded_blas  # noqa: E402
 from playlistgen.core.playlists.registry import run  # noqa: E402
 from playlistgen.core.playlists.service import PlaylistService  # noqa: E402
 

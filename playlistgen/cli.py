@@ -1,11 +1,7 @@
 """The `playlistgen` command. Sub-commands live in playlistgen/commands/; this module only wires
-them together and configures logging (the only place that adds log handlers)."""
+them together. Log handlers are configured by playlistgen/logs.py, called from the commands."""
 
 from __future__ import annotations
-
-import json
-import logging
-import sys
 
 import click
 
@@ -17,26 +13,6 @@ from .commands.models import models
 from .commands.playlist import playlist
 from .commands.scan import scan
 from .commands.serve import serve
-
-
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {"time": self.formatTime(record), "level": record.levelname,
-                 "logger": record.name, "message": record.getMessage()}
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry)
-
-
-def configure_logging(level: str, fmt: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

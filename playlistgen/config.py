@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import difflib
 import os
 import typing
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
+from .suggest import did_you_mean
 
 ENV_PREFIX = "PLAYLISTGEN_"
 DEFAULT_EXTENSIONS = [
@@ -212,13 +212,6 @@ def keys_with_help() -> list[tuple[str, Any, str]]:
     return out
 
 
-def _did_you_mean(word: str, options: list[str], prefix: str = "") -> str:
-    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
-    if match:
-        return f"did you mean '{prefix}{match[0]}'?"
-    return f"valid names: {', '.join(prefix + o for o in options)}"
-
-
 def _coerce(key: str, value: Any, hint_type: Any, source: str) -> Any:
     """Check a raw value against the field's type; strings from the environment are parsed."""
     origin = typing.get_origin(hint_type)
@@ -271,7 +264,7 @@ def _apply(settings: Settings, overrides: Mapping[str, Any], source: str) -> Non
     for section_name, values in overrides.items():
         if section_name not in known:
             raise ConfigError(f"unknown config section '{section_name}' in {source}",
-                              hint=_did_you_mean(section_name, list(known)))
+                              hint=did_you_mean(section_name, list(known)))
         if values is None:
             continue
         if not isinstance(values, Mapping):
@@ -283,7 +276,7 @@ def _apply(settings: Settings, overrides: Mapping[str, Any], source: str) -> Non
             dotted = f"{section_name}.{key}"
             if key not in hints:
                 raise ConfigError(f"unknown config key '{dotted}' in {source}",
-                                  hint=_did_you_mean(str(key), list(hints), f"{section_name}."))
+                                  hint=did_you_mean(str(key), list(hints), f"{section_name}."))
             setattr(section, key, _coerce(dotted, value, hints[key], source))
 
 
@@ -311,7 +304,7 @@ def validate(settings: Settings, *, require_library: bool = False) -> None:
             meta = f.metadata
             if meta["choices"] and value not in meta["choices"]:
                 raise ConfigError(f"config key '{key}' must be one of {', '.join(meta['choices'])}; got {value!r}",
-                                  hint=_did_you_mean(str(value), list(meta["choices"])))
+                                  hint=did_you_mean(str(value), list(meta["choices"])))
             if meta["min"] is not None and value < meta["min"]:
                 raise ConfigError(f"config key '{key}' must be at least {meta['min']}; got {value}")
             if meta["max"] is not None and value > meta["max"]:
@@ -323,6 +316,9 @@ def validate(settings: Settings, *, require_library: bool = False) -> None:
     if not settings.library.paths:
         raise ConfigError("config key 'library.paths' is empty", hint="give at least one music folder")
     _validate_playlist_maps(settings.playlists)
+    from .core.dask_config import validate_analysis  # no Dask import
+
+    validate_analysis(settings.analysis)
     settings.library.extensions = [e.lower() if e.startswith(".") else "." + e.lower()
                                    for e in settings.library.extensions]
     if not _is_loopback(settings.api.host) and not settings.api.key:
@@ -347,13 +343,13 @@ def _validate_playlist_maps(playlists: PlaylistSettings) -> None:
     for name, weight in playlists.transition_weights.items():
         if name not in TRANSITION_WEIGHT_NAMES:
             raise ConfigError(f"unknown config key 'playlists.transition_weights.{name}'",
-                              hint=_did_you_mean(name, list(TRANSITION_WEIGHT_NAMES), "playlists.transition_weights."))
+                              hint=did_you_mean(name, list(TRANSITION_WEIGHT_NAMES), "playlists.transition_weights."))
         if weight < 0:
             raise ConfigError(f"config key 'playlists.transition_weights.{name}' must be at least 0; got {weight}")
     for name in playlists.exclude:
         if name not in EXCLUDE_RULE_NAMES:
             raise ConfigError(f"unknown config key 'playlists.exclude.{name}'",
-                              hint=_did_you_mean(name, list(EXCLUDE_RULE_NAMES), "playlists.exclude."))
+                              hint=did_you_mean(name, list(EXCLUDE_RULE_NAMES), "playlists.exclude."))
     for i, entry in enumerate(playlists.schedule):
         where = f"playlists.schedule[{i}]"
         for required in ("name", "strategy", "at"):

@@ -70,7 +70,7 @@ def analyze(ctx: click.Context, files: tuple[str, ...], preset: str | None, back
     """
     settings = settings_from_ctx(ctx, {"analysis": {"preset": preset, "backend": backend,
                                                     "models_dir": models_dir}})
-    from ..cli import configure_logging
+    from ..logs import configure_logging
     from ..core.analysis.factory import create_analyzer
 
     configure_logging(settings.logging.level, settings.logging.format)

@@ -111,7 +111,7 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
 
     from ..core.db import Database
     from ..core.playlists.export import atomic_write, render
-    from ..core.playlists.index import single_threaded_blas
+    from ..core.threads import single_threaded_blas
     from ..core.playlists.service import PlaylistService
 
     single_threaded_blas()  # one query: thread start-up would cost more than it saves

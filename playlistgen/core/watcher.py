@@ -22,7 +22,6 @@ are dropped by ``stop()``; the start-up reconcile finds them next time. ``settle
 from __future__ import annotations
 
 import errno
-import fnmatch
 import logging
 import os
 import stat
@@ -38,10 +37,10 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from ..errors import PlaylistgenError
+from .paths import hidden_or_temp, ignored, is_candidate, norm_exts
 
 log = logging.getLogger(__name__)
 
-TEMP_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", "~")
 _TICK = 0.25            # debounce thread period
 _DEBOUNCE = 0.5         # quiet time before a deletion or move is emitted
 _RESCAN_MAX_WAIT = 30.0  # emit an overflow rescan even if the burst has not calmed down
@@ -51,30 +50,6 @@ _NATIVE_EVENTS = [ev.FileCreatedEvent, ev.FileClosedEvent, ev.FileDeletedEvent, 
                   ev.DirDeletedEvent, ev.DirMovedEvent]  # IN_CLOSE_WRITE, not one IN_MODIFY per write()
 _POLLING_EVENTS = [ev.FileCreatedEvent, ev.FileModifiedEvent, ev.FileDeletedEvent, ev.FileMovedEvent,
                    ev.DirDeletedEvent, ev.DirMovedEvent]
-
-
-def _norm_exts(extensions: Sequence[str]) -> tuple[str, ...]:
-    return tuple(e.lower() if e.startswith(".") else "." + e.lower() for e in extensions)
-
-
-def _hidden_or_temp(path: str, root: str | None) -> bool:
-    rel = os.path.relpath(path, root) if root else path
-    parts = [p for p in rel.split(os.sep) if p not in ("", ".", "..")]
-    name = parts[-1] if parts else ""
-    return any(p.startswith(".") for p in parts) or name.lower().endswith(TEMP_SUFFIXES)
-
-
-def _ignored(path: str, ignore: Sequence[str], *, folder: bool = False) -> bool:
-    names = (path, path + os.sep) if folder else (path,)
-    return any(fnmatch.fnmatch(n, g) for g in ignore for n in names)
-
-
-def is_candidate(path: str, extensions: Sequence[str], ignore: Sequence[str], *, root: str | None = None) -> bool:
-    """True if ``path`` is an audio file to analyse: allowed extension (case-insensitive), no
-    hidden component (relative to ``root`` when given), no temporary name, no ``ignore`` glob
-    (fnmatch against the full path)."""
-    return (path.lower().endswith(_norm_exts(extensions)) and not _hidden_or_temp(path, root)
-            and not _ignored(path, ignore))
 
 
 @dataclass(frozen=True)
@@ -115,7 +90,7 @@ class LibraryWatcher:
                  settle_seconds: float, on_changes: Callable[[list[LibraryChange]], None],
                  max_pending: int = 10000, poll_interval: float = 5.0) -> None:
         self.roots = sorted({os.path.abspath(p) for p in paths}, key=len, reverse=True)
-        self._exts = _norm_exts(extensions)
+        self._exts = norm_exts(extensions)
         self._ignore = list(ignore)
         self.polling = polling
         self.settle = max(float(settle_seconds), _DEBOUNCE)
@@ -195,7 +170,7 @@ class LibraryWatcher:
     def _wanted(self, path: str, folder: bool = False) -> bool:
         root = self._root_of(path)
         if folder:
-            return not _hidden_or_temp(path, root) and not _ignored(path, self._ignore, folder=True)
+            return not hidden_or_temp(path, root) and not ignored(path, self._ignore, folder=True)
         return is_candidate(path, self._exts, self._ignore, root=root)
 
     def _on_delete(self, path: str, is_dir: bool) -> None:

@@ -35,7 +35,9 @@ Result dict: RESULT_FIELDS (DESIGN.md §6) plus EXTRA_FIELDS. Units and ranges:
 Extras: ``timings`` {decode_s, dsp_s, ml_s, total_s} wall seconds per stage; ``cpu_s`` process
 CPU seconds of the call (all threads of the process, so run one analysis per process to read it
 as the file's cost); ``flags`` why a value is null (``tempo_undetermined``: under 2 s or no
-pulse; ``no_tonal_content``: no key); ``source`` {codec, sample_rate, channels, decoder}.
+pulse; ``no_tonal_content``: no key); ``source`` {codec, sample_rate, channels, decoder};
+``audio_fingerprint`` (core.audio_fingerprint: the coded audio without tags, so a retagged file
+keeps its analysis; computed here because the file was just read and is in the page cache).
 A result never holds NaN or infinity (ensure_finite); silence raises AnalysisError.
 """
 
@@ -51,7 +53,9 @@ import numpy as np
 
 from ...errors import AnalysisError
 from ..audio import Chunk, SourceInfo, open_audio
+from ..audio_fingerprint import audio_fingerprint_or_none
 from ..music import camelot
+from ..threads import single_threaded_blas
 from . import dsp
 from .loudness import LoudnessMeter
 from .metadata import read_metadata
@@ -68,7 +72,7 @@ DSP_FIELDS = ("duration_s", "bpm", "bpm_confidence", "key", "scale", "key_streng
               "mfcc_mean", "mfcc_std", "chroma")
 ML_FIELDS = ("embedding", "tags", "valence", "acousticness", "instrumentalness")
 RESULT_FIELDS = DSP_FIELDS + ML_FIELDS + ("analyzer_version", "preset", "metadata")
-EXTRA_FIELDS = ("timings", "cpu_s", "flags", "source")
+EXTRA_FIELDS = ("timings", "cpu_s", "flags", "source", "audio_fingerprint")
 METADATA_FIELDS = ("artist", "album", "title", "genre", "year", "track_number")
 
 
@@ -155,16 +159,6 @@ def danceability_estimate(clarity: float, bpm: float | None) -> float:
     return round(float(np.clip(clarity / 0.6, 0.0, 1.0) * (0.4 + 0.6 * preference)), 4)
 
 
-def _single_threaded_blas() -> None:
-    """One analysis per worker and one worker per core: BLAS threads only add CPU time."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(limits=1)
-    except Exception as exc:   # optional (comes with scikit-learn); only an efficiency matter
-        log.debug("could not limit BLAS threads: %s", exc)
-
-
 # --- the pipeline ---------------------------------------------------------------------------------
 
 class PipelineAnalyzer:
@@ -175,7 +169,7 @@ class PipelineAnalyzer:
 
     def __init__(self, preset: Preset) -> None:
         self.preset = preset
-        _single_threaded_blas()
+        single_threaded_blas()
 
     # Backend hooks ---------------------------------------------------------------------------
     def extra_rates(self) -> tuple[int, ...]:
@@ -309,6 +303,7 @@ class PipelineAnalyzer:
             "flags": flags,
             "source": {"codec": info.codec, "sample_rate": info.sample_rate,
                        "channels": info.channels, "decoder": info.decoder},
+            "audio_fingerprint": audio_fingerprint_or_none(path),
         })
         ensure_finite(result)
         return result

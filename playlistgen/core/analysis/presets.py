@@ -15,10 +15,10 @@ streamed), so a file's loudness does not depend on the preset.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass
 
 from ...errors import BadRequestError
+from ...suggest import did_you_mean
 
 MUSICNN_PATCH_FRAMES = 187          # 3 s of 16 kHz audio at hop 256
 
@@ -53,6 +53,4 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        match = difflib.get_close_matches(str(name), list(PRESETS), n=1)
-        hint = f"did you mean '{match[0]}'?" if match else "choose fast, balanced or accurate"
-        raise BadRequestError(f"unknown analysis preset '{name}'", hint=hint) from None
+        raise BadRequestError(f"unknown analysis preset '{name}'", hint=did_you_mean(str(name), PRESETS)) from None

@@ -28,19 +28,6 @@ from .catalog import Catalog
 log = logging.getLogger(__name__)
 
 
-def single_threaded_blas() -> bool:
-    """Limit BLAS to one thread in this process. The server answers requests on several threads
-    at once; a multi-threaded matrix-vector product on top of that only adds synchronisation (a
-    5k-track query took 6 ms with OpenBLAS threads instead of 0.06 ms; at 200k one thread is as
-    fast). threadpoolctl comes with scikit-learn (a librosa dependency); without it, no change."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return False
-    threadpool_limits(limits=1, user_api="blas")
-    return True
-
-
 def query_of(cat: Catalog, rows: list[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Query vectors and group masks for catalog rows: (m, D) float32, (m, G) float32."""
     rows = np.asarray(rows, dtype=np.int64)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 from ...errors import BadRequestError, NotFoundError
+from ...suggest import suggestions
 
 # Friendly mood words → the model labels they stand for (MSD/MTT label spellings).
 TAG_ALIASES: dict[str, tuple[str, ...]] = {
@@ -21,15 +21,6 @@ TAG_ALIASES: dict[str, tuple[str, ...]] = {
     "r&b": ("rnb",),
     "energetic": ("party", "dance", "metal", "hard rock", "punk", "fast"),
 }
-
-
-def suggestions(word: str, options: Iterable[str], n: int = 3) -> list[str]:
-    """Close matches, case-insensitively, in their original spelling."""
-    by_fold: dict[str, str] = {}
-    for option in options:
-        by_fold.setdefault(str(option).casefold(), str(option))
-    found = difflib.get_close_matches(str(word).casefold(), list(by_fold), n=n, cutoff=0.5)
-    return [by_fold[f] for f in found]
 
 
 def _hint(word: str, candidates: list[str], options: list[str] | None) -> str:

@@ -13,9 +13,11 @@ import psutil
 import pytest
 import requests
 
+from playlistgen.commands.serve import DUPLICATE_SIGNAL_S
 from playlistgen.core import maintenance
 from playlistgen.core.db import connect
 from tests import audio_fixtures as af
+from tests.helpers import make_song, wait_for
 
 SR = 22050
 ENV = {
@@ -26,26 +28,8 @@ ENV = {
 }
 
 
-def make_song(path: Path, i: int, seconds: float = 6.0) -> Path:
-    """A short, distinct track: chords in a key, a beat, and a little seeded noise."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    audio = af.song(seconds, SR, 1, bpm=80 + (i * 7) % 90, tonic=i % 12, mode="minor" if i % 2 else "major")
-    audio = audio + af.noise(seconds, SR, 1, 0.01, seed=i)[: len(audio)]
-    return af.write(path, audio.astype(np.float32), SR)
-
-
 def status(daemon) -> dict:  # type: ignore[no-untyped-def]
     return requests.get(daemon.url + "/api/v1/library/status", timeout=5).json()
-
-
-def wait_for(predicate, timeout: float = 90, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def features_per_track(db_path: Path) -> list[int]:
@@ -188,8 +172,13 @@ def test_second_signal_exits_at_once(tmp_path: Path, library: Path, daemon_facto
     wait_for(lambda: status(daemon)["in_flight"] > 0, 60, "analysis in flight")
     daemon.proc.send_signal(signal.SIGTERM)
     daemon.proc.send_signal(signal.SIGTERM)  # the same request twice at once is not "exit now"
-    time.sleep(0.7)
-    assert daemon.proc.poll() is None  # still finishing in-flight work
+    second = time.monotonic()
+    wait_for(lambda: "SIGTERM received: shutting down" in daemon.log_path.read_text(), 10, "the stop request")
+    # a later signal only counts as "exit now" once the duplicate window has passed: wait out the
+    # rest of that window (the contract's own constant), not a guessed delay
+    time.sleep(max(0.0, second + DUPLICATE_SIGNAL_S + 0.05 - time.monotonic()))
+    assert daemon.proc.poll() is None, "a duplicate signal must not stop the in-flight work"
+    assert "exiting immediately" not in daemon.log_path.read_text()
     started = time.monotonic()
     daemon.proc.send_signal(signal.SIGTERM)
     daemon.proc.wait(10)

@@ -18,7 +18,7 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import Daemon
-from tests.test_daemon import make_song, wait_for
+from tests.helpers import make_song, wait_for
 
 SONGS = ["Nova Quartet - Blue Hour", "Nova Quartet - Night Train", "Ada Lane - Paper Boats",
          "Ada Lane - Lantern", "Kite Club - Runway", "Mira Sol - Low Tide"]

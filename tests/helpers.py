@@ -1,0 +1,30 @@
+"""Helpers shared by several test modules (test modules never import each other)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tests import audio_fixtures as af
+
+SR = 22050
+
+
+def make_song(path: Path, i: int, seconds: float = 6.0) -> Path:
+    """A short, distinct track: chords in a key, a beat, and a little seeded noise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    audio = af.song(seconds, SR, 1, bpm=80 + (i * 7) % 90, tonic=i % 12, mode="minor" if i % 2 else "major")
+    audio = audio + af.noise(seconds, SR, 1, 0.01, seed=i)[: len(audio)]
+    return af.write(path, audio.astype(np.float32), SR)
+
+
+def wait_for(predicate, timeout: float = 90, what: str = "condition"):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -29,6 +29,7 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import run_clients  # noqa: E402
 from playlists import write_database  # noqa: E402
 
 
@@ -107,13 +108,8 @@ def concurrent(url: str, n_tracks: int, clients: int, seconds: float, seed: int 
                     if not ok:
                         errors.append(detail)
 
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
-    started = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds + 60)
-    return {"latencies": latencies, "server": server, "errors": errors, "elapsed": time.perf_counter() - started}
+    elapsed = run_clients(worker, clients, seconds)
+    return {"latencies": latencies, "server": server, "errors": errors, "elapsed": elapsed}
 
 
 def print_concurrent(result: dict, clients: int, seconds: float) -> None:

@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,6 +111,20 @@ def fmt(s: dict, digits: int = 2, unit: str = "") -> str:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def run_clients(client: Callable[[int], None], count: int, seconds: float) -> float:
+    """Run ``client(i)`` in ``count`` threads (each stops itself after ``seconds``); waits for them,
+    bounded, and returns the elapsed seconds."""
+    import threading
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    return time.perf_counter() - started
 
 
 # --- other processes' CPU use ---------------------------------------------------------------

@@ -58,6 +58,8 @@ GT_VERSION = 1
 VERSION_TRACKS = 8        # corpus tracks that get a second version in the library
 RANDOM_DRAWS = 20         # the random baseline is averaged over this many draws
 PATH_PAIRS = 30
+BALANCED = 8              # tracks per label in the balanced corpus variant
+RADIO_SIZE = 20           # radio lists for the transition measures
 # The similarity defaults before tuning (playlists.metric / weight_*), evaluated beside the
 # current ones with --tune so the report can show the before/after.
 PREVIOUS_DEFAULTS = {"metric": "euclidean",
@@ -114,14 +116,13 @@ def _tempo_ok(est: float | None, true: float, factors: tuple[float, ...]) -> boo
 
 
 def _camelot(pc: int, scale: str) -> str:
-    from playlistgen.core.analysis.base import camelot
-    from playlistgen.core.analysis.dsp import KEY_NAMES
+    from playlistgen.core.music import KEY_NAMES, camelot
 
     return camelot(KEY_NAMES[pc % 12], scale)
 
 
 def _key_scores(pairs: list[tuple[tuple[int, str], tuple[int, str] | None]]) -> dict:
-    from playlistgen.core.analysis.base import camelot_neighbours
+    from playlistgen.core.music import camelot_neighbours
 
     exact = near = 0
     for (pc, scale), est in pairs:
@@ -141,7 +142,7 @@ def _tempo_scores(pairs: list[tuple[float, float | None]]) -> dict:
 
 
 def _pc(name: str | None) -> int | None:
-    from playlistgen.core.analysis.base import pitch_class
+    from playlistgen.core.music import pitch_class
 
     return pitch_class(name) if name else None
 
@@ -390,6 +391,94 @@ def random_scores(rows: np.ndarray, labels: np.ndarray, artists: np.ndarray, n: 
             "hubness_spread": [float(min(h)), float(max(h))]}
 
 
+def per_label(D: np.ndarray, rows: np.ndarray, labels: np.ndarray, artists: np.ndarray) -> dict:
+    """Neighbour precision@10 of each source label's queries (artist filter off / on)."""
+    out = {}
+    lists = {filt: knn_lists(D, rows, artists, filt) for filt in (False, True)}
+    for label in sorted(set(labels[rows])):
+        mine = [i for i, q in enumerate(rows) if labels[q] == label]
+        sel = rows[mine]
+        out[str(label)] = {"tracks": len(mine),
+                           "p10": precision([lists[False][i] for i in mine], sel, labels),
+                           "p10_artist": precision([lists[True][i] for i in mine], sel, labels)}
+    return out
+
+
+def corpus_variants(D: np.ndarray, rows: np.ndarray, labels: np.ndarray, artists: np.ndarray, n: int) -> dict:
+    """The same measures on variants of the corpus that one dominant label cannot carry:
+    ``balanced`` (at most BALANCED tracks per label, mean of 10 draws) and ``without_<label>``
+    (the largest label left out). Neighbours are searched inside the variant."""
+    values, counts = np.unique(labels[rows], return_counts=True)
+    dominant = str(values[np.argmax(counts)])
+    rng = np.random.default_rng(13)
+    draws = []
+    for _ in range(10):
+        keep = np.concatenate([rng.permutation(rows[labels[rows] == v])[:BALANCED] for v in values])
+        draws.append(neighbour_scores(D, np.sort(keep), labels, artists, n))
+    balanced = {k: float(np.mean([d[k] for d in draws])) for k in draws[0]}
+    balanced["tracks"] = int(sum(min(c, BALANCED) for c in counts))
+    without = np.sort(rows[labels[rows] != dominant])
+    rest = {**neighbour_scores(D, without, labels, artists, n), "tracks": int(len(without))}
+    return {"dominant": dominant, "dominant_share": round(float(counts.max() / counts.sum()), 3),
+            f"balanced_{BALANCED}": balanced, f"without_{dominant}": rest,
+            "random_balanced": random_scores(np.sort(np.concatenate(
+                [rows[labels[rows] == v][:BALANCED] for v in values])), labels, artists, n)}
+
+
+def transition_measures(cat, lists: list[list[int]]) -> dict:  # type: ignore[no-untyped-def]
+    """Mean and worst, over consecutive tracks of every list: Camelot distance (steps on the
+    wheel, letter change +1), tempo jump in % (half/double time folded), LUFS step, and the
+    project's transition cost (playlists.transition_weights)."""
+    from playlistgen.core.music import camelot_distance, tempo_ratio_distance
+    from playlistgen.core.playlists.transitions import catalog_features, pair_costs
+
+    cam, jump, lufs, cost = [], [], [], []
+    for rows in lists:
+        r = np.asarray(rows, dtype=np.int64)
+        a, b = r[:-1], r[1:]
+        cam.append(np.asarray(camelot_distance(cat.camelot[a].astype(int), cat.camelot[b].astype(int)), float))
+        jump.append((2 ** np.asarray(tempo_ratio_distance(cat.num["bpm"][a], cat.num["bpm"][b]), float) - 1) * 100)
+        lufs.append(np.abs(cat.num["loudness_lufs"][a] - cat.num["loudness_lufs"][b]).astype(float))
+        cost.append(pair_costs(catalog_features(cat, r), np.arange(len(r) - 1), np.arange(1, len(r)),
+                               Settings().playlists.transition_weights))
+
+    def stat(parts: list[np.ndarray]) -> dict:
+        allv = np.concatenate(parts)
+        worst = [float(np.nanmax(p)) for p in parts if np.isfinite(p).any()]
+        return {"mean": round(float(np.nanmean(allv)), 3), "worst_per_list": round(float(np.mean(worst)), 3)}
+
+    return {"camelot": stat(cam), "tempo_jump_pct": stat(jump), "lufs_step": stat(lufs), "cost": stat(cost)}
+
+
+def transition_report(cat, rows: np.ndarray, labels: np.ndarray, rules, seeds: list[int]) -> dict:  # type: ignore[no-untyped-def]
+    """Radio lists (RADIO_SIZE tracks) in closeness order, after `order: smooth` and
+    `energy_arc`, and two baselines over the same members: random order and a plain sort by BPM
+    (seed first in all of them). Membership is the same, so label precision must be too."""
+    from playlistgen.core.playlists.registry import run
+
+    rng = np.random.default_rng(17)
+    lists: dict[str, list[list[int]]] = {"closeness (as_is)": [], "smooth": [], "energy_arc": [],
+                                         "random order": [], "sort by BPM": []}
+    same = True
+    for seed in seeds:
+        base = run(cat, "radio", seeds=[seed], size=RADIO_SIZE, rules=rules, order="as_is").picker.rows
+        smooth = run(cat, "radio", seeds=[seed], size=RADIO_SIZE, rules=rules, order="smooth").picker.rows
+        arc = run(cat, "radio", seeds=[seed], size=RADIO_SIZE, rules=rules, order="energy_arc").picker.rows
+        same &= set(base) == set(smooth) == set(arc) and smooth[0] == seed
+        rest = np.array(base[1:])
+        bpm = cat.num["bpm"][rest]
+        lists["closeness (as_is)"].append(base)
+        lists["smooth"].append(smooth)
+        lists["energy_arc"].append(arc)
+        lists["random order"].append([seed, *rng.permutation(rest).tolist()])
+        lists["sort by BPM"].append([seed, *rest[np.argsort(np.where(np.isfinite(bpm), bpm, np.inf))].tolist()])
+    label_precision = {m: float(np.mean([np.mean(labels[np.array(x[1:])] == labels[x[0]]) for x in ls]))
+                       for m, ls in lists.items()}
+    return {"lists": len(seeds), "size": RADIO_SIZE, "same_members": bool(same),
+            "label_precision": label_precision,
+            "measures": {m: transition_measures(cat, ls) for m, ls in lists.items()}}
+
+
 # --- playlists --------------------------------------------------------------------------------------
 
 def duplicate_rate(playlists: list[list[int]], identity: dict[int, str]) -> dict:
@@ -446,6 +535,9 @@ def evaluate_space(lib: Library, weights: dict[str, float], metric: str, with_pl
            "random": random_scores(rows, labels, artists, n)}
     if not with_playlists:
         return out
+    out["per_label"] = {"project": per_label(D, rows, labels, artists), "mfcc": per_label(Dm, rows, labels, artists)}
+    out["variants"] = {"project": corpus_variants(D, rows, labels, artists, n),
+                       "mfcc": corpus_variants(Dm, rows, labels, artists, n)}
     rng = np.random.default_rng(9)
     has_version = [r for r in rows if any(identity[v] == identity[r] for v in range(n) if v != r)]
     seeds = list(has_version) + [int(x) for x in rng.choice(rows, 24, replace=False)]
@@ -460,6 +552,7 @@ def evaluate_space(lib: Library, weights: dict[str, float], metric: str, with_pl
         others = np.array([r for r in range(n) if r != seed])
         radio["random"].append([int(seed), *rng.choice(others, K - 1, replace=False).tolist()])
     out["duplicates"] = {m: duplicate_rate(p, identity) for m, p in radio.items()}
+    out["transitions"] = transition_report(cat, rows, labels, rules, [int(x) for x in rows])
     out["duplicates"]["seeds_with_version"] = len(has_version)
     pairs = []
     while len(pairs) < PATH_PAIRS:
@@ -520,6 +613,27 @@ def evaluate(corpus: Path, models_dir: Path, tune: bool = False, log=_log) -> di
     return out
 
 
+def print_extras(c: dict) -> None:
+    """Per-label precision, corpus variants and transition measures."""
+    for label, v in c["per_label"]["project"].items():
+        m = c["per_label"]["mfcc"][label]
+        print(f"  label {label:22s} {v['tracks']:3d} tracks  P@10 {v['p10']:.3f} (MFCC {m['p10']:.3f})  "
+              f"artist-filtered {v['p10_artist']:.3f} (MFCC {m['p10_artist']:.3f})")
+    for name, var in c["variants"]["project"].items():
+        if isinstance(var, dict):
+            m = c["variants"]["mfcc"].get(name, {})
+            print(f"  variant {name:28s} P@10 {var['p10']:.3f} (MFCC {m.get('p10', float('nan')):.3f})  "
+                  f"hubness {var['hubness']:.2f} (MFCC {m.get('hubness', float('nan')):.2f})")
+    t = c["transitions"]
+    print(f"  radio transitions ({t['lists']} lists of {t['size']}; same members in every order: {t['same_members']})")
+    for name, m in t["measures"].items():
+        print(f"    {name:18s} Camelot {m['camelot']['mean']:.2f}/{m['camelot']['worst_per_list']:.2f}  "
+              f"tempo jump {m['tempo_jump_pct']['mean']:.1f}%/{m['tempo_jump_pct']['worst_per_list']:.1f}%  "
+              f"LUFS step {m['lufs_step']['mean']:.2f}/{m['lufs_step']['worst_per_list']:.2f}  "
+              f"cost {m['cost']['mean']:.3f}/{m['cost']['worst_per_list']:.3f}  "
+              f"label precision {t['label_precision'][name]:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus")
@@ -540,6 +654,7 @@ def main() -> None:
               f"hubness {c[name]['hubness']:.2f}  radio duplicates {d['rate']:.1%}  "
               f"path step mean/max {p['project_space']['mean_step']:.2f}/{p['project_space']['max_step']:.2f} "
               f"(MFCC space {p['mfcc_space']['mean_step']:.2f}/{p['mfcc_space']['max_step']:.2f})")
+    print_extras(c)
     for g in sorted(result.get("sweep", []), key=lambda g: (-g["p10_artist"], g["hubness"]))[:15]:
         print(f"  {g['metric']:9s} {g['weights']}  P@10 {g['p10']:.3f}  artist-filtered {g['p10_artist']:.3f}  "
               f"hubness {g['hubness']:.2f}")

@@ -9,10 +9,15 @@ from . import __version__
 from .commands.analyze import analyze
 from .commands.db import db
 from .commands.doctor import doctor
+from .commands.mediaserver import mediaserver
 from .commands.models import models
+from .commands.mpd import mpd
 from .commands.playlist import playlist
 from .commands.scan import scan
 from .commands.serve import serve
+from .commands.tags import tags
+from .commands.transfer import export, import_
+from .commands.worker import cluster, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,6 +39,11 @@ def cli(ctx: click.Context, config_file: str | None) -> None:
 
 
 for command in (serve, scan, analyze, db, doctor, models, playlist):
+    cli.add_command(command)
+for command in (export, import_, tags, mpd):   # issue 12
+    cli.add_command(command)
+cli.add_command(mediaserver)   # issue 11
+for command in (worker, cluster):   # issue 13
     cli.add_command(command)
 
 

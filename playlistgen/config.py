@@ -102,8 +102,9 @@ class ApiSettings:
     key: str = setting("", "API key clients send as X-API-Key (required when host is not loopback).")
     max_upload_mb: int = setting(500, "Largest accepted upload in MB.", min=1)
     slow_request_ms: int = setting(1000, "Requests slower than this are logged with their parameters.", min=0)
-    allowed_hosts: list[str] = setting([], "Extra Host names the API answers to (e.g. behind a reverse proxy); "
-                                       "the bound address, localhost and 127.0.0.1 are always allowed.")
+    allowed_hosts: list[str] = setting([], "Extra Host names the API answers to and sites that may POST to it "
+                                       "(e.g. behind a reverse proxy; '.example.com' matches subdomains); "
+                                       "the bound address, localhost, 127.0.0.1 and ::1 are always allowed.")
 
 
 @dataclass

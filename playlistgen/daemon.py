@@ -18,9 +18,11 @@ from .core.db import Database
 from .core.jobs import JobQueue
 from .core.library import Library
 from .core.scheduler import Scheduler
-from .errors import AnalysisError
+from .errors import DatabaseError
 
 log = logging.getLogger(__name__)
+# how soon a reconcile is tried again after a refused write or while a library root is unavailable
+RETRY_S = 30.0
 
 
 def analyzer_version(settings: Settings) -> str:
@@ -38,26 +40,36 @@ def resolved_backend(settings: Settings) -> str:
     return "essentia" if importlib.util.find_spec("essentia") else "librosa"
 
 
-def check_models(settings: Settings) -> None:
-    """Refuse to start an ML preset whose models are missing — never invent values."""
-    preset = settings.analysis.preset
-    if preset == "fast":
-        return
-    if resolved_backend(settings) == "librosa":
-        raise AnalysisError(f"preset '{preset}' needs the Essentia backend for its ML models, "
-                            "but the backend is librosa", hint="use --preset fast, or install essentia-tensorflow")
-    from .core.analysis.models import require_model
+def ml_runtime(settings: Settings, quiet: bool = True) -> str | None:
+    """The MusiCNN runtime the workers use ("onnx" | "essentia"), None for a DSP-only preset."""
+    from .core.analysis.presets import get_preset
+    from .core.analysis.runtime import resolve_ml_runtime  # light: no numpy, no ML imports
 
-    models_dir = Path(settings.analysis.models_dir)
-    require_model(models_dir, "msd_musicnn")
-    if preset == "accurate":
-        require_model(models_dir, "mtt_musicnn")
+    preset = get_preset(settings.analysis.preset)
+    if not preset.uses_ml:
+        return None
+    return resolve_ml_runtime(settings.analysis.ml_runtime, resolved_backend(settings),
+                              settings.analysis.models_dir, preset.models, quiet=quiet)
+
+
+def check_models(settings: Settings) -> None:
+    """Refuse to start an ML preset whose models are missing — never invent values. Logs the
+    runtime fallback (if any) once, here in the main process."""
+    runtime = ml_runtime(settings, quiet=False)
+    if runtime is None:
+        return
+    from .core.analysis.models import require_model
+    from .core.analysis.presets import get_preset
+
+    for name in get_preset(settings.analysis.preset).models:
+        require_model(Path(settings.analysis.models_dir), name, runtime)
 
 
 def analyzer_spec(settings: Settings):  # type: ignore[no-untyped-def]
+    from .core.analysis.runtime import factory_target
     from .core.executor import AnalyzerSpec
 
-    return AnalyzerSpec(factory="playlistgen.core.analysis.factory:create_analyzer",
+    return AnalyzerSpec(factory=factory_target(ml_runtime(settings) or "auto"),
                         backend=resolved_backend(settings), preset=settings.analysis.preset,
                         models_dir=str(Path(settings.analysis.models_dir).resolve()))
 
@@ -74,6 +86,9 @@ class LibraryService:
         self._thread = threading.Thread(target=self._loop, name="library", daemon=True)
         self.watcher = None
         self.last_error: str | None = None
+        self.storage_error: str | None = None   # the last reconcile could not be written
+        interval = settings.library.rescan_interval_s
+        self.retry_s = min(RETRY_S, interval) if interval else RETRY_S
 
     def start(self) -> None:
         self.request_scan("startup")
@@ -110,13 +125,15 @@ class LibraryService:
     def _loop(self) -> None:
         interval = self.settings.library.rescan_interval_s
         next_periodic = time.monotonic() + interval if interval else None
+        retry_at: float | None = None   # an unavailable root or a refused write: scan again soon
         while not self._stop.is_set():
-            timeout = max(next_periodic - time.monotonic(), 0) if next_periodic else 1.0
+            due = min((t for t in (next_periodic, retry_at) if t is not None), default=None)
+            timeout = max(due - time.monotonic(), 0) if due is not None else 1.0
             try:
                 kind, payload = self._requests.get(timeout=min(timeout, 1.0))
             except queue.Empty:
-                if next_periodic and time.monotonic() >= next_periodic:
-                    kind, payload = "scan", "periodic"
+                if due is not None and time.monotonic() >= due:
+                    kind, payload = "scan", "retry" if due == retry_at else "periodic"
                 else:
                     continue
             try:
@@ -126,8 +143,14 @@ class LibraryService:
                         self.metrics.observe("reconcile", report.seconds, trigger=payload, files=report.seen)
                     if interval:
                         next_periodic = time.monotonic() + interval
+                    retry_at = time.monotonic() + self.retry_s if self.library.unavailable else None
+                    self.storage_error = None
                 elif kind == "changes":
                     self._apply(payload)
+            except DatabaseError as exc:  # disk full, read-only: one line, retried by itself
+                self.last_error = self.storage_error = f"{kind}: {exc.one_line()}"
+                log.error("library update failed: %s (retrying in %.0f s)", self.last_error, self.retry_s)
+                retry_at = time.monotonic() + self.retry_s
             except Exception as exc:  # logged, shown in status; the next scan retries
                 self.last_error = f"{kind}: {exc}"
                 log.exception("library update failed")
@@ -147,6 +170,9 @@ class LibraryService:
                 if change.dest:
                     changed.append(change.dest)
         self.library.apply_paths(changed=changed, deleted=deleted)
+        if self.library.needs_scan:  # a root itself went or came: only a full reconcile can tell
+            self.library.needs_scan = False
+            self.request_scan("root-changed")
 
     def stop(self) -> None:
         self._stop.set()
@@ -158,9 +184,11 @@ class LibraryService:
     def health(self) -> dict:
         watcher = self.watcher.health() if self.watcher else {"ready": not self.settings.library.watch,
                                                                "mode": "off"}
+        unavailable = dict(self.library.unavailable)
         return {"ready": self._thread.is_alive() or not self._thread.ident, "watcher": watcher,
-                "scan": self.library.current, "last_error": self.last_error,
-                "queue": self._requests.qsize()}
+                "degraded": bool(unavailable) or self.storage_error is not None,
+                "unavailable_roots": unavailable, "storage_error": self.storage_error, "scan": self.library.current,
+                "last_error": self.last_error, "queue": self._requests.qsize()}
 
 
 class Daemon:
@@ -174,16 +202,27 @@ class Daemon:
         self.settings = settings
         self.db = db
         self.queue = JobQueue(db, version)
-        self.executor = AnalysisExecutor(analyzer_spec(settings), kind=settings.analysis.executor,
-                                         workers=settings.effective_workers(), timeout_s=settings.analysis.timeout_s,
-                                         max_memory_mb=settings.analysis.max_memory_mb,
-                                         max_tasks_per_child=settings.analysis.max_tasks_per_child)
+        if settings.analysis.executor == "dask":  # Dask is imported only here
+            from .core.dask_executor import DaskAnalysisExecutor
+
+            self.executor = DaskAnalysisExecutor.from_settings(settings, analyzer_spec(settings), version)
+        else:
+            self.executor = AnalysisExecutor(analyzer_spec(settings), kind=settings.analysis.executor,
+                                             workers=settings.effective_workers(),
+                                             timeout_s=settings.analysis.timeout_s,
+                                             max_memory_mb=settings.analysis.max_memory_mb,
+                                             max_tasks_per_child=settings.analysis.max_tasks_per_child)
         self.scheduler = Scheduler(self.queue, self.executor, metrics=metrics)
         self.library = Library(db, settings.library, version, on_queued=self.scheduler.wake)
         self.library_service = LibraryService(self.library, settings, metrics=metrics)
 
     def start(self) -> None:
-        requeued = self.queue.requeue_in_flight()
+        try:
+            requeued = self.queue.requeue_in_flight()
+        except DatabaseError as exc:  # e.g. disk full: start anyway, degraded; the scheduler retries
+            log.error("cannot re-queue the files left in flight: %s", exc.one_line())
+            self.scheduler.requeue_at_start = True
+            requeued = 0
         if requeued:
             log.info("re-queued %d file(s) left in flight by the last run", requeued)
         self.executor.start()

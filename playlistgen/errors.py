@@ -71,3 +71,22 @@ class AnalysisError(PlaylistgenError):
 class ModelMissingError(AnalysisError):
     code = "model_missing"
     status = 503
+
+
+class MediaServerError(PlaylistgenError):
+    """The Subsonic server refused or could not be reached. ``subsonic_code`` is the Subsonic error
+    code (40 wrong credentials, 41 token auth not supported, 70 not found...) or None for
+    HTTP/connection errors. The message names the server URL, never the password."""
+
+    code = "mediaserver_error"
+    status = 502
+
+    def __init__(self, message: str, hint: str = "", code: int | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.subsonic_code = code
+
+    def to_dict(self) -> dict:
+        body = super().to_dict()
+        if self.subsonic_code is not None:
+            body["subsonic_code"] = self.subsonic_code
+        return body

@@ -191,3 +191,64 @@ def write_long(path: Path, minutes: float, sr: int = 44100, channels: int = 2,
             out.write(block)
             written += len(block)
     return Path(path)
+
+
+# ---- valid files a first decoder gets wrong (issue 10, defect 4) ------------------------------
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        crc = i << 24
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x04C11DB7) if crc & 0x80000000 else crc << 1
+        table.append(crc & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def _ogg_crc(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[(crc >> 24) ^ byte]
+    return crc
+
+
+def _with_serial(ogg: bytes, serial: int) -> bytes:
+    """The same Ogg stream under another serial number (page CRCs recomputed), so copies of one
+    link chain like separately encoded files."""
+    out, pos = bytearray(), 0
+    while pos + 27 <= len(ogg):
+        n_segments = ogg[pos + 26]
+        end = pos + 27 + n_segments + sum(ogg[pos + 27:pos + 27 + n_segments])
+        page = bytearray(ogg[pos:end])
+        page[14:18] = struct.pack("<I", serial)
+        page[22:26] = b"\0\0\0\0"
+        page[22:26] = struct.pack("<I", _ogg_crc(bytes(page)))
+        out += page
+        pos = end
+    return bytes(out)
+
+
+def chained_ogg(dst: Path, links: list[Path], repeat: int = 1) -> Path:
+    """A chained Ogg file: the links one after another (``repeat`` times), each with its own
+    serial number — what `cat a.opus b.opus` or a radio capture with a rate change produces."""
+    parts = [Path(p).read_bytes() for p in links] * repeat
+    Path(dst).write_bytes(b"".join(_with_serial(part, 0x5EED0000 + i) for i, part in enumerate(parts)))
+    return Path(dst)
+
+
+def streamed_wav(src: Path, dst: Path) -> Path:
+    """A WAV as written to a pipe: RIFF and data sizes 0xFFFFFFFF (never filled in)."""
+    data = bytearray(Path(src).read_bytes())
+    data[4:8] = struct.pack("<I", 0xFFFFFFFF)
+    i = data.find(b"data", 12)
+    data[i + 4:i + 8] = struct.pack("<I", 0xFFFFFFFF)
+    Path(dst).write_bytes(bytes(data))
+    return Path(dst)
+
+
+def concatenated(dst: Path, *parts: Path) -> Path:
+    """Files glued byte for byte (an MP3 whose sample rate changes mid-stream)."""
+    Path(dst).write_bytes(b"".join(Path(p).read_bytes() for p in parts))
+    return Path(dst)

@@ -95,3 +95,42 @@ def daemon_factory(tmp_path: Path) -> Iterator:
     yield start
     for d in started:
         d.stop(9)
+
+
+@pytest.fixture(scope="session")
+def supysonic(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A real Subsonic server (supysonic, own cached virtualenv) on a free loopback port, serving a
+    small tagged library: ``.url``, ``.user``, ``.password``, ``.library``, ``.songs`` (the files),
+    ``.rescan()``. Skips loudly when its virtualenv cannot be built (no package index)."""
+    from .subsonic_server import SupysonicUnavailable, build_library, ensure_venv, start_server
+
+    try:
+        venv = ensure_venv()
+    except SupysonicUnavailable as exc:
+        pytest.skip(f"NO REAL SUBSONIC SERVER: {exc}")
+    root = tmp_path_factory.mktemp("supysonic")
+    library = root / "library"
+    songs = build_library(library)
+    server = start_server(venv, root / "server", library)
+    server.songs = songs
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def supysonic_db(supysonic, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A playlistgen database with the supysonic library analysed (preset fast). Copy it before
+    changing it: other tests share it."""
+    db = tmp_path_factory.mktemp("supysonic-db") / "playlistgen.db"
+    proc = run_cli("scan", str(supysonic.library), "--preset", "fast", "--workers", "1",
+                   env={"PLAYLISTGEN_DATABASE__PATH": str(db)}, cwd=db.parent, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    check = Database(db)
+    try:
+        statuses = check.query("SELECT status, count(*) FROM files GROUP BY status")
+    finally:
+        check.close()
+    assert statuses == [("done", len(supysonic.songs))], f"library not analysed: {statuses}\n{proc.stderr[-2000:]}"
+    return db

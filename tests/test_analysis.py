@@ -332,8 +332,11 @@ def test_librosa_backend_same_fields_no_ml(audio_dir: Path) -> None:
 
 
 def test_factory_refuses_what_it_cannot_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="Essentia"):
-        create_analyzer("librosa", "balanced", MODELS)
+    # librosa runs the ML presets on onnxruntime only (tests/test_onnx.py), never on Essentia-TF
+    with pytest.raises(ConfigError, match="Essentia backend"):
+        create_analyzer("librosa", "balanced", MODELS, "essentia")
+    with pytest.raises(ModelMissingError, match="ONNX"):
+        create_analyzer("librosa", "balanced", tmp_path / "no-models")
     if essentia_available():
         with pytest.raises(ModelMissingError) as info:
             create_analyzer("essentia", "balanced", tmp_path / "no-models")

@@ -20,7 +20,13 @@ def test_playlist_command(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "#EXTM3U" and lines[2].startswith("#EXTINF:") and lines[2].endswith("Massive Attack - Teardrop")
-    assert lines[3].startswith("../library/")  # relative to the playlist's folder
+    assert lines[3].startswith(str(tmp_path / "library"))  # its folder is not inside the library: absolute
+    inside = tmp_path / "library" / "Playlists" / "radio.m3u8"   # inside: relative (playlists.relative_paths auto)
+    r = run_cli("playlist", "radio", "--db", str(tmp_path / "lib.db"), "--seed", "Massive Attack - Teardrop",
+                "--size", "6", "--format", "m3u8", "-o", str(inside), "--order", "energy_arc", cwd=tmp_path,
+                env={"PLAYLISTGEN_LIBRARY__PATHS": json.dumps([str(tmp_path / "library")])})
+    assert r.returncode == 0, r.stderr
+    assert inside.read_text(encoding="utf-8").splitlines()[3].startswith("../Massive Attack/")
     r = run_cli("playlist", "filter", "--db", str(tmp_path / "lib.db"), "--filter", "bpm=100..140",
                 "--param", "sort=bpm", "--size", "5", "--artist-gap", "0", "--album-gap", "0", cwd=tmp_path)
     assert r.returncode == 0, r.stderr

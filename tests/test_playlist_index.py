@@ -10,7 +10,7 @@ import numpy as np
 
 from playlistgen.config import Settings
 from playlistgen.core.db import Database
-from playlistgen.core.playlists.service import PlaylistService
+from playlistgen.core.playlists.service import PlaylistService, library_index
 from tests.playlist_fixtures import add_track, make_result, populate, style_centres
 
 
@@ -18,7 +18,8 @@ def test_index_rebuilds_on_library_change_only(database: Database, tmp_path: Pat
     facts = populate(database, tmp_path / "library", artists=10, per_artist=3)
     settings = Settings()
     settings.playlists.index_check_s = 0.0  # check the library state on every request
-    service = PlaylistService(database, settings)
+    # min_rebuild_s: a library change noticed by a request never rebuilds in the background here
+    service = PlaylistService(database, settings, index=library_index(database, settings, min_rebuild_s=3600))
     first = service.catalog()
     for _ in range(5):
         service.generate({"strategy": "radio", "seeds": [facts["Teardrop"]], "size": 5})
@@ -32,7 +33,6 @@ def test_index_rebuilds_on_library_change_only(database: Database, tmp_path: Pat
     assert body["tracks"][0]["id"] == new_id and service.index.builds == 2
     assert new_id in service.catalog().track_ids
     # a file that goes missing is never returned, even before the index is rebuilt
-    service.index._min_rebuild_s = 3600  # keep the old catalog
     database.write(lambda c: c.execute("UPDATE files SET status = 'missing', updated_at = unixepoch('subsec') "
                                        "WHERE track_id = ?", (new_id,)))
     everything = service.generate({"strategy": "all", "diversity": False})
@@ -43,9 +43,8 @@ def test_background_rebuild_keeps_serving_the_old_catalog(database: Database, tm
     populate(database, tmp_path / "library", artists=5, per_artist=2)
     settings = Settings()
     settings.playlists.index_check_s = 0.0
-    service = PlaylistService(database, settings)
+    service = PlaylistService(database, settings, index=library_index(database, settings, min_rebuild_s=0.0))
     old = service.catalog()
-    service.index._min_rebuild_s = 0.0
     rng = np.random.default_rng(4)
     add_track(database, tmp_path / "library", make_result(rng, "rock", style_centres(rng), artist="X", album="Y",
                                                           title="Z", track_number=1), fingerprint="fp-z")

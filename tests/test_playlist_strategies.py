@@ -62,7 +62,7 @@ def dist_from(cat: Catalog, row: int) -> np.ndarray:
 
 def test_every_strategy_is_listed_with_parameters() -> None:
     expected = {"radio", "path", "mood", "filter", "harmonic", "clusters", "kmeans", "similarity", "random",
-                "time_based", "tag_based", "feature_group", "mixed", "all"}
+                "time_based", "tag_based", "feature_group", "mixed", "all", "for_you"}
     assert set(STRATEGIES) == expected
     for strategy in STRATEGIES.values():
         info = strategy.to_dict()
@@ -71,7 +71,7 @@ def test_every_strategy_is_listed_with_parameters() -> None:
 
 def test_radio_results_are_closer_than_the_library_median() -> None:
     cat = synthetic()
-    ctx = run(cat, "radio", seeds=[5], size=20, rules=Diversity.off())
+    ctx = run(cat, "radio", seeds=[5], size=20, rules=Diversity.off(), order="as_is")
     rows = ctx.picker.rows
     assert rows[0] == 5 and len(rows) == 20
     d = dist_from(cat, 5)

@@ -14,10 +14,13 @@ from .auth import require_api_key
 from .dashboard import bp as dashboard_bp
 from .errors import register_error_handlers
 from .health import bp as health_bp
+from .integrations import register_integrations
 from .library import bp as library_bp
+from .mediaserver import bp as mediaserver_bp
 from .openapi import bp as openapi_bp
 from .performance import bp as performance_bp
 from .playlists import bp as playlists_bp
+from .security import install_security
 from .tracks import bp as tracks_bp
 from .upload import bp as upload_bp
 
@@ -34,13 +37,16 @@ def create_app(settings: Settings, services: Services) -> Flask:
     app.register_blueprint(library_bp)
     app.register_blueprint(performance_bp)
     app.register_blueprint(dashboard_bp)
+    app.register_blueprint(mediaserver_bp)
     for blueprint in (tracks_bp, playlists_bp, upload_bp, openapi_bp):
         app.register_blueprint(blueprint)
     if services.playlists is None:  # plain API use (tests): nothing is loaded until the first request
         from ..core.playlists.service import PlaylistService
 
         services.playlists = PlaylistService(services.db, settings, cache=services.cache, metrics=services.metrics)
+    register_integrations(app, settings, services)  # AudioMuse routes, scheduled mixes, /rest proxy
     require_api_key(app, settings.api.key)
+    install_security(app, settings.api.host, settings.api.allowed_hosts)  # runs before the key check
     slow_ms = settings.api.slow_request_ms
 
     @app.before_request

@@ -1,5 +1,7 @@
 """API key: with ``api.key`` set, every route but /health and the dashboard's (data-free) page and
-assets needs the header X-API-Key."""
+assets needs the header X-API-Key (or ``Authorization: Bearer <key>``, what the AudioMuse-AI
+Navidrome plugin sends). ``/rest/*`` (the Subsonic proxy) is not keyed: Subsonic apps cannot send
+the header, and every answer there is authorised by the media server's own credentials."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from .errors import error_response
 
 OPEN_PATHS = ("/health", "/dashboard")
 # The dashboard's page and assets hold no data (its JS asks for the key and sends it with every call).
-OPEN_PREFIXES = ("/dashboard/static/",)
+OPEN_PREFIXES = ("/dashboard/static/", "/rest/")
 
 
 def require_api_key(app: Flask, key: str) -> None:
@@ -24,6 +26,9 @@ def require_api_key(app: Flask, key: str) -> None:
         if request.path in OPEN_PATHS or request.path.startswith(OPEN_PREFIXES):
             return None
         supplied = request.headers.get("X-API-Key", "").encode()
+        bearer = request.headers.get("Authorization", "")
+        if not supplied and bearer[:7].lower() == "bearer ":
+            supplied = bearer[7:].strip().encode()
         if hmac.compare_digest(supplied, expected):  # constant time: no timing oracle on the key
             return None
         message = "missing API key" if not supplied else "wrong API key"

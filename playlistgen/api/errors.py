@@ -1,10 +1,17 @@
-"""The one JSON error handler: every error becomes {"error": {"code", "message", "hint"}}."""
+"""The one JSON error handler: every error becomes {"error": {"code", "message", "hint"}}.
+
+Expected conditions are not 500s: a full disk is 507, a folder the daemon may not write is 403
+(neither message names a path), a JSON body nested too deeply to parse is 400, and 405 carries
+``Allow``."""
 
 from __future__ import annotations
 
+import errno
 import logging
+from typing import Any
 
 from flask import Flask, jsonify
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from ..errors import PlaylistgenError
@@ -17,7 +24,34 @@ def error_response(code: str, message: str, hint: str, status: int, **extra: obj
     return jsonify(body), status
 
 
+# errno → (status, code, message, hint) for OSErrors that reach a request: said without the path
+OS_ERRORS = {
+    errno.ENOSPC: (507, "insufficient_storage", "the disk is full",
+                   "free space on the library's disk (or lower api.max_upload_mb) and try again"),
+    errno.EDQUOT: (507, "insufficient_storage", "the disk quota is exhausted", "free space and try again"),
+    errno.EACCES: (403, "not_writable", "the daemon has no permission to write there",
+                   "let the user running playlistgen write to the first folder of library.paths"),
+    errno.EPERM: (403, "not_writable", "the daemon has no permission to write there",
+                  "let the user running playlistgen write to the first folder of library.paths"),
+    errno.EROFS: (403, "not_writable", "the library is on a read-only filesystem",
+                  "mount it read-write, or make the first folder of library.paths a writable one"),
+}
+
+
+class SafeJSONProvider(DefaultJSONProvider):
+    """Parses request bodies like Flask's provider, but a body nested deeper than Python's recursion
+    limit is a malformed body (ValueError → 400), not a RecursionError (500)."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError:
+            raise ValueError("JSON nested too deeply") from None
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.json = SafeJSONProvider(app)
+
     @app.errorhandler(PlaylistgenError)
     def _ours(exc: PlaylistgenError):  # type: ignore[no-untyped-def]
         body = exc.to_dict()
@@ -28,11 +62,25 @@ def register_error_handlers(app: Flask) -> None:
         hints = {404: "see /api/v1/openapi.json for the routes", 405: "check the HTTP method",
                  413: "the upload is larger than api.max_upload_mb"}
         code = (exc.name or "error").lower().replace(" ", "_")
-        return error_response(code, exc.description or exc.name, hints.get(exc.code or 0, ""),
-                              exc.code or 500)
+        response, status = error_response(code, exc.description or exc.name, hints.get(exc.code or 0, ""),
+                                          exc.code or 500)
+        for name, value in exc.get_headers():  # e.g. Allow on a 405
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response, status
+
+    @app.errorhandler(OSError)
+    def _os(exc: OSError):  # type: ignore[no-untyped-def]
+        known = OS_ERRORS.get(exc.errno or 0)
+        if known is None:
+            return _unexpected(exc)
+        status, code, message, hint = known
+        log.warning("request failed: %s (%s)", message, exc)  # the log keeps the path, the answer does not
+        return error_response(code, message, hint, status)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):  # type: ignore[no-untyped-def]
         log.exception("unhandled error")
-        return error_response("internal_error", f"{type(exc).__name__}: {exc}",
+        detail = (exc.strerror or "I/O error") if isinstance(exc, OSError) else exc  # no file names out
+        return error_response("internal_error", f"{type(exc).__name__}: {detail}",
                               "this is a bug; the log has the traceback", 500)

@@ -14,14 +14,39 @@ bp = Blueprint("health", __name__)
 @bp.get("/health")
 def health():  # type: ignore[no-untyped-def]
     services = current_app.extensions["playlistgen"]
-    db_ready = services.db.ready()
-    components = {"database": {"ready": db_ready, "path": str(services.db.path),
+    database = services.db.health()   # ready + the writer's state (degraded while writes fail)
+    components = {"database": {**database, "degraded": database["writer"]["degraded"],
                                "schema_version": latest_version()}}
     if services.daemon is not None:
         daemon = services.daemon.health()
         components["analysis"] = daemon["analysis"]
         components["library"] = daemon["library"]
+    if getattr(services, "mediaserver", None) is not None:  # degraded, never down: analysis and API go on
+        components["mediaserver"] = services.mediaserver.health()
+    if getattr(services, "mpd", None) is not None:  # the MPD radio: degraded while MPD is away
+        components["mpd"] = services.mpd.health()
     ready = all(c.get("ready", True) for c in components.values())
-    body = {"status": "ok" if ready else "degraded", "ready": ready,
+    degraded = any(c.get("degraded") for c in components.values())
+    body = {"status": "ok" if ready and not degraded else "degraded", "ready": ready,
+            "problems": _problems(components),
             "uptime_s": round(time.time() - services.started_at, 3), "components": components}
     return jsonify(body), 200 if ready else 503
+
+
+def _problems(components: dict) -> list[str]:
+    """One line per thing that needs the operator (the dashboard shows them)."""
+    out = []
+    writer = components["database"]["writer"]
+    if writer["degraded"]:
+        out.append(f"database writes failing ({writer['consecutive_failures']} in a row): {writer['last_error']}")
+    analysis = components.get("analysis") or {}
+    if analysis.get("unsaved_results"):
+        out.append(f"{analysis['unsaved_results']} analysis result(s) waiting to be written")
+    library = components.get("library") or {}
+    out += list((library.get("unavailable_roots") or {}).values())
+    if library.get("storage_error"):
+        out.append(f"library: {library['storage_error']}")
+    mpd = components.get("mpd") or {}
+    if mpd.get("degraded"):
+        out.append(f"MPD radio: {mpd['server']} unavailable ({mpd['last_error']}); retrying")
+    return out

@@ -36,6 +36,10 @@ def status():  # type: ignore[no-untyped-def]
     services = _services()
     counts = library_counts(services.db)
     body: dict = {"counts": counts}
+    playlists = services.playlists
+    if playlists is not None:   # tracks playlists.exclude leaves out (null until the index is built)
+        body["excluded"] = {"tracks": playlists.excluded_count(),
+                            "rules": playlists.exclusions.configured.to_dict()}
     daemon = services.daemon
     if daemon is not None:
         analysis = daemon.scheduler.health()

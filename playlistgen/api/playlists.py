@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ..core.playlists.export import FORMATS, MEDIA_TYPES, render, safe_filename
 from ..core.playlists.names import UnknownNameError
@@ -31,8 +31,10 @@ def _respond(body: dict, fmt: str, status: int = 200) -> Response:
     paths = str_arg("paths", 10) or "absolute"
     if paths not in ("absolute", "relative"):
         raise UnknownNameError("paths option", paths, ("absolute", "relative"))
-    output_dir = current_app.extensions["playlistgen"].settings.playlists.output_dir
-    text = render(fmt, body, relative_to=Path(output_dir).resolve() if paths == "relative" else None)
+    service = playlist_service()
+    output_dir = service.settings.playlists.output_dir
+    text = render(fmt, body, relative_to=Path(output_dir).resolve() if paths == "relative" else None,
+                  paths=service.path_options)  # absolute paths go through playlists.path_map
     name = safe_filename(body["playlist"].get("name") or "playlist") + "." + fmt
     ascii_name = name.encode("ascii", "replace").decode().replace("?", "_").replace('"', "_")
     response = Response(text, status=status, mimetype=MEDIA_TYPES[fmt].split(";")[0])
@@ -65,6 +67,12 @@ def strategies():  # type: ignore[no-untyped-def]
 @bp.get(f"/playlists/{_ID}")
 def show(playlist_id: int):  # type: ignore[no-untyped-def]
     return _respond(playlist_service().get_playlist(playlist_id), _format())
+
+
+@bp.delete(f"/playlists/{_ID}")
+def delete(playlist_id: int):  # type: ignore[no-untyped-def]
+    """Delete a saved playlist (and the media-server copy playlistgen created for it)."""
+    return jsonify(playlist_service().delete_playlist(playlist_id))
 
 
 @bp.get(f"/playlists/{_ID}.m3u8")

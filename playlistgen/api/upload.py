@@ -3,7 +3,9 @@
 The multipart parser streams the file part in chunks straight into a hidden temporary file in the
 library folder (``.upload-XXXX.part``: hidden and temporary, so the watcher ignores it); only a
 complete upload is renamed to its final name, without replacing an existing file. The size limit
-is ``api.max_upload_mb`` (413), the extension must be in ``library.extensions``, a name with a
+is ``api.max_upload_mb`` (413 at once for a larger Content-Length, and as soon as a chunked body
+passes it; waitress enforces the same bound before the app runs), a full disk is 507 and a folder
+the daemon may not write is 403 (api/errors.py), the extension must be in ``library.extensions``, a name with a
 path in it is refused, and the stored name is sanitised (unicode letters kept)."""
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from pathlib import Path
 from typing import IO
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.utils import secure_filename
 
 from ..core.playlists.export import safe_filename
 from ..errors import BadRequestError
+from .server import UPLOAD_OVERHEAD
 
 log = logging.getLogger(__name__)
 bp = Blueprint("upload", __name__, url_prefix="/api/v1")
@@ -76,6 +80,10 @@ def upload():  # type: ignore[no-untyped-def]
         raise BadRequestError(f"library folder '{folder}' does not exist", hint="create it or fix library.paths")
     extensions = [e.lower() for e in settings.library.extensions]
     limit = settings.api.max_upload_mb * 1024 * 1024
+    too_large = RequestEntityTooLarge(f"the upload is larger than {settings.api.max_upload_mb} MB")
+    declared = request.content_length
+    if declared is not None and declared > limit + UPLOAD_OVERHEAD:  # before reading a byte of the body
+        raise too_large
     if not (request.mimetype or "").startswith("multipart/form-data"):
         raise BadRequestError("the upload must be multipart/form-data",
                               hint=f"e.g. curl -F '{FIELD}=@song.mp3' http://host:8500/api/v1/library/upload")
@@ -93,8 +101,9 @@ def upload():  # type: ignore[no-untyped-def]
         return streams[-1]
 
     # max_form_memory_size also bounds werkzeug's parse buffer (64 KiB reads + carry-over): keep it well above
+    # a chunked body (no Content-Length) is cut off as soon as it passes the limit
     parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=1024 * 1024,
-                            max_content_length=limit, silent=False, max_form_parts=16)
+                            max_content_length=limit + UPLOAD_OVERHEAD, silent=False, max_form_parts=16)
     try:
         try:
             _, _, files = parser.parse_from_environ(request.environ)
@@ -110,6 +119,8 @@ def upload():  # type: ignore[no-untyped-def]
         os.fsync(stream.fileno())
         size = os.fstat(stream.fileno()).st_size
         stream.close()
+        if size > limit:
+            raise too_large
         if size == 0:
             raise BadRequestError("the uploaded file is empty", hint="check the file you sent")
         os.chmod(temporaries[0], 0o644)  # mkstemp makes 0600; media servers must read it

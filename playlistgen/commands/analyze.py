@@ -51,12 +51,14 @@ def _summary(path: str, r: dict[str, Any]) -> str:
               help="Analyzer backend (default: analysis.backend, auto).")
 @click.option("--models-dir", type=click.Path(file_okay=False), default=None,
               help="Folder of the ML models (default: analysis.models_dir, ./models).")
+@click.option("--ml-runtime", type=click.Choice(["auto", "onnx", "essentia"]), default=None,
+              help="Runtime of the MusiCNN models (default: analysis.ml_runtime, auto).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print a JSON list, one object per file; failures as {\"path\", \"error\"}.")
 @click.pass_context
 @user_errors
 def analyze(ctx: click.Context, files: tuple[str, ...], preset: str | None, backend: str | None,
-            models_dir: str | None, as_json: bool) -> None:
+            models_dir: str | None, ml_runtime: str | None, as_json: bool) -> None:
     """Analyse audio files and print their features, without touching the database.
 
     Prints tempo, key, loudness, energy, timbre and (balanced/accurate) MusiCNN tags and the
@@ -67,15 +69,17 @@ def analyze(ctx: click.Context, files: tuple[str, ...], preset: str | None, back
     Examples:
       playlistgen analyze song.flac
       playlistgen analyze --preset fast --json ~/Music/*.mp3 > features.json
+      playlistgen analyze --backend librosa --preset balanced song.ogg
     """
     settings = settings_from_ctx(ctx, {"analysis": {"preset": preset, "backend": backend,
-                                                    "models_dir": models_dir}})
+                                                    "models_dir": models_dir,
+                                                    "ml_runtime": ml_runtime}})
     from ..logs import configure_logging
     from ..core.analysis.factory import create_analyzer
 
     configure_logging(settings.logging.level, settings.logging.format)
     analyzer = create_analyzer(settings.analysis.backend, settings.analysis.preset,
-                               Path(settings.analysis.models_dir))
+                               Path(settings.analysis.models_dir), settings.analysis.ml_runtime)
     results: list[dict[str, Any]] = []
     failed = 0
     for path in files:

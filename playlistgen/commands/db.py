@@ -7,6 +7,7 @@ import json
 import click
 
 from ..core import maintenance
+from ..core.dblock import DatabaseLock
 from .common import settings_from_ctx, user_errors
 
 db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,
@@ -51,7 +52,8 @@ def init(ctx: click.Context, db_path: str | None) -> None:
       playlistgen db init --db ./playlistgen.db
     """
     path, timeout = _db_path(ctx, db_path)
-    version, applied = maintenance.init_database(path, timeout)
+    with DatabaseLock(path, "db init"):
+        version, applied = maintenance.init_database(path, timeout)
     if applied:
         click.echo(f"{path}: applied migrations {', '.join(map(str, applied))}; schema version {version}")
     else:
@@ -110,7 +112,8 @@ def vacuum(ctx: click.Context, db_path: str | None) -> None:
       playlistgen db vacuum
     """
     path, timeout = _db_path(ctx, db_path)
-    before, after = maintenance.vacuum_database(path, timeout)
+    with DatabaseLock(path, "db vacuum"):
+        before, after = maintenance.vacuum_database(path, timeout)
     click.echo(f"{path}: {_human(before)} -> {_human(after)}")
 
 

@@ -106,6 +106,9 @@ def run_checks(settings_error: ConfigError | None, settings) -> list[Check]:  # 
     checks.append(Check("models", installed, f"{models_dir}: {'installed' if installed else 'not installed'}",
                         "" if installed else "run `playlistgen models install`"))
     checks.append(_inotify_limit())
+    from .mediaserver import doctor_line  # issue 11: the media-server link
+
+    checks.append(Check("mediaserver", *doctor_line(settings)))
     return checks
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..core.analysis.models import ModelInfo, install_models, list_models
+from ..core.analysis.models import ModelInfo, all_models, install_models
 from .common import settings_from_ctx, user_errors
 
 models_dir_option = click.option(
@@ -28,9 +28,9 @@ def _human(size: int | None) -> str:
 
 
 def _table(infos: list[ModelInfo]) -> str:
-    rows = [("NAME", "STATUS", "LABELS", "SHA256", "SIZE")]
-    rows += [(i.name, i.status, str(len(i.labels)), i.sha256[:12] or "-", _human(i.size_bytes))
-             for i in infos]
+    rows = [("NAME", "RUNTIME", "FILE", "STATUS", "LABELS", "SHA256", "SIZE")]
+    rows += [(i.name, i.runtime, i.path.name, i.status, str(len(i.labels)), i.sha256[:12] or "-",
+              _human(i.size_bytes)) for i in infos]
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)
@@ -56,7 +56,8 @@ def models() -> None:
 @click.pass_context
 @user_errors
 def install(ctx: click.Context, models_dir: Path | None, wheel: Path | None, force: bool) -> None:
-    """Download musicnn==0.1.0 (the wheel only) and convert its checkpoints for Essentia.
+    """Download musicnn==0.1.0 (the wheel only) and convert its checkpoints: frozen graphs for
+    Essentia's TensorFlow and ONNX models for onnxruntime (needs TensorFlow: the convert extra).
 
     Does nothing when the models are already installed and their checksums match.
     Without network access, fetch the wheel elsewhere and pass it with --wheel.
@@ -68,9 +69,9 @@ def install(ctx: click.Context, models_dir: Path | None, wheel: Path | None, for
       playlistgen models install --wheel ./musicnn-0.1.0-py3-none-any.whl
     """
     target = _models_dir(ctx, models_dir)
-    infos = install_models(target, wheel=wheel, force=force,
-                           progress=lambda message: click.echo(message, err=True))
-    click.echo(_table(infos))
+    install_models(target, wheel=wheel, force=force,
+                   progress=lambda message: click.echo(message, err=True))
+    click.echo(_table(all_models(target)))
 
 
 @models.command("list")
@@ -85,7 +86,7 @@ def list_(ctx: click.Context, models_dir: Path | None) -> None:
       playlistgen models list --models-dir ./models
     """
     target = _models_dir(ctx, models_dir)
-    infos = list_models(target)
+    infos = all_models(target)
     click.echo(_table(infos))
     if any(not info.ok for info in infos):
         click.echo(f"some models in {target} are not usable: run `playlistgen models install`"

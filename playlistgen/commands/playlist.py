@@ -59,6 +59,13 @@ def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
 @click.option("--max-per-artist", type=int, help="At most this many tracks per artist (0 = no cap).")
 @click.option("--dedupe/--no-dedupe", default=None, help="Drop other versions of the same song.")
 @click.option("--random-seed", type=int, help="Make random choices repeatable.")
+@click.option("--order", type=click.Choice(("as_is", "smooth", "energy_arc")),
+              help="Track order: smooth transitions (key, tempo, loudness, energy, timbre), an energy arc, or the "
+                   "strategy's own (default: smooth for mixes, as_is for path/similarity/sorted lists).")
+@click.option("--exclude", "excludes", multiple=True, metavar="RULE=VALUE",
+              help="Leave tracks out: genres=christmas, paths=*/Podcasts/*, folders=Audiobooks, max_duration_min=15 "
+                   "(added to playlists.exclude).")
+@click.option("--include-excluded", is_flag=True, help="Ignore playlists.exclude for this playlist.")
 @click.option("--save", is_flag=True, help="Also store it in the database and as M3U8 in playlists.output_dir.")
 @click.option("--name", help="Playlist name (default: from the strategy).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="json", show_default=True)
@@ -70,6 +77,7 @@ def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
 def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], size: int | None,
              duration_min: float | None, filters: tuple[str, ...], params: tuple[str, ...], artist_gap: int | None,
              album_gap: int | None, max_per_artist: int | None, dedupe: bool | None, random_seed: int | None,
+             order: str | None, excludes: tuple[str, ...], include_excluded: bool,
              save: bool, name: str | None, fmt: str, output: str | None, db_path: str | None,
              list_strategies: bool) -> None:
     """Make a playlist with STRATEGY from the analysed library.
@@ -81,6 +89,7 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
       playlistgen playlist mood --param tags=chill,happy --duration-min 60
       playlistgen playlist filter --filter bpm=90..130 --filter key=8A --format xspf
       playlistgen playlist clusters --param k=8 --random-seed 1
+      playlistgen playlist mood --param tags=party --order energy_arc --exclude genres=christmas
       playlistgen playlist --list
     """
     from ..core.playlists.registry import STRATEGIES
@@ -104,26 +113,38 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
                             "params": parse_pairs(params, "--param"), "save": save}
     diversity = {k: v for k, v in (("artist_gap", artist_gap), ("album_gap", album_gap),
                                    ("max_per_artist", max_per_artist), ("dedupe", dedupe)) if v is not None}
-    for key, value in (("size", size), ("duration_min", duration_min), ("random_seed", random_seed),
+    if excludes:
+        body["exclude"] = {k: ([v] if k in ("genres", "paths", "folders") and not isinstance(v, list) else v)
+                           for k, v in parse_pairs(excludes, "--exclude").items()}
+    if include_excluded:
+        body["include_excluded"] = True
+    for key, value in (("order", order), ("size", size), ("duration_min", duration_min), ("random_seed", random_seed),
                        ("name", name), ("diversity", diversity or None)):
         if value is not None:
             body[key] = value
 
     from ..core.db import Database
-    from ..core.playlists.export import atomic_write, render
-    from ..core.threads import single_threaded_blas
+    from ..core.playlists.export import PathOptions, atomic_write, render
     from ..core.playlists.service import PlaylistService
+    from ..core.threads import single_threaded_blas
 
     single_threaded_blas()  # one query: thread start-up would cost more than it saves
     db = Database.from_settings(settings)
     try:
-        result = PlaylistService(db, settings).generate(body)
+        service = PlaylistService(db, settings)
+        if save:  # a saved playlist is also pushed to the media server (mediaserver.url set)
+            from ..core.mediaserver.service import hook_playlists
+
+            hook_playlists(service, db, settings)
+        result = service.generate(body)
     finally:
         db.close()
     if fmt == "json":
         text = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
-    else:  # a file written with -o gets paths relative to its own folder, like the saved playlists
-        text = render(fmt, result, relative_to=Path(output).resolve().parent if output and fmt == "m3u8" else None)
+    else:  # -o FILE: paths as for a saved playlist in FILE's folder (playlists.relative_paths, path_map)
+        paths = PathOptions.from_settings(settings)
+        text = render(fmt, result, relative_to=paths.base_for(Path(output).resolve().parent) if output else None,
+                      paths=paths)
     meta = result["playlist"]
     summary = f"{meta['name']}: {meta['size']} tracks, {meta['duration_s'] / 60:.0f} min"
     if meta.get("file"):

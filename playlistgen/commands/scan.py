@@ -76,8 +76,9 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
                  "database": {"path": db_path}}
     settings = settings_from_ctx(ctx, overrides, require_library=True)
 
-    from ..cli import configure_logging
+    from ..logs import configure_logging
     from ..core.db import Database
+    from ..core.dblock import DatabaseLock
     from ..core.executor import AnalysisExecutor
     from ..core.jobs import JobQueue
     from ..core.library import Library, library_counts
@@ -87,6 +88,7 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
     configure_logging("WARNING" if settings.logging.level == "INFO" else settings.logging.level,
                       settings.logging.format)
     check_models(settings)
+    DatabaseLock(settings.database.path, "scan").acquire()  # not while serve runs on it (held until exit)
     db = Database.from_settings(settings)
     try:
         version = analyzer_version(settings)

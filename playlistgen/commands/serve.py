@@ -42,6 +42,26 @@ def _install_signal_handlers() -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
+def _attach_mpd_and_tags(settings, db, daemon, services) -> None:  # type: ignore[no-untyped-def]
+    """The MPD radio (mpd.enabled) and tag writing after each analysis (library.write_tags)."""
+    if settings.mpd.enabled:
+        from ..core.mpd_radio import MpdRadio
+
+        services.mpd = MpdRadio(settings, db, services.playlists.generate)
+    if settings.library.write_tags:
+        from ..core.tagwriter_service import TagWriterService
+
+        services.tagwriter = TagWriterService(db, settings)
+        previous = daemon.scheduler.on_outcome
+
+        def on_outcome(job, result, error) -> None:  # type: ignore[no-untyped-def]
+            if previous is not None:
+                previous(job, result, error)
+            services.tagwriter.on_outcome(job, result, error)
+
+        daemon.scheduler.on_outcome = on_outcome
+
+
 @click.command()
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
               help="YAML config file (overrides the global --config).")
@@ -75,20 +95,24 @@ def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...
     settings = settings_from_ctx(ctx, overrides, require_library=True)
 
     # Imported here so `playlistgen --help` stays light; none of these import Essentia/TF.
-    from waitress import create_server
-
     from ..api import create_app
-    from ..cli import configure_logging
+    from ..api.server import check_address, create_http_server
     from ..core.cache import FeatureCache
     from ..core.db import Database
+    from ..core.dblock import DatabaseLock
     from ..core.metrics import Metrics, register_probes
     from ..core.playlists.service import PlaylistService
     from ..daemon import Daemon
+    from ..logs import configure_logging
     from ..services import Services
+
+    check_address(settings.api.host, settings.api.port)  # a bad --host: one line, before anything opens
 
     configure_logging(settings.logging.level, settings.logging.format)
     metrics = Metrics.from_settings(settings)
     cache = FeatureCache.from_settings(settings)
+    # one daemon per database: a second one stops here with the first one's pid (held until exit)
+    DatabaseLock(settings.database.path, "serve").acquire()
     db = Database.from_settings(settings)
     try:
         daemon = Daemon(settings, db, metrics=metrics)
@@ -99,17 +123,21 @@ def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...
     services = Services(settings=settings, db=db, daemon=daemon, metrics=metrics, cache=cache,
                         playlists=PlaylistService(db, settings, cache=cache, metrics=metrics))
     try:
+        from ..core.mediaserver.service import attach as attach_mediaserver
+
+        attach_mediaserver(services)  # None when mediaserver.url is empty
+        _attach_mpd_and_tags(settings, db, daemon, services)  # issue 12: mpd.enabled, library.write_tags
         app = create_app(settings, services)
-        try:
-            server = create_server(app, host=settings.api.host, port=settings.api.port,
-                                   threads=8, ident="playlistgen")
-        except OSError as exc:
-            raise click.ClickException(
-                f"cannot listen on {settings.api.host}:{settings.api.port}: {exc.strerror} — "
-                "is another playlistgen running? choose another port with --port") from None
+        server = create_http_server(app, settings)  # ConfigError (one line) if it cannot bind
         _install_signal_handlers()
         daemon.start()  # after the socket is bound: /health answers while analysis starts
         services.playlists.warm_up()  # load the similarity index in the background
+        if services.mediaserver is not None:
+            services.mediaserver.start()  # links in the background; a dead server only degrades /health
+        services.mixes.start()  # playlists.schedule: daily mixes (no thread when the schedule is empty)
+        for component in (services.mpd, services.tagwriter):
+            if component is not None:
+                component.start()  # a missing MPD only degrades /health
         cache.start_purger()
         if metrics.memtrace is not None:
             metrics.memtrace.start()

@@ -16,6 +16,15 @@ Decoders, in order:
    Only used when Essentia is importable.
 3. audioread (GStreamer/ffmpeg command/MAD when installed) as a last resort; it streams.
 
+Valid files that a first decoder gets wrong (see docs/architecture.md, "decoding"):
+chained Ogg (concatenated Opus/Vorbis, a sample-rate change between links) is split into its
+links (`core/audio_chain.py`); a streamed WAV (RIFF/data size 0xFFFFFFFF) or an absurd length
+counts as "length unknown" and the decoded length is trusted; and when the first decoder stops
+early (a decode error mid-stream, fewer frames than the header promises, or an MP3 left with a
+large unread part, e.g. after a sample-rate change) the other decoder takes over from the frame
+where the first one stopped, so analysers see one continuous stream. A file is failed as
+truncated only when no decoder gets further.
+
 Every failure becomes `AnalysisError(reason, path=...)` with a one-line reason. Nothing heavy is
 imported at module import time (Essentia is imported only on fallback).
 """
@@ -26,12 +35,13 @@ import logging
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import AnalysisError
+from .audio_chain import ChainedOgg, match_channels, mp3_rest, ogg_links
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,13 @@ TRACKER_EXTENSIONS = {".mod", ".xm", ".it", ".s3m", ".mtm", ".669", ".umx"}
 # A decode that stops this much short of what the header promised is a truncated file.
 TRUNCATION_TOLERANCE_S = 1.0
 TRUNCATION_TOLERANCE_RATIO = 0.02
+# An MP3 stream libsndfile leaves this much of unread (beyond tags) ended early, e.g. at a
+# sample-rate change: the other decoder continues it.
+UNREAD_TOLERANCE_BYTES = 32 * 1024
+UNREAD_TOLERANCE_RATIO = 0.02
+# Header lengths past this are not lengths (2**63-1 frames for chained Ogg, 0xFFFFFFFF sizes).
+NONSENSE_DURATION_S = 7 * 24 * 3600.0
+STREAMED_WAV_SIZE = 0xFFFFFF00   # data sizes from here to 0xFFFFFFFF mark a streamed WAV
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,14 @@ class _Source:
     def blocks(self, frames: int) -> Iterator[np.ndarray]:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def stopped_early(self) -> str | None:
+        """After blocks() ended: why the decoder probably did not reach the end, or None."""
+        return None
+
+    def rest(self, frames: int) -> Iterator[np.ndarray] | None:
+        """After stopped_early(): the rest of the file from this decoder, if it can."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -102,6 +127,8 @@ def _declared_wav_frames(extra_info: str) -> int | None:
     if not short or not align or int(align.group(1)) <= 0:
         return None
     promised, present = int(short.group(1)), int(short.group(2))
+    if promised >= STREAMED_WAV_SIZE:
+        return None  # a streamed WAV: the size was never filled in, the data runs to the end
     return promised // int(align.group(1)) if promised > present else None
 
 
@@ -109,12 +136,20 @@ class _SoundfileSource(_Source):
     def __init__(self, path: str) -> None:
         import soundfile as sf
 
-        self._file = sf.SoundFile(path)
+        # our own descriptor: its offset tells how far libsndfile read (see stopped_early)
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            self._file = sf.SoundFile(self._fd, closefd=False)
+        except BaseException:
+            os.close(self._fd)
+            raise
         f = self._file
         duration = f.frames / f.samplerate if f.frames > 0 and f.samplerate > 0 else None
         declared = _declared_wav_frames(f.extra_info)
         if declared and f.samplerate > 0:
             duration = declared / f.samplerate   # libsndfile trims frames to what is there
+        if duration is not None and duration > NONSENSE_DURATION_S:
+            duration = None   # not a length: trust what is decoded
         self.info = SourceInfo(path, int(f.samplerate), int(f.channels), duration,
                                f"{f.format}/{f.subtype}".lower(), "soundfile")
 
@@ -125,8 +160,39 @@ class _SoundfileSource(_Source):
                 return
             yield block
 
+    def rest(self, frames: int) -> Iterator[np.ndarray] | None:
+        """After stopped_early(): the remaining MPEG stream, converted to this one's format."""
+        return mp3_rest(self.info.path, os.lseek(self._fd, 0, os.SEEK_CUR), self.info.sample_rate,
+                        self.info.channels, frames)
+
+    def stopped_early(self) -> str | None:
+        if self._file.format not in ("MP3", "MPEG"):   # other formats: the header length check suffices
+            return None
+        size = os.fstat(self._fd).st_size
+        unread = size - os.lseek(self._fd, 0, os.SEEK_CUR)
+        if unread > max(UNREAD_TOLERANCE_BYTES, UNREAD_TOLERANCE_RATIO * size):
+            return f"stream ended with {unread} of {size} bytes unread"
+        return None
+
     def close(self) -> None:
+        if self._fd < 0:
+            return
         self._file.close()
+        os.close(self._fd)
+        self._fd = -1
+
+
+class _ChainedOggSource(_Source):
+    def __init__(self, path: str, links: list[tuple[int, int]]) -> None:
+        self._chain = ChainedOgg(path, links)
+        c = self._chain
+        self.info = SourceInfo(path, c.sample_rate, c.channels, None, c.codec, "soundfile")
+
+    def blocks(self, frames: int) -> Iterator[np.ndarray]:
+        return self._chain.blocks(frames)
+
+    def close(self) -> None:
+        self._chain.close()
 
 
 class _EssentiaSource(_Source):
@@ -247,10 +313,28 @@ def _open_source(path: str) -> _Source:
     _check_file(path)
     errors: list[str] = []
     try:
+        links = ogg_links(path)
+        if links:
+            return _ChainedOggSource(path, links)
+    except Exception as exc:
+        errors.append(f"chained ogg: {_one_line(exc)}")
+    try:
         return _SoundfileSource(path)
     except Exception as exc:  # libsndfile raises several types for unreadable input
         errors.append(f"libsndfile: {_one_line(exc)}")
-    if _essentia_available():
+    source = _open_other(path, errors)
+    if source is not None:
+        return source
+    ext = Path(path).suffix.lower()
+    if ext in TRACKER_EXTENSIONS:
+        raise AnalysisError(f"tracker module ({ext}) not supported: no decoder here renders "
+                            "modules (render it to flac/ogg first)", path=path)
+    raise AnalysisError("not a readable audio file (" + "; ".join(errors) + ")", path=path)
+
+
+def _open_other(path: str, errors: list[str], exclude: str = "soundfile") -> _Source | None:
+    """The decoders after libsndfile, in order, skipping the one named ``exclude``."""
+    if exclude != "essentia" and _essentia_available():
         try:
             long = _long_file(path)
             if long:
@@ -259,18 +343,15 @@ def _open_source(path: str) -> _Source:
         except Exception as exc:
             text = _one_line(exc).replace("Error while configuring AudioLoader: ", "")
             errors.append(f"ffmpeg: {text.replace('AudioLoader: ', '')}")
-    try:
-        import audioread
+    if exclude != "audioread":
+        try:
+            import audioread
 
-        if audioread.available_backends():
-            return _AudioreadSource(path)
-    except Exception as exc:
-        errors.append(f"audioread: {_one_line(exc)}")
-    ext = Path(path).suffix.lower()
-    if ext in TRACKER_EXTENSIONS:
-        raise AnalysisError(f"tracker module ({ext}) not supported: no decoder here renders "
-                            "modules (render it to flac/ogg first)", path=path)
-    raise AnalysisError("not a readable audio file (" + "; ".join(errors) + ")", path=path)
+            if audioread.available_backends():
+                return _AudioreadSource(path)
+        except Exception as exc:
+            errors.append(f"audioread: {_one_line(exc)}")
+    return None
 
 
 class _MonoResampler:
@@ -326,7 +407,7 @@ class DecodedAudio:
     def __iter__(self) -> Iterator[Chunk]:
         sr = self.info.sample_rate
         resamplers = [_MonoResampler(sr, rate) for rate in self.rates]
-        blocks = self._source.blocks(self.chunk_frames)
+        blocks = self._blocks()
         while True:
             try:
                 block = next(blocks)
@@ -353,6 +434,59 @@ class DecodedAudio:
                         np.zeros((0, self.info.channels), np.float32) if self.keep_native else None)
         self._check_complete()
 
+    def _blocks(self) -> Iterator[np.ndarray]:
+        """The source's blocks; if it stops early, the rest from the other decoder (from the
+        frame where the first one stopped, so the consumer sees one stream)."""
+        error: Exception | None = None
+        try:
+            yield from self._source.blocks(self.chunk_frames)
+            why = self._source.stopped_early() or self._shortfall()
+        except Exception as exc:
+            error = exc
+            why = f"decode error after {self.duration_s:.1f} s: {_one_line(exc)}"
+        if why is None:
+            return
+        rest = self._source.rest(self.chunk_frames) if error is None else None
+        if rest is not None:  # libsndfile itself continues (an MP3 whose sample rate changed)
+            log.info("%s: %s; decoding the rest as a new stream", self.path, why)
+            yield from rest
+            self.info = replace(self.info, duration_s=None)  # the header only knew the first part
+            return
+        errors: list[str] = []
+        other = _open_other(self.path, errors, exclude=self.info.decoder)
+        if other is not None and (other.info.sample_rate != self.info.sample_rate):
+            errors.append(f"{other.info.decoder} decodes at {other.info.sample_rate} Hz, "
+                          f"not {self.info.sample_rate} Hz")
+            other.close()
+            other = None
+        extra = 0
+        if other is not None:
+            log.info("%s: %s (%s); continuing with %s", self.path, why, self.info.decoder, other.info.decoder)
+            skip = self.frames_decoded
+            try:
+                for block in other.blocks(self.chunk_frames):
+                    if skip >= len(block):
+                        skip -= len(block)
+                        continue
+                    block, skip = block[skip:], 0
+                    extra += len(block)
+                    yield match_channels(block, self.info.channels)
+            finally:
+                other.close()
+            if extra:
+                self.info = replace(self.info, decoder=f"{self.info.decoder}+{other.info.decoder}",
+                                    duration_s=None if self.info.duration_s is None
+                                    else max(self.info.duration_s, other.info.duration_s or 0))
+        if error is not None and not extra:
+            raise error  # no decoder got further: the first one's error stands
+
+    def _shortfall(self) -> str | None:
+        expected = self.info.duration_s
+        if expected and expected - self.duration_s > max(TRUNCATION_TOLERANCE_S,
+                                                         TRUNCATION_TOLERANCE_RATIO * expected):
+            return f"decoded {self.duration_s:.1f} s of {expected:.1f} s"
+        return None
+
     @staticmethod
     def _downmix(block: np.ndarray) -> np.ndarray:
         channels = block.shape[1]
@@ -364,12 +498,9 @@ class DecodedAudio:
     def _check_complete(self) -> None:
         if self.frames_decoded == 0:
             raise AnalysisError("no audio frames could be decoded", path=self.path)
-        expected = self.info.duration_s
-        got = self.duration_s
-        if expected and expected - got > max(TRUNCATION_TOLERANCE_S,
-                                             TRUNCATION_TOLERANCE_RATIO * expected):
-            raise AnalysisError(f"truncated file: decoded {got:.1f} s of the {expected:.1f} s "
-                                "its header announces", path=self.path)
+        if self._shortfall():
+            raise AnalysisError(f"truncated file: decoded {self.duration_s:.1f} s of the "
+                                f"{self.info.duration_s:.1f} s its header announces", path=self.path)
 
 
 def open_audio(path: str | os.PathLike, rates: Sequence[int] = (22050,), *,

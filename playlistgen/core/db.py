@@ -8,6 +8,7 @@ readers never block it and it never blocks them.
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import random
 import threading
@@ -32,6 +33,32 @@ WriteFn = Callable[[apsw.Connection], Any]
 _BUSY_RETRIES = 8
 
 
+# Errors that mean "the storage refuses writes" (disk full, I/O error, read-only file or mount):
+# they fail the whole batch, are counted in the writer's health and retried later, never
+# blamed on the file whose result was being stored.
+STORAGE_ERRORS = (apsw.FullError, apsw.IOError, apsw.ReadOnlyError, apsw.CantOpenError)
+READ_ONLY_HINT = ("make the file and its folder writable by this user (SQLite also writes "
+                  "'-wal' and '-shm' files beside it), or set database.path / --db to a writable place")
+
+
+def read_only_error(path: str | Path, why: str) -> DatabaseError:
+    return DatabaseError(f"database '{path}' is read-only ({why})", hint=READ_ONLY_HINT, path=str(path))
+
+
+def check_writable(path: str | Path) -> None:
+    """Refuse a database this process cannot write, naming the file and the fix (as root a
+    chmod does not bite, but a read-only mount does: os.access reports both)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.exists():
+        raise DatabaseError(f"database folder '{folder}' does not exist",
+                            hint="create it or set database.path", path=str(path))
+    if path.exists() and not os.access(path, os.W_OK):
+        raise read_only_error(path, "the file is not writable")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise read_only_error(path, f"its folder '{folder}' is not writable")
+
+
 def connect(path: str | Path, *, busy_timeout_ms: int = 5000, readonly: bool = False) -> apsw.Connection:
     """Open a connection with every pragma the project relies on.
 
@@ -53,6 +80,14 @@ def connect(path: str | Path, *, busy_timeout_ms: int = 5000, readonly: bool = F
         conn.execute("PRAGMA synchronous = NORMAL")
         if readonly:
             conn.execute("PRAGMA query_only = 1")
+    except apsw.ReadOnlyError:
+        conn.close()
+        raise read_only_error(path, "SQLite refused to write it") from None
+    except STORAGE_ERRORS as exc:  # e.g. no room for its -wal/-shm files
+        conn.close()
+        raise DatabaseError(f"cannot open database '{path}': {exc} (is its disk full?)",
+                            hint="free space on its filesystem, or set database.path elsewhere",
+                            path=str(path)) from None
     except (apsw.NotADBError, apsw.CorruptError) as exc:
         conn.close()
         raise DatabaseDamagedError(f"database '{path}' is damaged or not a database: {exc}",
@@ -87,8 +122,15 @@ class Writer:
     own savepoint so one failing job fails alone; its future gets the exception, the rest commit.
     The queue is bounded, so producers block (backpressure) instead of filling memory."""
 
-    def __init__(self, conn: apsw.Connection, *, batch_size: int = 64, queue_size: int = 1024) -> None:
+    def __init__(self, conn: apsw.Connection, *, batch_size: int = 64, queue_size: int = 1024,
+                 path: str | Path = "") -> None:
         self._conn = conn
+        self._path = str(path)
+        # health: a batch the storage refused (disk full, I/O error) makes the writer degraded
+        # until a later batch commits
+        self.consecutive_failures = 0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
         self._batch_size = batch_size
         self._queue: queue.Queue[_WriteJob | None] = queue.Queue(maxsize=queue_size)
         self._lock = threading.Lock()
@@ -165,8 +207,8 @@ class Writer:
                     try:
                         with self._conn:  # a savepoint: this job's changes roll back alone
                             results.append((job, job.fn(self._conn), None))
-                    except apsw.BusyError:
-                        raise
+                    except (apsw.BusyError, *STORAGE_ERRORS):
+                        raise  # not this job's fault: the whole batch fails (and is retried)
                     except Exception as exc:  # the job's own error goes to its future
                         results.append((job, None, exc))
                 self._conn.execute("COMMIT")
@@ -178,11 +220,21 @@ class Writer:
         try:
             with_busy_retry(run_batch, on_retry=self._count_busy)
         except Exception as exc:
-            log.error("write batch of %d failed: %s", len(batch), exc)
+            self.consecutive_failures += 1
+            self.last_error, self.last_error_at = _one_line(exc), time.time()
+            if self.consecutive_failures == 1 or self.consecutive_failures % 100 == 0:
+                log.error("cannot write to the database %s: %s (%d batch(es) failed in a row; "
+                          "retried when more work comes)", self._path, self.last_error, self.consecutive_failures)
             for job in batch:
-                job.future.set_exception(DatabaseError(f"write failed: {exc}"))
+                job.future.set_exception(WriteFailedError(
+                    f"cannot write to the database: {self.last_error}",
+                    hint="free space on its filesystem or make it writable; playlistgen retries by itself",
+                    path=self._path or None))
             self.stats["failed_jobs"] += len(batch)
             return
+        if self.consecutive_failures:
+            log.info("database writes work again after %d failed batch(es)", self.consecutive_failures)
+            self.consecutive_failures = 0
         self.stats["batches"] += 1
         elapsed = time.perf_counter() - started
         self.stats["commit_s"] += elapsed
@@ -201,6 +253,23 @@ class Writer:
 
     def _count_busy(self) -> None:
         self.stats["busy_retries"] += 1
+
+    def health(self) -> dict:
+        """ready: the thread runs; degraded: the last batch(es) could not be written."""
+        return {"ready": self._thread.is_alive(), "degraded": self.consecutive_failures > 0,
+                "consecutive_failures": self.consecutive_failures, "last_error": self.last_error,
+                "last_error_at": self.last_error_at, "queue_depth": self.queue_depth}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:300] or type(exc).__name__
+
+
+class WriteFailedError(DatabaseError):
+    """The storage refused a whole batch (disk full, I/O error, read-only): retry later."""
+
+    code = "database_write_failed"
+    status = 507
 
 
 @dataclass
@@ -325,12 +394,14 @@ class Database:
     def __init__(self, path: str | Path, *, pool_min: int = 1, pool_max: int = 8,
                  busy_timeout_ms: int = 5000, batch_size: int = 64) -> None:
         self.path = Path(path)
-        if not self.path.parent.exists():
-            raise DatabaseError(f"database folder '{self.path.parent}' does not exist",
-                                hint="create it or set database.path", path=str(self.path))
+        check_writable(self.path)
         self._write_conn = connect(self.path, busy_timeout_ms=busy_timeout_ms)
-        migrate(self._write_conn)
-        self.writer = Writer(self._write_conn, batch_size=batch_size)
+        try:
+            migrate(self._write_conn)
+        except BaseException:
+            self._write_conn.close()
+            raise
+        self.writer = Writer(self._write_conn, batch_size=batch_size, path=self.path)
         self.readers = ReaderPool(self.path, pool_min=pool_min, pool_max=pool_max,
                                   busy_timeout_ms=busy_timeout_ms)
         self._closed = False
@@ -358,6 +429,11 @@ class Database:
             return self.query("SELECT 1") == [(1,)]
         except Exception:  # readiness probe: any failure means not ready
             return False
+
+    def health(self) -> dict:
+        """For /health: readable (a SELECT works) and the writer's state (degraded while the
+        storage refuses writes)."""
+        return {"ready": self.ready(), "path": str(self.path), "writer": self.writer.health()}
 
     def pool_stats(self) -> dict:
         data = self.readers.snapshot()

@@ -58,7 +58,8 @@ class JobQueue:
                 "UPDATE files SET status = 'pending', attempts = max(attempts - 1, 0) "
                 "WHERE id = ? AND status = 'analysing'", [(i,) for i in file_ids]))
 
-    def fail(self, job: Job, reason: str) -> None:
+    def fail(self, job: Job, reason: str):  # type: ignore[no-untyped-def]
+        """Record the failure; returns the writer's future (the caller retries a refused write)."""
         reason = " ".join(str(reason).split())[:500]  # one line, bounded
 
         def record(conn: apsw.Connection) -> None:
@@ -68,7 +69,7 @@ class JobQueue:
             conn.execute("UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
                          "WHERE fingerprint = ? AND status = 'pending'", (reason, job.fingerprint))
 
-        self.db.submit(record)
+        return self.db.submit(record)
 
     def complete(self, job: Job, result: dict):  # type: ignore[no-untyped-def]
         """Store the result (track, features, tags) and mark the file done, in one transaction."""
@@ -86,6 +87,9 @@ class JobQueue:
             (job.fingerprint, *meta_values, result.get("duration_s"))).fetchall()[0][0]
         conn.execute("UPDATE tracks SET musicbrainz_trackid = ? WHERE id = ?",  # media-server link (0005)
                      (meta.get("musicbrainz_trackid"), track_id))
+        if result.get("audio_fingerprint"):   # retagging keeps the analysis (0006, core/retag.py)
+            conn.execute("UPDATE tracks SET audio_fingerprint = ? WHERE id = ?",
+                         (result["audio_fingerprint"], track_id))
         columns = ["track_id", "analyzer_version", "preset", *SCALAR_FEATURES, *VECTOR_FEATURES, "cpu_s"]
         values = [track_id, result.get("analyzer_version", self.analyzer_version), result.get("preset", "")]
         values += [result.get(k) for k in SCALAR_FEATURES]

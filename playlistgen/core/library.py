@@ -18,7 +18,9 @@ import apsw
 
 from ..config import LibrarySettings
 from .db import Database
-from .watcher import is_candidate
+from .library_roots import check_root, is_unreadable_row, unavailable_roots, under_any, unreadable_reason
+from .paths import is_candidate
+from .retag import apply_retag, find_retagged
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,7 @@ class ReconcileReport:
     queued: int = 0
     moved: int = 0
     linked: int = 0
+    retagged: int = 0   # changed only in their tags: metadata re-read, analysis kept
     missing: int = 0
     unreadable: int = 0
     seconds: float = 0.0
@@ -106,6 +109,8 @@ class Library:
         self._on_queued = on_queued
         self.last_report: ReconcileReport | None = None
         self.current: dict | None = None  # progress of a running reconcile, for /library/status
+        self.unavailable: dict[str, str] = {}  # root -> why it is not trusted now (core/library_roots.py)
+        self.needs_scan = False  # set by apply_paths when only a full reconcile can tell what happened
 
     # ---- full reconcile -------------------------------------------------------------------
     def reconcile(self, trigger: str = "cli", roots: list[str] | None = None) -> ReconcileReport:
@@ -118,19 +123,28 @@ class Library:
         self.current = {"run_id": run_id, "trigger": trigger, "started_at": time.time(), "files_seen": 0}
         try:
             known = self._known_under(roots)
+            unavailable = self._note_unavailable(roots, known)
+            not_looked_at = list(unavailable)   # never taken for gone: unavailable roots, unlistable folders
+
+            def cannot_read(path: str, exc: OSError) -> None:
+                log.warning("cannot read %s: %s", path, exc.strerror)
+                not_looked_at.append(path)
+
             seen_paths = set()
             present: list[Entry] = []
-            for entry in walk(roots, self.settings.extensions, self.settings.ignore,
-                              on_error=lambda p, e: log.warning("cannot read %s: %s", p, e.strerror)):
+            for entry in walk([r for r in roots if r not in unavailable], self.settings.extensions,
+                              self.settings.ignore, on_error=cannot_read):
                 seen_paths.add(entry.path)
                 report.seen += 1
                 self.current["files_seen"] = report.seen
                 row = known.get(entry.path)
-                if row and row[1] == entry.size and row[2] == entry.mtime_ns and row[3] != "missing":
+                if (row and row[1] == entry.size and row[2] == entry.mtime_ns and row[3] != "missing"
+                        and not is_unreadable_row(row[3], row[4])):
                     report.unchanged += 1
                 else:
                     present.append(entry)
-            gone = [p for p, row in known.items() if p not in seen_paths and row[3] != "missing"]
+            gone = [p for p, row in known.items() if p not in seen_paths and row[3] != "missing"
+                    and not under_any(p, not_looked_at)]
             self._sync(present, gone, report)
         except Exception as exc:
             reason = str(exc)
@@ -145,16 +159,27 @@ class Library:
             "UPDATE scan_runs SET finished_at = unixepoch('subsec'), files_seen = ?, files_queued = ?, "
             "files_missing = ? WHERE id = ?", (report.seen, report.queued, report.missing, run_id)))
         self.last_report = report
-        log.info("reconcile (%s): %d files, %d queued, %d moved, %d linked, %d missing in %.2f s",
-                 trigger, report.seen, report.queued, report.moved, report.linked, report.missing,
-                 report.seconds)
+        log.info("reconcile (%s): %d files, %d queued, %d moved, %d linked, %d retagged, %d missing in %.2f s",
+                 trigger, report.seen, report.queued, report.moved, report.linked, report.retagged,
+                 report.missing, report.seconds)
         return report
 
     def _root_of(self, path: str) -> str | None:
         return next((r for r in self.roots if path.startswith(r.rstrip(os.sep) + os.sep)), None)
 
+    def _note_unavailable(self, roots: list[str], known: dict[str, tuple]) -> dict[str, str]:
+        unavailable = unavailable_roots(roots, known)
+        for root in roots:
+            if root in unavailable and root not in self.unavailable:
+                log.warning("%s", unavailable[root])
+            elif root not in unavailable and root in self.unavailable:
+                log.info("library root %s is available again", root)
+            self.unavailable.pop(root, None)
+        self.unavailable.update(unavailable)
+        return unavailable
+
     def _known_under(self, roots: list[str]) -> dict[str, tuple]:
-        rows = self.db.query("SELECT path, size, mtime_ns, status FROM files")
+        rows = self.db.query("SELECT path, size, mtime_ns, status, error FROM files")
         prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
         return {r[0]: r for r in rows if r[0].startswith(prefixes)}
 
@@ -177,6 +202,11 @@ class Library:
                     gone.append(path)
         for path in deleted:
             path = os.path.abspath(path)
+            root = self._root_of(path)
+            if root is None or check_root(root) is not None:
+                # a root itself went (unmount, unplug): a full reconcile decides, nothing is dropped here
+                self.needs_scan = True
+                continue
             prefix = path.rstrip(os.sep) + os.sep
             gone.extend(p for (p,) in self.db.query(
                 "SELECT path FROM files WHERE (path = ? OR substr(path, 1, ?) = ?) AND status != 'missing'",
@@ -189,17 +219,27 @@ class Library:
     def _sync(self, present: list[Entry], gone: list[str], report: ReconcileReport) -> None:
         """Apply present (new or changed) entries and vanished paths in one pass so moves match."""
         fingerprints: dict[str, str] = {}
+        unreadable: list[tuple[Entry, str]] = []
         for entry in present:
             try:
                 fingerprints[entry.path] = fingerprint(entry.path, entry.size)
             except OSError as exc:
                 log.warning("cannot read %s: %s", entry.path, exc.strerror)
                 report.unreadable += 1
+                unreadable.append((entry, unreadable_reason(exc)))
+        if unreadable:  # listed in /api/v1/tracks/failed with the reason; looked at again each reconcile
+            self.db.write(lambda c: c.executemany(
+                "INSERT INTO files(path, size, mtime_ns, status, error) VALUES (?, ?, ?, 'failed', ?) "
+                "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
+                "status = 'failed', error = excluded.error, updated_at = unixepoch('subsec')",
+                [(e.path, e.size, e.mtime_ns, reason) for e, reason in unreadable]))
         present = [e for e in present if e.path in fingerprints]
+        retagged = find_retagged(self.db, present, fingerprints)   # reads files: outside the writer
         gone_set = set(gone)
         for start in range(0, max(len(present), 1), _WRITE_CHUNK):
             chunk = present[start:start + _WRITE_CHUNK]
-            self.db.write(lambda c, chunk=chunk: self._apply_present(c, chunk, fingerprints, gone_set, report))
+            self.db.write(lambda c, chunk=chunk: self._apply_present(c, chunk, fingerprints, gone_set, report,
+                                                                     retagged))
         missing = [p for p in gone if p in gone_set]  # those not consumed by a move
         for start in range(0, len(missing), _WRITE_CHUNK):
             chunk = missing[start:start + _WRITE_CHUNK]
@@ -211,24 +251,29 @@ class Library:
             self._on_queued()
 
     def _apply_present(self, conn: apsw.Connection, entries: list[Entry], fingerprints: dict[str, str],
-                       gone: set[str], report: ReconcileReport) -> None:
+                       gone: set[str], report: ReconcileReport, retagged: dict | None = None) -> None:
         for entry in entries:
             fp = fingerprints[entry.path]
-            row = conn.execute("SELECT id, fingerprint, status, track_id FROM files WHERE path = ?",
+            row = conn.execute("SELECT id, fingerprint, status, track_id, error FROM files WHERE path = ?",
                                (entry.path,)).fetchall()
             if row:
-                file_id, old_fp, status, track_id = row[0]
-                if old_fp == fp and track_id is not None and status in ("done", "missing"):
+                file_id, old_fp, status, track_id, error = row[0]
+                readable_again = is_unreadable_row(status, error)
+                if old_fp == fp and track_id is not None and (status in ("done", "missing") or readable_again):
                     # touched or came back unchanged: keep the analysis
-                    conn.execute("UPDATE files SET size = ?, mtime_ns = ?, status = 'done', "
+                    conn.execute("UPDATE files SET size = ?, mtime_ns = ?, status = 'done', error = NULL, "
                                  "updated_at = unixepoch('subsec') WHERE id = ?",
                                  (entry.size, entry.mtime_ns, file_id))
                     report.unchanged += 1
                     continue
-                if old_fp == fp and status == "failed":
+                if old_fp == fp and status == "failed" and not readable_again:
                     conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
                                  (entry.size, entry.mtime_ns, file_id))  # retried only when it changes
                     report.unchanged += 1
+                    continue
+                if retagged and entry.path in retagged and apply_retag(
+                        conn, file_id, entry.size, entry.mtime_ns, fp, retagged[entry.path], self.analyzer_version):
+                    report.retagged += 1
                     continue
                 self._queue(conn, file_id, entry, fp, report)
                 continue

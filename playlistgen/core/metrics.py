@@ -86,6 +86,13 @@ class Timer:
         values = sorted(v for _, v in self.samples)
         return {q: percentile(values, q * 100) for q in (0.5, 0.95)} if values else {}
 
+    def copy(self) -> Timer:
+        """A frozen copy, to read outside the lock that guards ``observe`` (iterating the live
+        deque while another thread appends raises "deque mutated during iteration")."""
+        twin = Timer(self.window, self.count, self.total_s)
+        twin.samples.extend(self.samples)
+        return twin
+
 
 @dataclass
 class _Probe:
@@ -209,8 +216,9 @@ class Metrics:
             return {name: t.snapshot() for (_, name), t in sorted(items)}
 
     def timer_items(self) -> list[tuple[str, str, Timer]]:
+        """Copies taken under the lock: the caller (a Prometheus scrape) reads them without it."""
         with self._lock:
-            return [(g, n, t) for (g, n), t in sorted(self._timers.items())]
+            return [(g, n, t.copy()) for (g, n), t in sorted(self._timers.items())]
 
     def busy_seconds(self, name: str, since: float) -> float:
         with self._lock:
@@ -317,6 +325,10 @@ def register_probes(metrics: Metrics, *, db: Any = None, daemon: Any = None, cac
         metrics.add_gauge("cache_entries", "Entries in the feature cache", lambda: cache.stats()["entries"])
     if daemon is not None:
         executor = daemon.executor
+        if executor.kind == "dask":  # remote workers and bytes shipped
+            from .dask_health import register_probes as register_dask_probes
+
+            register_dask_probes(metrics, executor)
         metrics.add_gauge("queue_depth", "Files waiting for analysis or in flight",
                           lambda: daemon.queue.pending_count() + len(daemon.scheduler.in_flight))
         metrics.add_gauge("workers_alive", "Analysis workers alive", lambda: executor.health()["alive"])

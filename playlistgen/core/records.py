@@ -17,6 +17,7 @@ SCALAR_FEATURES = (
     "duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot", "loudness_lufs",
     "loudness_range", "dynamic_complexity", "danceability", "energy", "spectral_centroid",
     "spectral_rolloff", "spectral_flatness", "zcr", "valence", "acousticness", "instrumentalness",
+    "mixramp_start", "mixramp_end",   # strings: MPD fade hints (migration 0007; NULL before it)
 )
 VECTOR_FEATURES = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
 METADATA = ("artist", "album", "title", "genre", "year", "track_number")

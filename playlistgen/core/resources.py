@@ -66,9 +66,9 @@ class ResourceMonitor:
     def processes(self, daemon: Any = None, *, cpu: bool = False) -> list[dict]:
         """The daemon (this process) and each analysis worker process, with RSS (and CPU)."""
         out = [self.describe(os.getpid(), "daemon", cpu=cpu)]
-        if daemon is not None and daemon.executor.kind == "process":
+        if daemon is not None and daemon.executor.kind in ("process", "dask"):
             for worker in daemon.executor.health()["workers"]:
-                if worker["pid"]:
+                if worker["pid"] and not worker.get("remote"):
                     out.append(self.describe(worker["pid"], f"worker-{worker['slot']}", cpu=cpu,
                                              slot=worker["slot"]))
         with self._lock:  # forget pids that are gone
@@ -76,7 +76,12 @@ class ResourceMonitor:
             for pid in [p for p in self._procs if p not in alive]:
                 self._procs.pop(pid, None)
                 self._last.pop(pid, None)
-        return [p for p in out if p]
+        remote = []
+        if daemon is not None and daemon.executor.kind == "dask":  # other machines: from Dask's heartbeat
+            from .dask_health import processes as dask_processes
+
+            remote = dask_processes(daemon.executor)
+        return [p for p in out if p] + remote
 
     def usage(self, settings: Any, db_path: Path, daemon: Any = None) -> dict:
         """Everything /api/v1/performance/resource-usage shows."""
@@ -92,9 +97,9 @@ class ResourceMonitor:
                        "memory_total_mb": round(vm.total / MB), "memory_available_mb": round(vm.available / MB),
                        "memory_percent": vm.percent},
             "processes": procs,
-            "totals": {"rss_mb": round(sum(p["rss_mb"] for p in procs), 1),
-                       "cpu_percent": round(sum(p.get("cpu_percent", 0) for p in procs), 1),
-                       "processes": len(procs)},
+            "totals": {"rss_mb": round(sum(p["rss_mb"] for p in procs if not p.get("remote")), 1),
+                       "cpu_percent": round(sum(p.get("cpu_percent") or 0 for p in procs if not p.get("remote")), 1),
+                       "processes": sum(1 for p in procs if not p.get("remote"))},
             "disk": disks,
             "open_files": {"daemon": procs[0].get("open_files") if procs else None,
                            "daemon_fds": procs[0].get("fds") if procs else None,

@@ -10,8 +10,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ..errors import DatabaseError
+from .db import WriteFailedError
 from .jobs import Job, JobQueue
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,17 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._idle_wait_s = idle_wait_s
         self.on_outcome: Callable[[Job, dict | None, str | None], None] | None = None
+        # Outcomes whose write the storage refused (disk full...): kept here and written again
+        # when writes work; no new file is claimed meanwhile. The rows stay 'analysing', so a
+        # restart re-queues them if the process ends first.
+        self._unsaved: dict[int, tuple[Job, object]] = {}
+        self._store_errors: list[tuple[Job, object, BaseException]] = []
+        self._unsaved_lock = threading.Lock()
+        self._unsaved_since: float | None = None
+        self._next_store_retry = 0.0
+        self.store_retry_s = 2.0
+        self.last_store_error: str | None = None
+        self.requeue_at_start = False   # set when the start-up re-queue could not be written
 
     def wake(self) -> None:
         """Called when new files were queued."""
@@ -69,8 +82,11 @@ class Scheduler:
     def step(self, poll_s: float = 0.2) -> bool:
         """Fill the executor, collect finished work. Returns False when there was nothing to do."""
         claimed = []
-        if not self._stopping.is_set():
-            claimed = self.queue.claim(self.executor.capacity)
+        if not self._stopping.is_set() and self._writes_ok():
+            try:
+                claimed = self.queue.claim(self.executor.capacity)
+            except WriteFailedError as exc:  # the writer logs it and reports it in /health
+                self.last_store_error = exc.message
             for job in claimed:
                 self.in_flight[job.file_id] = job
                 self.executor.submit(job.file_id, job.path)
@@ -91,10 +107,10 @@ class Scheduler:
         self.stats.completions.append(time.time())
         if outcome.error:
             log.warning("failed: %s: %s", job.path, outcome.error)
-            self.queue.fail(job, outcome.error)
+            self._store(job, outcome)
             self.stats.failed += 1
         else:
-            self.queue.complete(job, outcome.result)
+            self._store(job, outcome)
             self.stats.analysed += 1
             self.stats.audio_s += outcome.result.get("duration_s") or 0.0
             self.stats.cpu_s += outcome.result.get("cpu_s") or 0.0
@@ -103,9 +119,72 @@ class Scheduler:
         if self.on_outcome:
             self.on_outcome(job, outcome.result, outcome.error)
 
-    def run_until_idle(self, progress: Callable[[RunStats], None] | None = None) -> RunStats:
-        """Analyse everything pending, in the caller's thread (used by `playlistgen scan`)."""
-        while self.step() and not self._stopping.is_set():
+    # ---- storing outcomes, and what to do when the storage refuses --------------------------
+    def _store(self, job: Job, outcome) -> None:  # type: ignore[no-untyped-def]
+        future = self.queue.fail(job, outcome.error) if outcome.error else self.queue.complete(job, outcome.result)
+        # runs in the writer thread: only note the outcome, the scheduler thread acts on it
+        future.add_done_callback(lambda f: self._stored(job, outcome, f))
+
+    def _stored(self, job: Job, outcome, future) -> None:  # type: ignore[no-untyped-def]
+        exc = future.exception()
+        with self._unsaved_lock:
+            if exc is None:
+                self._unsaved.pop(job.file_id, None)
+            elif isinstance(exc, WriteFailedError):
+                self._unsaved[job.file_id] = (job, outcome)
+                self.last_store_error = exc.message
+            else:
+                self._unsaved.pop(job.file_id, None)
+                self._store_errors.append((job, outcome, exc))
+            if not self._unsaved:
+                self._unsaved_since = None
+            elif self._unsaved_since is None:
+                self._unsaved_since = time.monotonic()
+
+    def _writes_ok(self) -> bool:
+        """Retry refused writes (with backoff); True when nothing is waiting to be written."""
+        with self._unsaved_lock:
+            errors, self._store_errors = self._store_errors, []
+            waiting = list(self._unsaved.values())
+        for job, outcome, exc in errors:
+            # this result cannot be stored (a value the schema refuses): the file fails with why
+            log.error("cannot store the result for %s: %s", job.path, exc)
+            if not outcome.error:
+                self._store(job, replace(outcome, result=None,
+                                         error=f"result could not be stored: {exc}"))
+        if self.requeue_at_start:
+            try:
+                count = self.queue.requeue_in_flight()
+            except DatabaseError as exc:
+                self.last_store_error = exc.message
+                return False
+            self.requeue_at_start = False
+            log.info("re-queued %d file(s) left in flight by the last run", count)
+        if not waiting:
+            return True
+        now = time.monotonic()
+        if now >= self._next_store_retry:
+            self._next_store_retry = now + self.store_retry_s
+            for job, outcome in waiting:
+                self._store(job, outcome)
+        return False
+
+    def unsaved_count(self) -> int:
+        with self._unsaved_lock:
+            return len(self._unsaved)
+
+    def run_until_idle(self, progress: Callable[[RunStats], None] | None = None,
+                       give_up_after_s: float = 60.0) -> RunStats:
+        """Analyse everything pending, in the caller's thread (used by `playlistgen scan`).
+        Raises WriteFailedError when results could not be written for ``give_up_after_s``."""
+        while (self.step() or self.unsaved_count()) and not self._stopping.is_set():
+            since = self._unsaved_since
+            if since is not None and time.monotonic() - since > give_up_after_s:
+                raise WriteFailedError(f"results of {self.unsaved_count()} file(s) could not be written for "
+                                       f"{give_up_after_s:.0f} s: {self.last_store_error}",
+                                       hint="free space on the database's filesystem and run scan again")
+            if not self.in_flight:
+                time.sleep(0.2)
             if progress:
                 progress(self.stats)
         if progress:
@@ -148,5 +227,8 @@ class Scheduler:
             self.in_flight.clear()
 
     def health(self) -> dict:
+        unsaved = self.unsaved_count()
         return {"ready": not self._stopping.is_set(), "in_flight": len(self.in_flight),
+                "degraded": bool(unsaved) or self.requeue_at_start, "unsaved_results": unsaved,
+                "last_store_error": self.last_store_error if unsaved or self.requeue_at_start else None,
                 **self.stats.to_dict()}

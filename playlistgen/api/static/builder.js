@@ -1,5 +1,6 @@
-/* The dashboard's playlist builder: search a seed song, pick a strategy, build, download M3U8.
-   A link like /dashboard#seed=miles&strategy=radio&build=1 fills the form and builds at once. */
+/* The dashboard's playlist builder: search a seed song, pick a strategy and an order, build,
+   download M3U8. A link like /dashboard#seed=miles&strategy=radio&order=energy_arc&build=1 fills
+   the form and builds at once. */
 "use strict";
 
 const Builder = (() => {
@@ -153,6 +154,7 @@ const Builder = (() => {
     if (seeds.length && current().seeds !== "none") body.seeds = seeds.map(s => s.id);
     const params = readParams();
     if (Object.keys(params).length) body.params = params;
+    if ($("order").value) body.order = $("order").value;
     return body;
   }
 
@@ -188,12 +190,17 @@ const Builder = (() => {
       meta.className = "meta";
       meta.textContent = [t.album, t.bpm && `${Math.round(t.bpm)} BPM`, t.camelot,
                           t.energy !== null && t.energy !== undefined && `energy ${t.energy.toFixed(2)}`,
-                          mmss(t.duration_s)].filter(Boolean).join(" · ");
+                          mmss(t.duration_s),
+                          typeof t.transition_cost === "number" && `transition ${t.transition_cost.toFixed(2)}`]
+        .filter(Boolean).join(" · ");
       li.append(name, meta);
       ol.appendChild(li);
     }
     const p = data.playlist || {};
-    status(`${tracks.length} tracks, ${mmss(total)}${p.name ? ` — ${p.name}` : ""}`);
+    const tr = p.transitions && p.transitions.mean !== null && p.transitions.mean !== undefined
+      ? `, ${p.order} order: transition cost mean ${p.transitions.mean.toFixed(2)}, worst ${p.transitions.worst.toFixed(2)}`
+      : "";
+    status(`${tracks.length} tracks, ${mmss(total)}${tr}${p.name ? ` — ${p.name}` : ""}`);
   }
 
   async function download() {
@@ -218,6 +225,7 @@ const Builder = (() => {
     if (h.get("strategy")) $("strategy").value = h.get("strategy");
     renderParams();
     if (h.get("size")) $("size").value = h.get("size");
+    if (h.get("order")) $("order").value = h.get("order");
     if (h.get("seed")) {
       const found = await search(h.get("seed"));
       if (found.length) addSeed(found[0]);

@@ -83,7 +83,11 @@ function basename(p) { return String(p || "").split(/[\\/]/).pop(); }
 function renderHealth(h) {
   const pill = $("health");
   pill.textContent = h.status;
-  pill.className = `pill ${h.ready ? "ok" : "bad"}`;
+  pill.className = `pill ${!h.ready ? "bad" : h.status === "ok" ? "ok" : "warn"}`;
+  const problems = h.problems || [];  // disk full, library root unavailable, ...
+  pill.title = problems.join("\n");
+  $("health-problems").textContent = problems.join(" · ");
+  $("health-problems").hidden = !problems.length;
   setText("uptime", fmtDuration(h.uptime_s));
 }
 

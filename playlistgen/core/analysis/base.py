@@ -23,6 +23,7 @@ Result dict: RESULT_FIELDS (DESIGN.md §6) plus EXTRA_FIELDS. Units and ranges:
     camelot             "8A" style, None with the key
     loudness_lufs       EBU R128 integrated; loudness_range LU (Tech 3342);
     dynamic_complexity  LU, mean deviation of 400 ms loudness from the integrated value
+    mixramp_start/_end  MPD fade hints "dB seconds;..." from the 400 ms loudness (playlists.mixramp)
     danceability, energy  0-1 heuristics (base.danceability_estimate / energy_estimate)
     spectral_*          centroid and 85 % roll-off in Hz of the 22050 Hz signal (≤ 11025),
                         flatness 0-1; zcr crossings per sample
@@ -67,7 +68,8 @@ log = logging.getLogger(__name__)
 from .version import ANALYZER_VERSION  # noqa: E402  (re-exported)
 
 DSP_FIELDS = ("duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot",
-              "loudness_lufs", "loudness_range", "dynamic_complexity", "danceability", "energy",
+              "loudness_lufs", "loudness_range", "dynamic_complexity", "mixramp_start", "mixramp_end",
+              "danceability", "energy",
               "spectral_centroid", "spectral_rolloff", "spectral_flatness", "zcr",
               "mfcc_mean", "mfcc_std", "chroma")
 ML_FIELDS = ("embedding", "tags", "valence", "acousticness", "instrumentalness")
@@ -277,6 +279,8 @@ class PipelineAnalyzer:
             "loudness_lufs": round(loud.integrated, 2),
             "loudness_range": round(loud.loudness_range, 2),
             "dynamic_complexity": round(loud.dynamic_complexity, 3),
+            "mixramp_start": loud.mixramp_start,
+            "mixramp_end": loud.mixramp_end,
             "danceability": danceability_estimate(dsp.pulse_clarity(ac, bpm), bpm),
             "energy": energy_estimate(loud.integrated, timbre["spectral_centroid"],
                                       dsp.onset_rate(odf)),

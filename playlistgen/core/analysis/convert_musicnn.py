@@ -1,14 +1,22 @@
-"""Convert a musicnn TF1 checkpoint into a frozen GraphDef for Essentia's TensorflowPredictMusiCNN.
+"""Convert a musicnn TF1 checkpoint into a frozen GraphDef for Essentia's TensorflowPredictMusiCNN
+and, optionally, into an ONNX model for onnxruntime.
 
 Run it in its own process only (it imports TensorFlow, and TensorFlow imported before Essentia
 aborts the process)::
 
-    python -m playlistgen.core.analysis.convert_musicnn --checkpoint-dir DIR --out FILE.pb
+    python -m playlistgen.core.analysis.convert_musicnn --checkpoint-dir DIR --out FILE.pb \
+        [--onnx-out FILE.onnx]
 
 ``tf.compat.v1.train.import_meta_graph`` fails on TF 2.x for these 2019 checkpoints, so this works
 on the protos directly: take the inference subgraph of the outputs from the MetaGraphDef, replace
 every variable by a constant holding its checkpoint value, pin the ``is_training`` placeholder
 to False and drop the training-time attributes. The result is byte-for-byte reproducible.
+
+The ONNX model is built by analysis.onnx_build from the frozen graph's constants (so both files
+hold the same weights), then checked here against TensorFlow running the frozen graph on the
+same random patches; it is written only if tags agree within 1e-4 and embeddings within 1e-3.
+tf2onnx 1.17 also converts the frozen graph on TF 2.21/protobuf 7 (installed with --no-deps),
+but adds a dependency and its model ran 10 % slower (32 vs 29 ms per patch, one thread).
 """
 
 from __future__ import annotations
@@ -126,11 +134,48 @@ def write_atomically(data: bytes, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def convert(checkpoint_dir: Path, out: Path) -> str:
-    """Write the frozen graph to ``out`` and return its sha256."""
+def graph_weights(frozen: graph_pb2.GraphDef) -> dict[str, np.ndarray]:
+    """Every constant of the frozen graph by node name (the variables are named as in TF)."""
+    return {node.name: tf.make_ndarray(node.attr["value"].tensor)
+            for node in frozen.node if node.op == "Const"}
+
+
+def check_onnx(frozen: graph_pb2.GraphDef, model: bytes, patches: int = 4) -> tuple[float, float]:
+    """Largest |difference| of (tags, embedding) between TF and onnxruntime on random patches;
+    SystemExit when beyond 1e-4 / 1e-3."""
+    import onnxruntime as ort
+
+    from . import onnx_build as ob
+
+    x = np.random.default_rng(0).uniform(0.0, 4.0, (patches, ob.FRAMES, ob.BANDS)).astype(np.float32)
+    with tf.Graph().as_default() as graph:
+        tf.compat.v1.import_graph_def(frozen, name="")
+        with tf.compat.v1.Session(graph=graph) as session:
+            tags, emb = session.run([f"{OUTPUTS[0]}:0", f"{OUTPUTS[1]}:0"], {f"{INPUT}:0": x})
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    run = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"]).run
+    onnx_tags, onnx_emb = run([ob.OUTPUT_TAGS, ob.OUTPUT_EMBEDDING], {ob.INPUT: x})
+    diff = float(np.abs(tags - onnx_tags).max()), float(np.abs(emb - onnx_emb).max())
+    if not (diff[0] <= 1e-4 and diff[1] <= 1e-3):
+        raise SystemExit(f"the ONNX model differs from the TF graph: tags {diff[0]:.2e}, "
+                         f"embedding {diff[1]:.2e}")
+    return diff
+
+
+def convert(checkpoint_dir: Path, out: Path, onnx_out: Path | None = None) -> str:
+    """Write the frozen graph to ``out`` (and the ONNX model to ``onnx_out``); return the
+    frozen graph's sha256."""
     graph = load_graph_def(find_meta(checkpoint_dir))
     frozen = freeze(graph, checkpoint_prefix(checkpoint_dir))
     data = frozen.SerializeToString(deterministic=True)
+    if onnx_out is not None:
+        from .onnx_build import build_musicnn
+
+        weights = graph_weights(frozen)
+        model = build_musicnn(weights, n_labels=int(weights["dense_1/bias"].shape[0]))
+        check_onnx(frozen, model)
+        write_atomically(model, onnx_out)
     write_atomically(data, out)
     return hashlib.sha256(data).hexdigest()
 
@@ -140,8 +185,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint-dir", type=Path, required=True,
                         help="folder with the checkpoint (.meta, .index, .data-*), e.g. MSD_musicnn")
     parser.add_argument("--out", type=Path, required=True, help="frozen graph to write (.pb)")
+    parser.add_argument("--onnx-out", type=Path, default=None,
+                        help="also write the ONNX model (.onnx) for onnxruntime")
     args = parser.parse_args(argv)
-    digest = convert(args.checkpoint_dir, args.out)
+    digest = convert(args.checkpoint_dir, args.out, args.onnx_out)
     print(f"{args.out} {digest}")
     return 0
 

@@ -1,27 +1,18 @@
-"""Essentia backend (default): Degara / multi-feature beats, Essentia's Key, MusiCNN via
-Essentia's bundled TensorFlow.
+"""Essentia backend (default): Degara / multi-feature beats, Essentia's Key, and MusiCNN on
+onnxruntime or on Essentia's bundled TensorFlow (analysis.runtime picks; analysis.musicnn
+streams the patches, the same for both runtimes and for the librosa backend).
 
-MusiCNN runs as one `TensorflowPredict` per model with both outputs (tags `model/Sigmoid` and
-the 200-d `model/dense/BiasAdd`) in one session run; its input — 96 log-mel bands of 512-sample
-frames every 256 samples at 16 kHz, exactly what `TensorflowInputMusiCNN` computes (checked to
-1e-6) — is computed here with numpy over whole chunks and cut into 187-frame (3 s) patches as
-the audio streams in, so memory does not depend on the file length. Patch plans per preset:
-
-* balanced: non-overlapping patches, every third one analysed (3 s of every 9 s) — the model
-  is most of the cost; see presets.py for how close that stays to the all-patches mean;
-* accurate: half-overlapping patches (hop 93 frames), all analysed, MSD and MTT models.
-
-The embedding is always the MSD model's, so balanced and accurate embeddings are comparable.
-TensorFlow runs single-threaded (one analysis per worker process, one worker per core): set
-before Essentia loads, TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS/OMP_NUM_THREADS=1 cut the
-CPU time per patch by about 15 %.
+On Essentia's TensorFlow (``TfMusicnn``), MusiCNN runs as one `TensorflowPredict` per model with
+both outputs (tags `model/Sigmoid` and the 200-d `model/dense/BiasAdd`) in one session run per
+patch. TensorFlow runs single-threaded (one analysis per worker process, one worker per core):
+set before Essentia loads, TF_NUM_INTRAOP_THREADS/TF_NUM_INTEROP_THREADS/OMP_NUM_THREADS=1 cut
+the CPU time per patch by about 15 %.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +23,12 @@ from ..audio import Chunk, SourceInfo
 from ..music import pitch_class
 from . import dsp
 from .base import PipelineAnalyzer
+from .mel import MUSICNN_BANDS, MUSICNN_RATE
+from .musicnn import MusicnnModel, MusicnnState, MusicnnStream
 from .presets import MUSICNN_PATCH_FRAMES, Preset
 
 log = logging.getLogger(__name__)
 
-MUSICNN_RATE = 16000
-MUSICNN_FRAME = 512
-MUSICNN_HOP = 256
-MUSICNN_BANDS = 96
 BEAT_RATE = 44100                      # BeatTrackerMultiFeature only works at 44.1 kHz
 BEAT_SEGMENT_S = 30.0
 TEMPO_PIECE_S = 300.0
@@ -60,12 +49,13 @@ def load_essentia(single_thread: bool = True) -> Any:
     return es
 
 
-class _Model:
-    """One MusiCNN graph: both outputs from a single session run per patch."""
+class TfMusicnn:
+    """One MusiCNN graph on Essentia's TensorFlow: both outputs from one session run per patch."""
 
-    def __init__(self, es: Any, info: Any) -> None:
+    def __init__(self, info: Any) -> None:
         import essentia
 
+        es = load_essentia()
         self.name = info.name
         self.labels = tuple(info.labels)
         self._input = info.input
@@ -73,27 +63,18 @@ class _Model:
         self._pool_cls = essentia.Pool
         self._predict = es.TensorflowPredict(graphFilename=str(info.path), inputs=[info.input],
                                              outputs=[info.output_tags, info.output_embedding])
-        self.predict(np.zeros((MUSICNN_PATCH_FRAMES, MUSICNN_BANDS), dtype=np.float32))  # warm-up
+        self.predict(np.zeros((1, MUSICNN_PATCH_FRAMES, MUSICNN_BANDS), dtype=np.float32))  # warm-up
 
-    def predict(self, patch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        pool = self._pool_cls()
-        pool.set(self._input, patch.reshape(1, 1, MUSICNN_PATCH_FRAMES, MUSICNN_BANDS))
-        out = self._predict(pool)
-        return (np.asarray(out[self._tags], dtype=np.float64).reshape(-1),
-                np.asarray(out[self._emb], dtype=np.float64).reshape(-1))
-
-
-@dataclass
-class _MusicnnState:
-    framer: dsp.Framer
-    mel: list[np.ndarray] = field(default_factory=list)     # pending mel frames
-    pending: int = 0
-    seen_frames: int = 0
-    patch_index: int = 0
-    analysed: int = 0
-    tag_sums: dict[str, np.ndarray] = field(default_factory=dict)
-    emb_sum: np.ndarray | None = None
-    last_frames: np.ndarray | None = None                   # for clips shorter than a patch
+    def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tags, embs = [], []
+        for patch in patches:
+            pool = self._pool_cls()
+            pool.set(self._input, np.ascontiguousarray(patch, dtype=np.float32).reshape(
+                1, 1, MUSICNN_PATCH_FRAMES, MUSICNN_BANDS))
+            out = self._predict(pool)
+            tags.append(np.asarray(out[self._tags], dtype=np.float64).reshape(-1))
+            embs.append(np.asarray(out[self._emb], dtype=np.float64).reshape(-1))
+        return np.stack(tags), np.stack(embs)
 
 
 class _KeyHpcp:
@@ -151,7 +132,7 @@ class _KeyHpcp:
 class _FileState:
     key_framer: dsp.Framer
     hpcp: np.ndarray
-    musicnn: _MusicnnState | None = None
+    musicnn: MusicnnState | None = None
     beat_buffer: list[np.ndarray] = field(default_factory=list)
     beat_samples: int = 0
     intervals: list[np.ndarray] = field(default_factory=list)
@@ -162,27 +143,25 @@ class EssentiaAnalyzer(PipelineAnalyzer):
     name = "essentia"
 
     def __init__(self, preset: Preset, models_dir: Path | str | None = None, *,
-                 single_thread: bool = True) -> None:
+                 single_thread: bool = True,
+                 musicnn: list[MusicnnModel] | None = None) -> None:
+        """``musicnn``: the preset's loaded models (factory.load_musicnn); None loads them on
+        Essentia's TensorFlow."""
         super().__init__(preset)
-        models = []
-        if preset.uses_ml:
-            # Resolve models before importing Essentia: a missing model fails fast and cheap.
-            from .models import require_model
+        if musicnn is None and preset.uses_ml:
+            from .factory import load_musicnn
 
-            models = [require_model(Path(models_dir or "models"), name) for name in preset.models]
+            musicnn = load_musicnn(preset, Path(models_dir or "models"), "essentia")
         es = load_essentia(single_thread)
         self._tempo_tap = es.TempoTapDegara(sampleRateODF=dsp.ODF_RATE, resample="x2")
         self._keyx = _KeyHpcp(es)
         self._beats = es.BeatTrackerMultiFeature() if preset.tempo_method == "multifeature" else None
-        self._models = [_Model(es, info) for info in models]
-        self._window = np.hanning(MUSICNN_FRAME).astype(np.float32)   # symmetric, as Essentia
-        self._melbank = dsp.mel_filterbank(MUSICNN_RATE, MUSICNN_FRAME, MUSICNN_BANDS, 0.0, 8000.0)
-        self._patch_stride = max(1, preset.patch_stride)
+        self._musicnn = MusicnnStream(musicnn, preset) if musicnn else None
 
     # hooks -------------------------------------------------------------------------------------
     def extra_rates(self) -> tuple[int, ...]:
         rates = []
-        if self._models:
+        if self._musicnn:
             rates.append(MUSICNN_RATE)
         if self._beats is not None:
             rates.append(BEAT_RATE)
@@ -190,10 +169,8 @@ class EssentiaAnalyzer(PipelineAnalyzer):
 
     def begin(self, info: SourceInfo) -> _FileState:
         state = _FileState(*self._keyx.new_state())
-        if self._models:
-            framer = dsp.Framer(MUSICNN_FRAME, MUSICNN_HOP)
-            framer.push(np.zeros(MUSICNN_HOP, dtype=np.float32))   # first frame centred on 0
-            state.musicnn = _MusicnnState(framer)
+        if self._musicnn:
+            state.musicnn = self._musicnn.begin()
         return state
 
     def on_chunk(self, state: _FileState, chunk: Chunk) -> float:
@@ -202,9 +179,7 @@ class EssentiaAnalyzer(PipelineAnalyzer):
             self._beats_push(state, chunk.mono[BEAT_RATE], final=False)
         if state.musicnn is None:
             return 0.0
-        t0 = time.perf_counter()
-        self._musicnn_push(state.musicnn, chunk.mono[MUSICNN_RATE])
-        return time.perf_counter() - t0
+        return self._musicnn.push_chunk(state.musicnn, chunk)
 
     def tempo(self, state: _FileState, onset_curve: np.ndarray) -> tuple[float, float]:
         if self._beats is not None:
@@ -236,63 +211,9 @@ class EssentiaAnalyzer(PipelineAnalyzer):
         return self._keyx.key(state.hpcp)
 
     def finish_ml(self, state: _FileState) -> tuple[list[float] | None, dict | None]:
-        ms = state.musicnn
-        if ms is None:
+        if state.musicnn is None:
             return None, None
-        ms.mel.append(self._mel(ms.framer.flush()))
-        self._cut_patches(ms, final=True)
-        if ms.analysed == 0:
-            return None, None
-        tags = {}
-        for model in self._models:
-            probs = ms.tag_sums[model.name] / ms.analysed
-            tags[model.name.split("_")[0]] = {label: round(float(p), 4)
-                                              for label, p in zip(model.labels, probs, strict=True)}
-        return list(ms.emb_sum / ms.analysed), tags
-
-    # MusiCNN streaming -------------------------------------------------------------------------
-    def _mel(self, frames: np.ndarray) -> np.ndarray:
-        if not len(frames):
-            return np.zeros((0, MUSICNN_BANDS), dtype=np.float32)
-        import scipy.fft
-
-        spec = scipy.fft.rfft(frames * self._window, axis=1)
-        power = (spec.real ** 2 + spec.imag ** 2).astype(np.float32)
-        return np.log10(1.0 + 10000.0 * (power @ self._melbank.T)).astype(np.float32)
-
-    def _musicnn_push(self, ms: _MusicnnState, x: np.ndarray) -> None:
-        mel = self._mel(ms.framer.push(x))
-        if len(mel):
-            ms.mel.append(mel)
-            ms.pending += len(mel)
-        if ms.pending >= MUSICNN_PATCH_FRAMES:
-            self._cut_patches(ms, final=False)
-
-    def _cut_patches(self, ms: _MusicnnState, final: bool) -> None:
-        frames = np.concatenate(ms.mel) if ms.mel else np.zeros((0, MUSICNN_BANDS), np.float32)
-        hop = self.preset.patch_hop
-        start = 0
-        while start + MUSICNN_PATCH_FRAMES <= len(frames):
-            if ms.patch_index % self._patch_stride == 0:
-                self._run(ms, frames[start:start + MUSICNN_PATCH_FRAMES])
-            ms.patch_index += 1
-            start += hop
-        rest = frames[start:]
-        if len(rest):
-            ms.last_frames = rest
-        ms.mel, ms.pending = ([rest] if len(rest) else []), len(rest)
-        if final and ms.analysed == 0 and ms.last_frames is not None and len(ms.last_frames):
-            # Shorter than one patch: repeat the frames to fill it (Essentia's 'repeat' mode).
-            reps = int(np.ceil(MUSICNN_PATCH_FRAMES / len(ms.last_frames)))
-            self._run(ms, np.tile(ms.last_frames, (reps, 1))[:MUSICNN_PATCH_FRAMES])
-
-    def _run(self, ms: _MusicnnState, patch: np.ndarray) -> None:
-        for i, model in enumerate(self._models):
-            tags, emb = model.predict(np.ascontiguousarray(patch))
-            ms.tag_sums[model.name] = ms.tag_sums.get(model.name, 0) + tags
-            if i == 0:
-                ms.emb_sum = emb if ms.emb_sum is None else ms.emb_sum + emb
-        ms.analysed += 1
+        return self._musicnn.finish(state.musicnn)
 
     # multi-feature beats (accurate) ------------------------------------------------------------
     def _beats_push(self, state: _FileState, x: np.ndarray, final: bool) -> None:

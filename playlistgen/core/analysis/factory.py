@@ -1,8 +1,9 @@
 """Build an analyzer: `create_analyzer("auto", "balanced", Path("models"))`.
 
 Call it once per worker process (it loads the models) and reuse the result for many files.
-"auto" picks Essentia when it is installed, librosa otherwise. Nothing heavy is imported until
-this function runs.
+"auto" picks Essentia when it is installed, librosa otherwise; ``ml_runtime`` picks the MusiCNN
+runtime (analysis.runtime: onnx, essentia or auto). Both backends run the ML presets: Essentia
+on either runtime, librosa on onnxruntime. Nothing heavy is imported until this function runs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pathlib import Path
 
 from ...errors import ConfigError
 from .base import Analyzer
-from .presets import get_preset
+from .musicnn import MusicnnModel
+from .presets import Preset, get_preset
+from .runtime import resolve_ml_runtime
 
 log = logging.getLogger(__name__)
 
@@ -36,22 +39,55 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
-def create_analyzer(backend: str, preset: str, models_dir: Path | str) -> Analyzer:
-    """A ready analyzer; raises ModelMissingError if the preset needs a model that is missing."""
+def load_musicnn(preset: Preset, models_dir: Path, runtime: str) -> list[MusicnnModel]:
+    """The preset's MusiCNN models, loaded for ``runtime`` ("onnx" | "essentia")."""
+    from .models import require_model
+
+    # Resolve (and verify) every file before loading anything: a missing model fails cheaply.
+    infos = [require_model(models_dir, name, runtime) for name in preset.models]
+    if runtime == "onnx":
+        from .onnx_musicnn import OnnxMusicnn
+
+        return [OnnxMusicnn(info) for info in infos]
+    from .essentia_backend import TfMusicnn
+
+    return [TfMusicnn(info) for info in infos]
+
+
+def create_analyzer(backend: str, preset: str, models_dir: Path | str,
+                    ml_runtime: str = "auto") -> Analyzer:
+    """A ready analyzer; raises ModelMissingError if the preset needs a model that is missing
+    and ConfigError for a combination that cannot run."""
     spec = get_preset(preset)
     name = resolve_backend(backend)
+    models_dir = Path(models_dir)
+    models: list[MusicnnModel] = []
+    runtime = None
+    if spec.uses_ml:
+        runtime = resolve_ml_runtime(ml_runtime, name, models_dir, spec.models)
+        if name == "essentia":
+            from .essentia_backend import load_essentia
+
+            load_essentia()   # before onnxruntime or TF load anything (single-threaded set-up)
+        models = load_musicnn(spec, models_dir, runtime)
     if name == "essentia":
         from .essentia_backend import EssentiaAnalyzer
 
-        analyzer: Analyzer = EssentiaAnalyzer(spec, Path(models_dir))
+        analyzer: Analyzer = EssentiaAnalyzer(spec, models_dir, musicnn=models)
     else:
-        if spec.uses_ml:
-            # Never hand out a "balanced" result without its tags: refuse instead.
-            raise ConfigError(f"preset '{spec.name}' needs the MusiCNN models, which only the "
-                              "Essentia backend can run",
-                              hint="use --preset fast, or install essentia-tensorflow")
         from .librosa_backend import LibrosaAnalyzer
 
-        analyzer = LibrosaAnalyzer(spec, Path(models_dir))
-    log.debug("analyzer %s-%s ready (preset %s)", analyzer.name, analyzer.version, spec.name)
+        analyzer = LibrosaAnalyzer(spec, models_dir, musicnn=models)
+    log.debug("analyzer %s-%s ready (preset %s, ML runtime %s)", analyzer.name,
+              analyzer.version, spec.name, runtime or "none")
     return analyzer
+
+
+def create_onnx_analyzer(backend: str, preset: str, models_dir: Path | str) -> Analyzer:
+    """create_analyzer with ml_runtime "onnx" (an executor factory: runtime already resolved)."""
+    return create_analyzer(backend, preset, models_dir, "onnx")
+
+
+def create_tf_analyzer(backend: str, preset: str, models_dir: Path | str) -> Analyzer:
+    """create_analyzer with ml_runtime "essentia" (an executor factory)."""
+    return create_analyzer(backend, preset, models_dir, "essentia")

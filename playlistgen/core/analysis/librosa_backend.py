@@ -1,10 +1,11 @@
-"""librosa backend: DSP only, for platforms without Essentia wheels.
+"""librosa backend, for platforms without Essentia wheels (Linux aarch64: Raspberry Pi, ARM NAS).
 
 Same pipeline and output fields as the Essentia backend (decode, loudness, MFCC, spectral and
 chroma are shared numpy code), with librosa's tempogram + dynamic-programming beat tracker for
-tempo and a Temperley key-profile correlation for the key. `embedding`, `tags`, `valence`,
-`acousticness` and `instrumentalness` are always None: this backend has no model runtime, so
-the factory refuses the ML presets with it (only `fast`).
+tempo and a Temperley key-profile correlation for the key. The ML presets run MusiCNN on
+onnxruntime through the same streaming code and the same numpy mel input as the Essentia
+backend (analysis.musicnn), so tags and embeddings match the Essentia backend's on the same
+audio; nothing here imports Essentia.
 
 The tempogram is averaged over 3-minute pieces of the onset curve, so an hour-long file does
 not build an hour-long tempogram.
@@ -18,8 +19,11 @@ from typing import Any
 
 import numpy as np
 
+from ..audio import Chunk, SourceInfo
 from . import dsp
 from .base import PipelineAnalyzer
+from .mel import MUSICNN_RATE
+from .musicnn import MusicnnModel, MusicnnState, MusicnnStream
 from .presets import Preset
 
 log = logging.getLogger(__name__)
@@ -30,11 +34,30 @@ TEMPOGRAM_PIECE = int(180 * dsp.ODF_RATE)
 class LibrosaAnalyzer(PipelineAnalyzer):
     name = "librosa"
 
-    def __init__(self, preset: Preset, models_dir: Path | str | None = None) -> None:
+    def __init__(self, preset: Preset, models_dir: Path | str | None = None, *,
+                 musicnn: list[MusicnnModel] | None = None) -> None:
+        """``musicnn``: the preset's models loaded on onnxruntime (factory.load_musicnn)."""
         super().__init__(preset)
+        if preset.uses_ml and not musicnn:
+            from .factory import load_musicnn
+
+            musicnn = load_musicnn(preset, Path(models_dir or "models"), "onnx")
         import librosa  # heavy (numba): only inside the worker
 
         self._librosa = librosa
+        self._musicnn = MusicnnStream(musicnn, preset) if musicnn else None
+
+    def extra_rates(self) -> tuple[int, ...]:
+        return (MUSICNN_RATE,) if self._musicnn else ()
+
+    def begin(self, info: SourceInfo) -> MusicnnState | None:
+        return self._musicnn.begin() if self._musicnn else None
+
+    def on_chunk(self, state: MusicnnState | None, chunk: Chunk) -> float:
+        return self._musicnn.push_chunk(state, chunk) if state is not None else 0.0
+
+    def finish_ml(self, state: MusicnnState | None) -> tuple[list[float] | None, dict | None]:
+        return self._musicnn.finish(state) if state is not None else (None, None)
 
     def tempo(self, state: Any, onset_curve: np.ndarray) -> tuple[float, float]:
         if len(onset_curve) < dsp.ODF_RATE * 2:

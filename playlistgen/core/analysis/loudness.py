@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
+from ..playlists.mixramp import mixramp_points
+
 ABSOLUTE_GATE = -70.0
 
 
@@ -60,6 +62,8 @@ class LoudnessResult:
     loudness_range: float
     dynamic_complexity: float
     peak: float                   # sample peak, linear
+    mixramp_start: str | None = None   # MPD MIXRAMP_START / MIXRAMP_END from the momentary loudness
+    mixramp_end: str | None = None
 
 
 class LoudnessMeter:
@@ -122,7 +126,9 @@ class LoudnessMeter:
             levels = _to_lufs(short_gated)
             lra = float(np.percentile(levels, 95) - np.percentile(levels, 10))
         complexity = float(np.mean(np.abs(_to_lufs(gated) - integrated))) if len(gated) else 0.0
-        return LoudnessResult(float(integrated), lra, complexity, self.peak)
+        hop = self._step / self.sr
+        ramp = mixramp_points(_to_lufs(momentary), hop, hop * min(4, len(sub)))
+        return LoudnessResult(float(integrated), lra, complexity, self.peak, *ramp)
 
 
 def _windows(sub: np.ndarray, width: int) -> np.ndarray:

@@ -76,6 +76,7 @@ def read_tags(path: str) -> tuple[dict[str, Any], float | None]:
         tags["year"] = _parse_year(_first(get("date")) or _first(get("year"))
                                    or _first(get("originaldate")))
         tags["track_number"] = _parse_int(_first(get("tracknumber")))
+        tags["musicbrainz_trackid"] = _first(get("musicbrainz_trackid"))  # recording id: media-server link
     except Exception as exc:
         log.debug("unreadable tags in %s: %s", path, exc)
     return {k: v for k, v in tags.items() if v is not None}, duration
@@ -120,4 +121,6 @@ def read_metadata(path: str) -> tuple[dict[str, Any], float | None]:
         # Without a tagged title, keep the path's artist/title pair together.
         meta["title"] = fallback.get("title")
         meta["artist"] = tags.get("artist") or fallback.get("artist")
+    if tags.get("musicbrainz_trackid"):
+        meta["musicbrainz_trackid"] = tags["musicbrainz_trackid"]
     return meta, duration

@@ -6,9 +6,14 @@ it pins numpy<1.17). The conversion imports TensorFlow, which must never happen 
 that uses Essentia, so it runs in a child process (``convert_musicnn``). This module imports
 neither TensorFlow nor Essentia.
 
-Layout of ``models_dir``::
+Each model comes in two formats from the same checkpoint, for the two runtimes of
+``analysis.ml_runtime``: a frozen TensorFlow graph (``.pb``, run by Essentia's bundled
+TensorFlow) and an ONNX model (``.onnx``, run by onnxruntime; see analysis.onnx_build). Both are
+built in the same child process; the manifest records each file's sha256 (the ONNX one under the
+model's ``"onnx"`` key). Layout of ``models_dir``::
 
-    msd_musicnn.pb  mtt_musicnn.pb  manifest.json  .cache/musicnn-0.1.0-py3-none-any.whl
+    msd_musicnn.pb  msd_musicnn.onnx  mtt_musicnn.pb  mtt_musicnn.onnx  manifest.json
+    .cache/musicnn-0.1.0-py3-none-any.whl
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ CONVERT_TIMEOUT_S = 600
 PIP_TIMEOUT_S = 300
 CHECKPOINT_FILES = (".meta", ".index", ".data-00000-of-00001")
 INSTALL_HINT = "run `playlistgen models install`"
+RUNTIMES = ("essentia", "onnx")     # the model formats: .pb for Essentia-TF, .onnx for onnxruntime
+ONNX_IO = {"input": "mel", "output_tags": "tags", "output_embedding": "embedding"}
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,10 @@ class ModelSpec:
     @property
     def file(self) -> str:
         return f"{self.name}.pb"
+
+    @property
+    def onnx_file(self) -> str:
+        return f"{self.name}.onnx"
 
 
 SPECS: dict[str, ModelSpec] = {
@@ -84,6 +95,7 @@ class ModelInfo:
     status: str
     embedding_size: int = 200
     sample_rate: int = 16000
+    runtime: str = "essentia"        # which runtime reads this file: "essentia" (.pb) or "onnx"
 
     @property
     def ok(self) -> bool:
@@ -128,12 +140,18 @@ def _status(path: Path, sha256: str) -> str:
     return "ok" if sha256 and file_sha256(path) == sha256 else "corrupt"
 
 
-def _info_from_entry(models_dir: Path, name: str, entry: dict[str, Any]) -> ModelInfo:
+def _info_from_entry(models_dir: Path, name: str, entry: dict[str, Any],
+                     runtime: str = "essentia") -> ModelInfo:
     spec = SPECS.get(name)
+    if runtime == "onnx":
+        sub = entry.get("onnx")
+        # No "onnx" key: built before the ONNX models existed, so they count as missing.
+        entry = {**entry, **sub} if isinstance(sub, dict) else {
+            **entry, **ONNX_IO, "file": f"{name}.onnx", "sha256": "", "missing": True}
     path = models_dir / str(entry.get("file", f"{name}.pb"))
     sha256 = str(entry.get("sha256", ""))
     labels = tuple(str(label) for label in entry.get("labels", ()))
-    status = _status(path, sha256)
+    status = "missing" if entry.get("missing") else _status(path, sha256)
     if status == "ok" and spec is not None and len(labels) != spec.n_labels:
         status = "corrupt"  # a hand-edited manifest would silently misname every tag
     return ModelInfo(
@@ -144,39 +162,53 @@ def _info_from_entry(models_dir: Path, name: str, entry: dict[str, Any]) -> Mode
         status=status,
         embedding_size=int(entry.get("embedding_size", 200)),
         sample_rate=int(entry.get("sample_rate", 16000)),
+        runtime=runtime,
     )
 
 
-def _missing_info(models_dir: Path, spec: ModelSpec) -> ModelInfo:
-    return ModelInfo(name=spec.name, path=models_dir / spec.file, labels=(), sha256="",
-                     input=spec.input, output_tags=spec.output_tags,
-                     output_embedding=spec.output_embedding, status="missing",
-                     embedding_size=spec.embedding_size, sample_rate=spec.sample_rate)
+def _missing_info(models_dir: Path, spec: ModelSpec, runtime: str = "essentia") -> ModelInfo:
+    io = ONNX_IO if runtime == "onnx" else {"input": spec.input, "output_tags": spec.output_tags,
+                                            "output_embedding": spec.output_embedding}
+    file = spec.onnx_file if runtime == "onnx" else spec.file
+    return ModelInfo(name=spec.name, path=models_dir / file, labels=(), sha256="", **io,
+                     status="missing", embedding_size=spec.embedding_size,
+                     sample_rate=spec.sample_rate, runtime=runtime)
 
 
-def list_models(models_dir: Path) -> list[ModelInfo]:
-    """Every model in the manifest plus every expected one, with its verified status."""
+def list_models(models_dir: Path, runtime: str = "essentia") -> list[ModelInfo]:
+    """Every model in the manifest plus every expected one, with its verified status, in the
+    format of ``runtime`` ("essentia": the .pb graphs, "onnx": the .onnx models)."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"unknown model runtime {runtime!r}")
     models_dir = Path(models_dir)
     manifest = read_manifest(models_dir) or {"models": {}}
     entries = manifest["models"]
-    infos = [_info_from_entry(models_dir, name, entry)
+    infos = [_info_from_entry(models_dir, name, entry, runtime)
              for name, entry in entries.items() if isinstance(entry, dict)]
-    infos += [_missing_info(models_dir, spec) for name, spec in SPECS.items() if name not in entries]
+    infos += [_missing_info(models_dir, spec, runtime)
+              for name, spec in SPECS.items() if name not in entries]
     return sorted(infos, key=lambda info: info.name)
 
 
-def require_model(models_dir: Path, name: str) -> ModelInfo:
-    """The model ``name`` if it is installed and intact; ModelMissingError otherwise."""
+def all_models(models_dir: Path) -> list[ModelInfo]:
+    """Every model in every format (for `models list`)."""
+    return [info for runtime in RUNTIMES for info in list_models(models_dir, runtime)]
+
+
+def require_model(models_dir: Path, name: str, runtime: str = "essentia") -> ModelInfo:
+    """The model ``name`` in ``runtime``'s format if it is installed and intact;
+    ModelMissingError otherwise."""
     models_dir = Path(models_dir)
     if name not in SPECS:
         raise ModelMissingError(f"unknown model '{name}' (known: {', '.join(sorted(SPECS))})",
                                 path=str(models_dir))
-    info = next(i for i in list_models(models_dir) if i.name == name)
+    info = next(i for i in list_models(models_dir, runtime) if i.name == name)
+    what = f"model '{name}'" + (" (ONNX)" if runtime == "onnx" else "")
     if info.status == "missing":
-        raise ModelMissingError(f"model '{name}' is not installed in {models_dir}",
+        raise ModelMissingError(f"{what} is not installed in {models_dir}",
                                 hint=INSTALL_HINT, path=str(info.path))
     if info.status != "ok":
-        raise ModelMissingError(f"model '{name}' in {models_dir} is {info.status} "
+        raise ModelMissingError(f"{what} in {models_dir} is {info.status} "
                                 "(checksum does not match the manifest)",
                                 hint=f"{INSTALL_HINT} --force", path=str(info.path))
     return info
@@ -209,7 +241,8 @@ def install_models(models_dir: Path, *, wheel: Path | None = None, force: bool =
     _write_atomically(models_dir / MANIFEST, json.dumps(manifest, indent=2).encode() + b"\n")
     progress(f"wrote {models_dir / MANIFEST}")
     infos = list_models(models_dir)
-    bad = [info.name for info in infos if not info.ok]
+    bad = [f"{info.name} ({runtime})" for runtime in RUNTIMES
+           for info in list_models(models_dir, runtime) if not info.ok]
     if bad:
         raise ModelMissingError(f"models {', '.join(bad)} failed verification after install",
                                 hint=f"{INSTALL_HINT} --force", path=str(models_dir))
@@ -220,8 +253,11 @@ def _installed(models_dir: Path) -> bool:
     manifest = read_manifest(models_dir)
     if manifest is None or manifest.get("source") != SOURCE:
         return False
-    infos = {info.name: info for info in list_models(models_dir)}
-    return all(infos[name].ok for name in SPECS)
+    for runtime in RUNTIMES:
+        infos = {info.name: info for info in list_models(models_dir, runtime)}
+        if not all(infos[name].ok for name in SPECS):
+            return False
+    return True
 
 
 def _manual_wheel_hint(models_dir: Path) -> str:
@@ -328,32 +364,38 @@ def _converter_env() -> dict[str, str]:
     return env
 
 
-def _convert_all(work: Path, models_dir: Path) -> dict[str, tuple[Path, str]]:
-    """Convert every checkpoint in parallel child processes; return {name: (file, sha256)}."""
+Built = dict[str, dict[str, tuple[Path, str]]]   # {name: {runtime: (file, sha256)}}
+
+
+def _convert_all(work: Path, models_dir: Path) -> Built:
+    """Convert every checkpoint in parallel child processes, each writing the frozen graph and
+    the ONNX model; return {name: {"essentia": (file, sha256), "onnx": (file, sha256)}}."""
     env = _converter_env()
-    jobs: dict[str, tuple[subprocess.Popen[bytes], Path]] = {}
+    jobs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for spec in SPECS.values():
-            tmp_out = work / spec.file
             cmd = [sys.executable, "-m", CONVERTER, "--checkpoint-dir",
-                   str(work / spec.checkpoint), "--out", str(tmp_out)]
+                   str(work / spec.checkpoint), "--out", str(work / spec.file),
+                   "--onnx-out", str(work / spec.onnx_file)]
             logger.debug("running %s", cmd)
             # stderr goes to a file: two children writing into pipes nobody reads could block.
             with (work / f"{spec.name}.log").open("wb") as log:
                 proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, env=env)
-            jobs[spec.name] = (proc, tmp_out)
-        for name, (proc, _) in jobs.items():
+            jobs[spec.name] = proc
+        for name, proc in jobs.items():
             _wait_converter(name, proc, work / f"{name}.log", models_dir)
     finally:
-        for proc, _ in jobs.values():
+        for proc in jobs.values():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    built = {}
-    for name, (_, tmp_out) in jobs.items():
-        final = models_dir / SPECS[name].file
-        os.replace(tmp_out, final)  # same filesystem: work/ lives inside models_dir
-        built[name] = (final, file_sha256(final))
+    built: Built = {}
+    for name in jobs:
+        built[name] = {}
+        for runtime, file in (("essentia", SPECS[name].file), ("onnx", SPECS[name].onnx_file)):
+            final = models_dir / file
+            os.replace(work / file, final)  # same filesystem: work/ lives inside models_dir
+            built[name][runtime] = (final, file_sha256(final))
     return built
 
 
@@ -375,15 +417,17 @@ def _wait_converter(name: str, proc: subprocess.Popen[bytes], log: Path,
 
 
 def _manifest(source_sha256: str, labels: dict[str, tuple[str, ...]],
-              built: dict[str, tuple[Path, str]]) -> dict[str, Any]:
+              built: Built) -> dict[str, Any]:
     models = {}
     for name, spec in SPECS.items():
-        path, sha256 = built[name]
+        path, sha256 = built[name]["essentia"]
+        onnx_path, onnx_sha256 = built[name]["onnx"]
         models[name] = {
             "file": path.name, "sha256": sha256, "labels": list(labels[name]),
             "input": spec.input, "output_tags": spec.output_tags,
             "output_embedding": spec.output_embedding,
             "embedding_size": spec.embedding_size, "sample_rate": spec.sample_rate,
+            "onnx": {"file": onnx_path.name, "sha256": onnx_sha256, **ONNX_IO},
         }
     return {"source": SOURCE, "source_sha256": source_sha256, "models": models}
 

@@ -1,9 +1,16 @@
 """Playlist formats (JSON, M3U8, XSPF), safe file names and atomic writes.
 
 M3U8 is what Navidrome, Jellyfin and MPD read from a folder: UTF-8, ``#EXTM3U`` then, per
-track, ``#EXTINF:<seconds>,<Artist> - <Title>`` and the path. Paths are written relative to the
-playlist's folder when the two share a folder below the filesystem root (so library and playlist
-folder can be mounted elsewhere together), otherwise absolute. mpv's parser reads them (tested).
+track, ``#EXTINF:<seconds>,<Artist> - <Title>`` and the path. mpv's parser reads them (tested).
+
+Paths (``PathOptions``, from ``playlists.path_map`` and ``playlists.relative_paths``): a player
+in another container sees the library under another root, so absolute paths go through
+``path_map`` (the longest matching library prefix, whole path components, replaced by the
+player's prefix: ``{/srv/music: /music}``). Relative paths need no mapping (playlist and music
+move together); ``relative_paths: auto`` writes them when the playlist's folder is inside a
+library folder (Navidrome resolves playlists found while scanning relative to themselves),
+``always`` writes them always, ``never`` never. XSPF carries ``file://`` URIs of the mapped paths,
+and per track the MixRamp fade hints when the analysis has them (``mixramp.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ import re
 import tempfile
 import time
 import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree as ET
 
 log = logging.getLogger(__name__)
@@ -48,19 +58,71 @@ def _display(track: dict) -> str:
     return " ".join(text.split())  # no line breaks inside a directive
 
 
-def _location(path: str, relative_to: str | Path | None) -> str:
-    if relative_to is None:
-        return path
-    base = os.path.abspath(relative_to)
-    try:
-        if os.path.commonpath([os.path.abspath(path), base]) == os.path.abspath(os.sep):
-            return path  # only the filesystem root in common (/music vs /home/x/playlists): absolute
-        return os.path.relpath(path, base)
-    except ValueError:  # another drive (Windows): keep it absolute
-        return path
+def map_path(path: str, path_map: Mapping[str, str] | None) -> str:
+    """``path`` with its longest matching prefix from ``path_map`` (whole path components)
+    replaced: {"/srv/music": "/music"} turns /srv/music/a/b.flac into /music/a/b.flac and leaves
+    /srv/musicals/x.flac alone."""
+    best_len, result = -1, path
+    for src, dst in (path_map or {}).items():
+        prefix = src.rstrip("/") or "/"
+        if prefix == "/":
+            rest = path.lstrip("/")
+        elif path == prefix:
+            rest = ""
+        elif path.startswith(prefix + "/"):
+            rest = path[len(prefix) + 1:]
+        else:
+            continue
+        if len(prefix) > best_len:
+            base = dst.rstrip("/")
+            if not dst:   # mapped to nothing: paths relative to the player's music folder (MPD)
+                best_len, result = len(prefix), rest
+            else:
+                best_len, result = len(prefix), (f"{base}/{rest}" if rest else base or "/")
+    return result
 
 
-def to_m3u8(tracks: list[dict], relative_to: str | Path | None = None, title: str | None = None) -> str:
+@dataclass(frozen=True)
+class PathOptions:
+    """How exported playlists name files (``playlists.path_map``, ``playlists.relative_paths``)."""
+
+    path_map: Mapping[str, str] = field(default_factory=dict)
+    relative: str = "auto"                 # auto | always | never
+    library_roots: tuple[str, ...] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PathOptions:
+        p = settings.playlists
+        return cls(dict(p.path_map), p.relative_paths, tuple(str(r) for r in settings.library.paths))
+
+    def base_for(self, folder: str | Path | None) -> Path | None:
+        """The folder to write paths relative to for a playlist file in ``folder`` (None: absolute)."""
+        if folder is None or self.relative == "never":
+            return None
+        folder = Path(os.path.abspath(folder))
+        if self.relative == "always":
+            return folder
+        for root in self.library_roots:
+            root_abs = Path(os.path.abspath(root))
+            if folder == root_abs or root_abs in folder.parents:
+                return folder
+        return None
+
+    def location(self, path: str, relative_to: str | Path | None) -> str:
+        """One entry: relative to ``relative_to`` if given, else the absolute path through path_map."""
+        if relative_to is not None:
+            try:
+                return os.path.relpath(path, os.path.abspath(relative_to))
+            except ValueError:  # another drive (Windows)
+                pass
+        return map_path(os.path.abspath(path), self.path_map)
+
+
+def to_m3u8(tracks: list[dict], relative_to: str | Path | None = None, title: str | None = None,
+            paths: PathOptions | None = None) -> str:
+    """``relative_to``: write paths relative to this folder (see ``PathOptions.base_for``);
+    otherwise absolute, through ``paths.path_map``."""
+    paths = paths or PathOptions()
     lines = ["#EXTM3U"]
     if title:
         lines.append(f"#PLAYLIST:{' '.join(title.split())}")
@@ -68,11 +130,15 @@ def to_m3u8(tracks: list[dict], relative_to: str | Path | None = None, title: st
         duration = track.get("duration_s")
         seconds = int(round(duration)) if isinstance(duration, (int, float)) else -1
         lines.append(f"#EXTINF:{seconds},{_display(track)}")
-        lines.append(_location(track["path"], relative_to))
+        lines.append(paths.location(track["path"], relative_to))
     return "\n".join(lines) + "\n"
 
 
-def to_xspf(tracks: list[dict], title: str = "playlistgen", annotation: str | None = None) -> str:
+MIXRAMP_REL = "https://mpd.readthedocs.io/en/latest/user.html#mixramp"
+
+
+def to_xspf(tracks: list[dict], title: str = "playlistgen", annotation: str | None = None,
+            paths: PathOptions | None = None) -> str:
     """XSPF 1: <playlist version="1" xmlns="http://xspf.org/ns/0/"> with a file:// location per track."""
     ET.register_namespace("", XSPF_NS)
     root = ET.Element(f"{{{XSPF_NS}}}playlist", {"version": "1"})
@@ -84,7 +150,8 @@ def to_xspf(tracks: list[dict], title: str = "playlistgen", annotation: str | No
     track_list = ET.SubElement(root, f"{{{XSPF_NS}}}trackList")
     for track in tracks:
         node = ET.SubElement(track_list, f"{{{XSPF_NS}}}track")
-        ET.SubElement(node, f"{{{XSPF_NS}}}location").text = Path(os.path.abspath(track["path"])).as_uri()
+        location = (paths or PathOptions()).location(track["path"], None)
+        ET.SubElement(node, f"{{{XSPF_NS}}}location").text = Path(location).as_uri()
         ET.SubElement(node, f"{{{XSPF_NS}}}identifier").text = f"playlistgen:track:{track['id']}"
         for tag, key in (("title", "title"), ("creator", "artist"), ("album", "album")):
             if track.get(key):
@@ -93,6 +160,10 @@ def to_xspf(tracks: list[dict], title: str = "playlistgen", annotation: str | No
             ET.SubElement(node, f"{{{XSPF_NS}}}trackNum").text = str(track["track_number"])
         if isinstance(track.get("duration_s"), (int, float)):
             ET.SubElement(node, f"{{{XSPF_NS}}}duration").text = str(int(round(track["duration_s"] * 1000)))
+        ramp = track.get("mixramp") or {}
+        for end in ("start", "end"):  # MPD's MIXRAMP_START / MIXRAMP_END values ("dB seconds;...")
+            if ramp.get(end):
+                ET.SubElement(node, f"{{{XSPF_NS}}}meta", {"rel": f"{MIXRAMP_REL}-{end}"}).text = ramp[end]
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
@@ -106,13 +177,13 @@ def to_json(body: dict) -> str:
     return json.dumps(body, ensure_ascii=False)
 
 
-def render(fmt: str, body: dict, relative_to: str | Path | None = None) -> str:
+def render(fmt: str, body: dict, relative_to: str | Path | None = None, paths: PathOptions | None = None) -> str:
     """``body`` is a playlist response {"playlist": {...}, "tracks": [...]}."""
     tracks, name = body["tracks"], body["playlist"].get("name") or "playlistgen"
     if fmt == "m3u8":
-        return to_m3u8(tracks, relative_to, title=name)
+        return to_m3u8(tracks, relative_to, title=name, paths=paths)
     if fmt == "xspf":
-        return to_xspf(tracks, title=name, annotation=f"strategy: {body['playlist'].get('strategy')}")
+        return to_xspf(tracks, title=name, annotation=f"strategy: {body['playlist'].get('strategy')}", paths=paths)
     return to_json(body)
 
 

@@ -152,6 +152,11 @@ class IndexManager:
             self._rebuild_in_background(key)
         return catalog
 
+    def peek(self) -> Catalog | None:
+        """The current catalog if one was built, without checking or building."""
+        with self._lock:
+            return self._catalog
+
     def warm(self) -> None:
         """Build the first catalog on a background thread (at start-up: a 200k library takes
         seconds to load; a request arriving meanwhile waits for this build instead of starting one)."""

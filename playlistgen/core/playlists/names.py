@@ -26,9 +26,17 @@ TAG_ALIASES: dict[str, tuple[str, ...]] = {
 def _hint(word: str, candidates: list[str], options: list[str] | None) -> str:
     if candidates:
         return "did you mean " + " or ".join(f"'{c}'" for c in candidates) + "?"
-    if options is not None and len(options) <= 30:
+    if options and len(options) <= 30:
         return "valid names: " + ", ".join(options)
     return ""
+
+
+NO_TAGS_HINT = "analyse with preset balanced or accurate (preset fast has no tags)"
+
+
+def no_tags_error(word: str) -> BadRequestError:
+    """A tag asked of a library without ML tags (everything analysed with preset fast)."""
+    return BadRequestError(f"no track in the library has ML tags, so tag '{word}' cannot match", hint=NO_TAGS_HINT)
 
 
 class UnknownNameError(BadRequestError):
@@ -61,6 +69,14 @@ class UnknownTrackError(NotFoundError):
         return {**super().to_dict(), "did_you_mean": self.candidates}
 
 
+def unknown_tag(word: str, labels: list[str]) -> UnknownNameError:
+    """An unknown tag: "did you mean" when close, else where to see the library's tags."""
+    error = UnknownNameError("tag", word, labels)
+    if not error.candidates and len(labels) > 30:
+        error.hint = "GET /api/v1/library/overview lists the library's top tags"
+    return error
+
+
 def resolve_tags(words: Iterable[str], labels: list[str]) -> list[list[int]]:
     """Each requested tag → the catalog tag columns it stands for (itself plus alias members).
     Raises UnknownNameError (with suggestions) for a tag the library does not have."""
@@ -76,8 +92,7 @@ def resolve_tags(words: Iterable[str], labels: list[str]) -> list[list[int]]:
                 columns.add(by_fold[member.casefold()])
         if not columns:
             if not labels:
-                raise BadRequestError(f"no track in the library has ML tags, so tag '{word}' cannot match",
-                                      hint="analyse with preset balanced or accurate (preset fast has no tags)")
-            raise UnknownNameError("tag", str(word), [*labels, *TAG_ALIASES])
+                raise no_tags_error(str(word))
+            raise unknown_tag(str(word), [*labels, *TAG_ALIASES])
         groups.append(sorted(columns))
     return groups

@@ -14,21 +14,27 @@ import numpy as np
 from ...config import Settings
 from ...errors import BadRequestError
 from ..db import Database
+from ..records import library_state
+from ..threads import single_threaded_blas
 from . import store, tracks
 from .catalog import Catalog
 from .diversity import Diversity
-from .features import library_state, load_catalog
-from .index import IndexManager, nearest, single_threaded_blas
+from .exclusions import Exclusions, parse_rules
+from .export import PathOptions
+from .features import load_catalog
+from .for_you import load_history
+from .index import IndexManager, nearest
 from .names import UnknownNameError, UnknownTrackError
 from .registry import STRATEGIES, make_picker, run
 from .strategies import Strategy, coerce_params
+from .transitions import parse_order, with_transition_costs
 
 log = logging.getLogger(__name__)
 
 MAX_SIZE = 10000
 MAX_DURATION_MIN = 10000
 REQUEST_KEYS = ("strategy", "seeds", "size", "duration_min", "filters", "diversity", "save", "name", "params",
-                "random_seed")
+                "random_seed", "order", "exclude", "include_excluded")
 DIVERSITY_KEYS = ("artist_gap", "album_gap", "max_per_artist", "dedupe")
 
 
@@ -46,6 +52,9 @@ class PlaylistRequest:
     name: str | None = None
     random_seed: int | None = None
     raw: dict = field(default_factory=dict)
+    order: str = "smooth"            # transitions.ORDERS
+    exclude: dict | None = None      # request-level exclusion rules (exclusions.parse_rules)
+    include_excluded: bool = False   # ignore playlists.exclude
 
     def normalised(self) -> dict:
         out = {"strategy": self.strategy.name, "seeds": self.seeds, "size": self.size, "filters": self.filters,
@@ -54,6 +63,11 @@ class PlaylistRequest:
             out["duration_min"] = self.duration_s / 60
         if self.random_seed is not None:
             out["random_seed"] = self.random_seed
+        out["order"] = self.order
+        if self.exclude is not None:
+            out["exclude"] = self.exclude
+        if self.include_excluded:
+            out["include_excluded"] = True
         return out
 
 
@@ -69,8 +83,11 @@ def parse_request(body: Any, settings: Settings) -> PlaylistRequest:
         raise BadRequestError("the request body must be a JSON object",
                               hint='e.g. {"strategy": "radio", "seeds": ["Artist - Title"]}')
     name = body.get("strategy")
-    if not isinstance(name, str) or not name:
+    if name is None or name == "":
         raise BadRequestError("'strategy' is required", hint="see GET /api/v1/playlists/strategies")
+    if not isinstance(name, str):
+        raise BadRequestError(f"'strategy' must be a string, got {name!r}",
+                              hint='a strategy name such as "radio"; see GET /api/v1/playlists/strategies')
     if name not in STRATEGIES:
         raise UnknownNameError("strategy", name, STRATEGIES)
     strategy = STRATEGIES[name]
@@ -118,6 +135,13 @@ def parse_request(body: Any, settings: Settings) -> PlaylistRequest:
     filters = body.get("filters") or {}
     if not isinstance(filters, dict):
         raise BadRequestError("'filters' must be an object", hint='e.g. {"bpm": [90, 130]}')
+    if name == "mood" and not raw_params.get("tags") and filters.get("tags"):
+        # DESIGN §5 puts tags in filters: mood ranks by them (match/min_probability apply) instead
+        # of only filtering by them
+        raw_params["tags"] = filters["tags"]
+        if raw_params.get("min_probability") is None and filters.get("tag_min") is not None:
+            raw_params["min_probability"] = filters["tag_min"]
+        filters = {k: v for k, v in filters.items() if k != "tags"}
     random_seed = body.get("random_seed")
     if random_seed is not None:
         random_seed = _int("random_seed", random_seed, 0, 2**63 - 1)
@@ -127,28 +151,50 @@ def parse_request(body: Any, settings: Settings) -> PlaylistRequest:
     title = body.get("name")
     if title is not None and (not isinstance(title, str) or not title.strip()):
         raise BadRequestError("'name' must be a non-empty string")
-    return PlaylistRequest(strategy, seeds, size, duration_s, filters, rules, explicit,
-                           coerce_params(strategy, raw_params), save, title, random_seed, body)
+    params = coerce_params(strategy, raw_params)
+    include_excluded = body.get("include_excluded", False)
+    if not isinstance(include_excluded, bool):
+        raise BadRequestError("'include_excluded' must be true or false")
+    exclude = body.get("exclude")
+    if exclude is not None:
+        exclude = parse_rules(exclude).to_dict()
+    return PlaylistRequest(strategy, seeds, size, duration_s, filters, rules, explicit, params, save, title,
+                           random_seed, body, parse_order(body.get("order"), strategy.default_order(params)),
+                           exclude, include_excluded)
+
+
+def library_index(db: Database, settings: Settings, metrics: Any = None, *,
+                  min_rebuild_s: float = 10.0) -> IndexManager:
+    """The similarity index of the library: catalogs loaded with the configured weights, rebuilt
+    when the library state changes (see IndexManager)."""
+    p = settings.playlists
+    weights = {"scalars": p.weight_scalars, "mfcc": p.weight_mfcc, "chroma": p.weight_chroma,
+               "embedding": p.weight_embedding}
+
+    def load(key: tuple) -> Catalog:
+        started = time.perf_counter()
+        catalog = load_catalog(db, key, weights, p.metric)
+        if metrics is not None:
+            metrics.observe("index_build", time.perf_counter() - started, tracks=catalog.size)
+        return catalog
+
+    return IndexManager(load, lambda: library_state(db), check_s=p.index_check_s, min_rebuild_s=min_rebuild_s)
 
 
 class PlaylistService:
-    def __init__(self, db: Database, settings: Settings, *, cache: Any = None, metrics: Any = None) -> None:
+    def __init__(self, db: Database, settings: Settings, *, index: IndexManager | None = None,
+                 cache: Any = None, metrics: Any = None) -> None:
         self.db = db
         self.settings = settings
         self.cache = cache      # core.cache.FeatureCache for per-track feature reads (get_track_features)
         self.metrics = metrics  # core.metrics.Metrics: times playlist_build
-        p = settings.playlists
-        weights = {"scalars": p.weight_scalars, "mfcc": p.weight_mfcc, "chroma": p.weight_chroma,
-                   "embedding": p.weight_embedding}
-
-        def load(key: tuple) -> Catalog:
-            started = time.perf_counter()
-            catalog = load_catalog(db, key, weights, p.metric)
-            if metrics is not None:
-                metrics.observe("index_build", time.perf_counter() - started, tracks=catalog.size)
-            return catalog
-
-        self.index = IndexManager(load, lambda: library_state(db), check_s=p.index_check_s)
+        # hooks wired by the entry point (e.g. the media-server push): on_saved(meta) may add notes
+        # to the saved playlist's meta; before_delete(playlist_id) runs before its rows go
+        self.on_saved: list[Any] = []
+        self.before_delete: list[Any] = []
+        self.index = index if index is not None else library_index(db, settings, metrics)
+        self.exclusions = Exclusions(db, settings.playlists.exclude, settings.library.paths)
+        self.path_options = PathOptions.from_settings(settings)   # path_map / relative_paths of exports
 
     def warm_up(self) -> None:
         """Called by `serve` once the daemon runs: one BLAS thread per request thread, and the
@@ -210,10 +256,14 @@ class PlaylistService:
         cat, seed_rows = self._rows(seed_ids) if seed_ids else (self.catalog(), np.zeros(0, dtype=np.int64))
         ctx = run(cat, req.strategy, seeds=[int(r) for r in seed_rows], size=req.size, duration_s=req.duration_s,
                   params=req.params, filters=req.filters, rules=req.diversity, tag_min=self.tag_min,
-                  random_seed=req.random_seed, diversity_explicit=req.diversity_explicit, validated=True)
+                  random_seed=req.random_seed, diversity_explicit=req.diversity_explicit, validated=True,
+                  history=load_history(self.db) if req.strategy.uses_history else None, order=req.order,
+                  transition_weights=self.settings.playlists.transition_weights,
+                  excluded=self.exclusions.for_request(cat, req.exclude, req.include_excluded))
         picker = ctx.picker
         ids = [int(cat.track_ids[r]) for r in picker.rows]
         objects = tracks.track_objects(self.db, ids)
+        with_transition_costs(objects, ids, ctx.transition_costs)
         if len(objects) < len(ids):
             ctx.notes.append(f"{len(ids) - len(objects)} track(s) left out: their files went missing")
         notes = list(dict.fromkeys(ctx.notes))
@@ -223,7 +273,10 @@ class PlaylistService:
                 "generated_ms": round((time.perf_counter() - started) * 1000, 2)}
         body_out = {"playlist": meta, "tracks": objects}
         if req.save:
-            body_out["playlist"] = store.save_playlist(self.db, self.settings.playlists.output_dir, body_out)
+            body_out["playlist"] = store.save_playlist(self.db, self.settings.playlists.output_dir, body_out,
+                                                       paths=self.path_options)
+            for hook in self.on_saved:
+                hook(body_out["playlist"])
         log.debug("playlist %s: %d tracks in %.1f ms", req.strategy.name, len(objects), meta["generated_ms"])
         if self.metrics is not None:
             self.metrics.observe("playlist_build", meta["generated_ms"] / 1000, strategy=req.strategy.name,
@@ -239,5 +292,17 @@ class PlaylistService:
     def get_playlist(self, playlist_id: int) -> dict:
         return store.get_playlist(self.db, playlist_id)
 
+    def delete_playlist(self, playlist_id: int) -> dict:
+        store.get_playlist_name(self.db, playlist_id)  # NotFoundError before any hook runs
+        for hook in self.before_delete:
+            hook(playlist_id)
+        return store.delete_playlist(self.db, playlist_id)
+
     def stats(self) -> dict:
         return self.index.stats()
+
+    def excluded_count(self) -> int | None:
+        """Tracks that playlists.exclude leaves out of automatic playlists (None until the
+        similarity index is first built: the status endpoint never waits for it)."""
+        cat = self.index.peek()
+        return None if cat is None else self.exclusions.count(cat)

@@ -12,7 +12,7 @@ import apsw
 
 from ...errors import NotFoundError, PlaylistgenError
 from ..db import Database
-from .export import atomic_write, safe_filename, to_m3u8
+from .export import PathOptions, atomic_write, safe_filename, to_m3u8
 from .tracks import track_objects
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def _file_for(output_dir: Path, name: str, playlist_id: int) -> Path:
     return path if not path.exists() else output_dir / f"{base} ({playlist_id}).m3u8"
 
 
-def save_playlist(db: Database, output_dir: str | Path, body: dict) -> dict:
+def save_playlist(db: Database, output_dir: str | Path, body: dict, *, paths: PathOptions | None = None) -> dict:
     """Store the playlist of a response body and write its M3U8; returns the updated playlist meta."""
     output_dir = Path(output_dir).resolve()
     meta, tracks = body["playlist"], body["tracks"]
@@ -44,12 +44,51 @@ def save_playlist(db: Database, output_dir: str | Path, body: dict) -> dict:
 
     playlist_id, file_path = db.write(insert)
     try:
-        atomic_write(Path(file_path), to_m3u8(tracks, relative_to=output_dir, title=name))
+        _write_file(file_path, tracks, output_dir, name, paths)
     except OSError as exc:
         db.write(lambda c: c.execute("DELETE FROM playlists WHERE id = ?", (playlist_id,)))
         raise PlaylistgenError(f"cannot write playlist file '{file_path}': {exc.strerror}",
                                hint="check that playlists.output_dir exists and is writable", path=file_path) from None
     log.info("saved playlist %d '%s' (%d tracks) to %s", playlist_id, name, len(ids), file_path)
+    return {**meta, "id": playlist_id, "name": name, "file": file_path}
+
+
+def _write_file(file_path: str, tracks: list[dict], output_dir: Path, name: str, paths: PathOptions | None) -> None:
+    """The M3U8 file, paths as ``playlists.relative_paths`` / ``path_map`` say (PathOptions)."""
+    paths = paths or PathOptions()
+    atomic_write(Path(file_path), to_m3u8(tracks, relative_to=paths.base_for(output_dir), title=name, paths=paths))
+
+
+def replace_playlist(db: Database, output_dir: str | Path, playlist_id: int, body: dict, *,
+                     paths: PathOptions | None = None) -> dict:
+    """Give saved playlist ``playlist_id`` the tracks and params of a new response body in place —
+    same id, same file — as a refreshed scheduled mix needs; returns the updated playlist meta."""
+    output_dir = Path(output_dir).resolve()
+    meta, tracks = body["playlist"], body["tracks"]
+    name = meta.get("name") or meta["strategy"]
+    ids = [t["id"] for t in tracks]
+
+    def update(conn: apsw.Connection) -> str:
+        rows = conn.execute("SELECT json_extract(params, '$.file') FROM playlists WHERE id = ?",
+                            (playlist_id,)).fetchall()
+        if not rows:
+            raise NotFoundError(f"no saved playlist with id {playlist_id}")
+        file_path = rows[0][0] or str(_file_for(output_dir, name, playlist_id))
+        conn.execute("UPDATE playlists SET name = ?, strategy = ?, params = ? WHERE id = ?",
+                     (name, meta["strategy"], json.dumps({**(meta.get("params") or {}), "file": file_path}),
+                      playlist_id))
+        conn.execute("DELETE FROM playlist_items WHERE playlist_id = ?", (playlist_id,))
+        conn.executemany("INSERT INTO playlist_items(playlist_id, position, track_id) VALUES (?, ?, ?)",
+                         [(playlist_id, i, track_id) for i, track_id in enumerate(ids)])
+        return file_path
+
+    file_path = db.write(update)
+    try:
+        _write_file(file_path, tracks, output_dir, name, paths)
+    except OSError as exc:
+        raise PlaylistgenError(f"cannot write playlist file '{file_path}': {exc.strerror}",
+                               hint="check that playlists.output_dir exists and is writable", path=file_path) from None
+    log.info("refreshed playlist %d '%s' (%d tracks) in %s", playlist_id, name, len(ids), file_path)
     return {**meta, "id": playlist_id, "name": name, "file": file_path}
 
 
@@ -61,6 +100,32 @@ def list_playlists(db: Database, limit: int, offset: int) -> dict:
     return {"total": total, "limit": limit, "offset": offset,
             "playlists": [{"id": r[0], "name": r[1], "strategy": r[2], "created_at": r[3], "file": r[4],
                            "track_count": r[5]} for r in rows]}
+
+
+def get_playlist_name(db: Database, playlist_id: int) -> str:
+    rows = db.query("SELECT name FROM playlists WHERE id = ?", (playlist_id,))
+    if not rows:
+        raise NotFoundError(f"no saved playlist with id {playlist_id}", hint="list them with GET /api/v1/playlists")
+    return rows[0][0]
+
+
+def delete_playlist(db: Database, playlist_id: int) -> dict:
+    """Delete a saved playlist and its M3U8 file (only if the file is still in the output folder)."""
+    def run(conn: apsw.Connection) -> str | None:
+        rows = conn.execute("DELETE FROM playlists WHERE id = ? RETURNING json_extract(params, '$.file')",
+                            (playlist_id,)).fetchall()
+        if not rows:
+            raise NotFoundError(f"no saved playlist with id {playlist_id}")
+        return rows[0][0]
+
+    file_path = db.write(run)
+    if file_path:
+        try:
+            Path(file_path).unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("playlist %d deleted, but its file %s stays: %s", playlist_id, file_path, exc.strerror)
+    log.info("deleted saved playlist %d", playlist_id)
+    return {"deleted": playlist_id, "file": file_path}
 
 
 def get_playlist(db: Database, playlist_id: int) -> dict:
@@ -78,4 +143,13 @@ def get_playlist(db: Database, playlist_id: int) -> dict:
             "duration_s": round(sum(t["duration_s"] or 0 for t in tracks), 1)}
     if len(tracks) < len(ids):
         meta["notes"] = [f"{len(ids) - len(tracks)} track(s) left out: their files are missing"]
+    pushed = db.query("SELECT server_playlist_id, pushed_at, songs_pushed, songs_left_out FROM mediaserver_playlists "
+                      "WHERE playlist_id = ?", (pid,))
+    if pushed:
+        server_id, pushed_at, songs, left_out = pushed[0]
+        meta["mediaserver"] = {"server_playlist_id": server_id, "pushed_at": pushed_at, "songs_pushed": songs,
+                               "songs_left_out": left_out}
+        if left_out:
+            meta.setdefault("notes", []).append(f"{left_out} track(s) left out of the media-server playlist: "
+                                                "the server has no song linked to them")
     return {"playlist": meta, "tracks": tracks}

@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 
 from ...errors import BadRequestError
-from .catalog import Catalog, camelot_compatible, camelot_name, tempo_compatible
+from .catalog import Catalog
 from .diversity import GAP, OK, Picker
-from .index import Subset, centroid, distances, gather, query_of, top_k
+from .index import centroid, distances, gather, query_of, top_k
 from .names import UnknownNameError, resolve_tags
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,10 @@ class Context:
     tag_min: float = 0.1
     random_seed: int | None = None
     diversity_explicit: bool = False
+    history: Any = None          # for_you.History for strategies with uses_history (the service loads it)
+    transition_weights: dict[str, float] | None = None   # playlists.transition_weights
+    ordered: bool = False        # the strategy already ordered for smooth transitions (harmonic)
+    transition_costs: list[float] = field(default_factory=list)  # cost from each track's predecessor
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     name: str = ""
@@ -78,6 +82,13 @@ class Strategy:
     min_seeds: int = 0
     max_seeds: int | None = 0
     diversity: bool = True      # apply the configured diversity rules unless the request says otherwise
+    uses_history: bool = False  # needs the media server's listening history in Context.history
+    order: str = "smooth"       # default track order (transitions.ORDERS); as_is where the order is the point
+
+    def default_order(self, params: dict[str, Any]) -> str:
+        """``order`` unless the request asked for a ``sort`` (then the sort is the order)."""
+        sort = params.get("sort")
+        return "as_is" if sort is not None and sort != "random" else self.order
 
     def to_dict(self) -> dict:
         if self.max_seeds == 0:
@@ -89,7 +100,8 @@ class Strategy:
         else:
             seeds = f"at least {self.min_seeds}"
         return {"name": self.name, "description": self.description, "seeds": seeds,
-                "parameters": [p.to_dict() for p in self.params], "diversity_by_default": self.diversity}
+                "parameters": [p.to_dict() for p in self.params], "diversity_by_default": self.diversity,
+                "default_order": self.order}
 
 
 def coerce_params(strategy: Strategy, raw: dict[str, Any]) -> dict[str, Any]:
@@ -101,7 +113,9 @@ def coerce_params(strategy: Strategy, raw: dict[str, Any]) -> dict[str, Any]:
             raise UnknownNameError(f"parameter of strategy '{strategy.name}'", name, list(known),
                                    hint=None if known else f"strategy '{strategy.name}' takes no parameters")
     for name, p in known.items():
-        value = raw.get(name, p.default)
+        value = raw.get(name)
+        if value is None:  # absent or null: the default (which may itself be None)
+            value = p.default
         if value is None:
             out[name] = None
             continue
@@ -318,63 +332,12 @@ def random_strategy(ctx: Context) -> None:
 
 
 def harmonic(ctx: Context) -> None:
-    """DJ order: each next track is Camelot-compatible with the current one (same key, ±1 on the
-    wheel, or relative major/minor) and within ``tempo_tolerance`` of its tempo (or of half/double
-    time); among those, the closest in feature space. Starts at the seed, or a random track."""
-    cat = ctx.cat
-    bpm = cat.num["bpm"]
-    valid = ctx.allowed & (cat.camelot >= 0) & np.isfinite(bpm) & (bpm > 0)
-    tolerance = ctx.params["tempo_tolerance"]
-    if ctx.seeds:
-        start = ctx.seeds[0]
-        if cat.camelot[start] < 0 or not np.isfinite(bpm[start]):
-            raise BadRequestError("the seed has no detected key or tempo, so it cannot start a harmonic mix",
-                                  hint="pick another seed or leave seeds out")
-    else:
-        candidates = np.flatnonzero(valid)
-        if candidates.size == 0:
-            ctx.notes.append("harmonic: no track with a detected key and tempo")
-            return
-        start = int(ctx.rng.choice(candidates))
-    Q, mask = query_of(cat, [start])
-    pool = top_k(distances(cat, Q, mask)[0], ctx.params["pool"], _without(valid, [start]))
-    sub = gather(cat, pool)
-    ctx.picker.force(start)
-    current = start
-    while not ctx.picker.full:
-        nxt = _harmonic_next(ctx, current, pool, tolerance, sub)
-        if nxt is None:  # the pool near the start is used up: look in the whole library
-            nxt = _harmonic_next(ctx, current, np.flatnonzero(_without(valid, ctx.picker.rows)), tolerance)
-        if nxt is None:
-            ctx.notes.append(f"harmonic: no compatible next track after {len(ctx.picker.rows)} tracks")
-            break
-        current = nxt
-        ctx.picker.add(current)
-    ctx.info["keys"] = [camelot_name(int(cat.camelot[r])) for r in ctx.picker.rows]
-    ctx.name = f"Harmonic mix · {camelot_name(int(cat.camelot[start]))} · {round(float(bpm[start]))} BPM"
+    """DJ order: neighbours are Camelot-compatible (same key, ±1 on the wheel, or relative
+    major/minor) and within ``tempo_tolerance`` of each other's tempo (or of half/double time).
+    A compatible set is chosen around the seed (or a random track), then ordered (see harmonic.py)."""
+    from .harmonic import harmonic_mix  # a module of its own; it needs Context from here
 
-
-def _harmonic_next(ctx: Context, current: int, rows: np.ndarray, tolerance: float,
-                   sub: Subset | None = None) -> int | None:
-    cat = ctx.cat
-    if rows.size == 0:
-        return None
-    ok = camelot_compatible(int(cat.camelot[current]), cat.camelot[rows]) & \
-        tempo_compatible(float(cat.num["bpm"][current]), cat.num["bpm"][rows], tolerance)
-    if not ok.any():
-        return None
-    Q, mask = query_of(cat, [current])
-    if sub is not None:  # distances over the gathered pool, then keep the compatible ones
-        d = distances(cat, Q, mask, subset=sub)[0][ok]
-    else:
-        d = distances(cat, Q, mask, rows=rows[ok])[0]
-    rows = rows[ok]
-    chosen = _first_allowed(ctx.picker, rows, np.argsort(d, kind="stable"), d)
-    if chosen is None:
-        return None
-    if chosen[1]:
-        ctx.notes.append("harmonic: artist/album gap relaxed once to keep the mix going")
-    return int(rows[chosen[0]])
+    harmonic_mix(ctx)
 
 
 COMMON_SORT = Param("sort", "string", "random", "Order of the tracks.", choices=SORTS)
@@ -387,14 +350,14 @@ CORE_STRATEGIES = [
                  Param("include_seeds", "boolean", True, "Start the playlist with the seeds themselves.")),
              min_seeds=1, max_seeds=None),
     Strategy("similarity", "The tracks nearest to the seeds (their average), closest first, without the seeds.",
-             similarity, (), min_seeds=1, max_seeds=None),
+             similarity, (), min_seeds=1, max_seeds=None, order="as_is"),
     Strategy("path", "A smooth path from the first seed to the second: every step moves closer to the "
              "destination, without big jumps.", path, (
                  Param("max_step", "number", 2.0, "Largest jump, in multiples of the even step |AB| / steps.",
                        minimum=1.0, maximum=20.0),
                  Param("pool", "integer", 3000, "Candidates considered (closest to the A-B segment).",
                        minimum=50, maximum=50000)),
-             min_seeds=2, max_seeds=2),
+             min_seeds=2, max_seeds=2, order="as_is"),
     Strategy("mood", "Tracks whose ML mood/genre tags match (e.g. chill, happy, party, sad, electronic).", mood, (
         Param("tags", "array", [], "Tags or mood words; see GET /api/v1/tracks?tag= for the labels."),
         Param("min_probability", "number", None, "Minimum tag probability (default: playlists.tag_min_probability).",

@@ -17,14 +17,15 @@ from ..music import camelot_name, key_spellings
 from ..records import CURRENT_PATH, LIVE, NEWEST_FEATURES, SCALAR_FEATURES, from_blob, get_track_features
 from .diversity import normalise_artist, normalise_title
 from .filters import parse_key
-from .names import UnknownNameError, UnknownTrackError
+from .names import UnknownTrackError, no_tags_error, unknown_tag
 
 TOP_TAGS = 5
 _TRACK_COLUMNS = (f"t.id, {CURRENT_PATH}, t.artist, t.album, t.title, t.genre, t.year, t.track_number, "
                   "coalesce(f.duration_s, t.duration_s), f.bpm, f.key, f.scale, f.camelot, f.energy, "
-                  "f.danceability, f.loudness_lufs, f.valence, f.preset")
+                  "f.danceability, f.loudness_lufs, f.valence, f.preset, f.mixramp_start, f.mixramp_end")
 _FIELDS = ("id", "path", "artist", "album", "title", "genre", "year", "track_number", "duration_s", "bpm", "key",
-           "scale", "camelot", "energy", "danceability", "loudness_lufs", "valence", "preset")
+           "scale", "camelot", "energy", "danceability", "loudness_lufs", "valence", "preset", "mixramp_start",
+           "mixramp_end")
 
 
 def fts_query(text: str) -> str | None:
@@ -65,6 +66,8 @@ def track_objects(db: Database, ids: list[int]) -> list[dict]:
     by_id = {r[0]: {k: _round(v) for k, v in zip(_FIELDS, r, strict=True)} for r in rows}
     for track_id, obj in by_id.items():
         obj["tags"] = tags.get(track_id, [])
+        start, end = obj.pop("mixramp_start"), obj.pop("mixramp_end")   # MPD fade hints, when analysed
+        obj["mixramp"] = {"start": start, "end": end} if start or end else None
     return [by_id[i] for i in wanted if i in by_id]
 
 
@@ -107,7 +110,7 @@ def search(db: Database, *, q: str | None = None, artist: str | None = None, bpm
         labels = [r[0] for r in db.query("SELECT DISTINCT label FROM tags")]
         match_label = next((label for label in labels if label.casefold() == tag.casefold()), None)
         if match_label is None:
-            raise UnknownNameError("tag", tag, labels)
+            raise unknown_tag(tag, labels) if labels else no_tags_error(tag)
         where.append("EXISTS (SELECT 1 FROM tags tg WHERE tg.track_id = t.id AND tg.label = ? AND tg.probability >= ?)")
         params.extend([match_label, tag_min])
     base = f"FROM tracks t {join} LEFT JOIN features f ON {NEWEST_FEATURES} WHERE {' AND '.join(where)}"
@@ -205,10 +208,19 @@ def resolve_seed(db: Database, seed: Any) -> int:
         exact_title = [c for c in candidates if (c["title"] or "").casefold() == text.casefold()]
         if len(exact_title) == 1:
             return exact_title[0]["id"]
+    # "Artist - Tit": the artist in full and the start of exactly one title (all candidates seen)
+    prefixed = {c["id"] for c in candidates for artist, title in splits
+                if normalise_artist(c["artist"]) == normalise_artist(artist)
+                and (c["title"] or "").casefold().startswith(title.strip().casefold())}
+    if len(prefixed) == 1 and len(candidates) < SEED_CANDIDATES:
+        return prefixed.pop()
     raise UnknownTrackError(f"'{text}'", [{k: c[k] for k in ("id", "artist", "title")} for c in candidates[:5]])
 
 
-def _fts_candidates(db: Database, text: str, *, all_words: bool, limit: int = 25) -> list[dict]:
+SEED_CANDIDATES = 25
+
+
+def _fts_candidates(db: Database, text: str, *, all_words: bool, limit: int = SEED_CANDIDATES) -> list[dict]:
     words = re.findall(r"\w+", text, flags=re.UNICODE)
     if not words:
         return []

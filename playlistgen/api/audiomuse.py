@@ -1,0 +1,89 @@
+"""The AudioMuse-AI HTTP contract its Navidrome plugin calls, served with the media server's song
+ids (see docs/integrations.md for the plugin files this follows):
+
+* ``GET /api/similar_tracks?item_id=&n=10&eliminate_duplicates=true`` (or ``title`` + ``artist``
+  instead of ``item_id``) → a JSON array of ``{"item_id", "title", "author", "album", "distance"}``,
+  most similar first. The plugin turns ``distance`` into a similarity as ``1 − distance``, so
+  ``distance`` is ``d / d_max`` (0 = the same sound, 1 = the most different song in the library).
+  ``eliminate_duplicates`` (default true) caps songs per artist (``playlists.max_per_artist``, 3
+  when that is 0); ``radius_similarity`` and ``mood_similarity`` are accepted and ignored.
+* ``GET /api/find_path?start_song_id=&end_song_id=&max_steps=25`` → ``{"path": [...the same
+  objects, both ends included...], "total_distance"}`` (``max_steps`` counts every song of the
+  path, as AudioMuse's "songs in path" does; ``distance`` is measured from the start song).
+
+With ``api.key`` set, the plugin's ``Authorization: Bearer <api.key>`` is the key (``api/auth.py``).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ..core.mediaserver.sonic import Match, SonicSearch
+from ..core.playlists.diversity import Diversity
+from ..errors import BadRequestError, NotFoundError
+from .args import int_arg, str_arg
+
+bp = Blueprint("audiomuse", __name__, url_prefix="/api")
+LINK_HINT = "playlistgen answers with the linked media server's song ids: set mediaserver.url and wait for the link"
+
+
+def _sonic() -> SonicSearch:
+    return current_app.extensions["playlistgen"].sonic
+
+
+def _bool_arg(name: str, default: bool) -> bool:
+    raw = request.args.get(name)
+    return default if raw in (None, "") else raw.strip().lower() in ("1", "true", "yes", "y", "on")
+
+
+def _track(server_id: str, what: str) -> int:
+    track = _sonic().track_of(server_id)
+    if track is None:
+        known = _sonic().is_song(server_id)
+        raise NotFoundError(f"{what} '{server_id}' " + ("is not analysed yet" if known else "is not a known song"),
+                            hint="wait for the analysis to finish" if known else LINK_HINT)
+    return track
+
+
+def _item(m: Match) -> dict:
+    e = m.entry
+    return {"item_id": m.server_id, "title": e.get("title") or "", "author": e.get("artist") or "",
+            "album": e.get("album") or "unknown", "distance": m.distance}
+
+
+@bp.get("/similar_tracks")
+def similar_tracks():  # type: ignore[no-untyped-def]
+    item_id = str_arg("item_id", 200)
+    if item_id is None:
+        title, artist = str_arg("title"), str_arg("artist")
+        if not (title and artist):
+            raise BadRequestError("give 'item_id', or both 'title' and 'artist'",
+                                  hint="e.g. /api/similar_tracks?item_id=<the media server's song id>&n=10")
+        item_id = _sonic().song_by_name(title, artist)
+        if item_id is None:
+            raise NotFoundError(f"track '{title}' by '{artist}' is not a known song", hint=LINK_HINT)
+    n = int_arg("n", 10, 1, 500)
+    if _bool_arg("eliminate_duplicates", True):
+        cap = current_app.extensions["playlistgen"].settings.playlists.max_per_artist or 3
+        rules = Diversity(0, 0, cap, True)
+    else:
+        rules = Diversity(0, 0, 0, True)
+    track = _track(item_id, "item_id")
+    matches = _sonic().similar([track], n, diversity=rules, prefer={track: item_id})
+    return jsonify([_item(m) for m in matches])
+
+
+@bp.get("/find_path")
+def find_path():  # type: ignore[no-untyped-def]
+    start, end = str_arg("start_song_id", 200), str_arg("end_song_id", 200)
+    if not start or not end:
+        raise BadRequestError("'start_song_id' and 'end_song_id' are required")
+    if start == end:
+        raise BadRequestError("Start and end songs cannot be the same.")
+    steps = int_arg("max_steps", 25, 2, 500)
+    a, b = _track(start, "start_song_id"), _track(end, "end_song_id")
+    if a == b:
+        raise BadRequestError("start_song_id and end_song_id are the same recording")
+    matches = _sonic().path(a, b, steps, prefer={a: start, b: end})
+    path = [_item(m) for m in matches]
+    return jsonify({"path": path, "total_distance": round(sum(m.step for m in matches), 4)})

@@ -1,0 +1,40 @@
+"""Scheduled mixes: list them, and generate them now (``POST /api/v1/playlists/schedule/run``,
+optionally ``{"names": [...]}``; without names every entry of ``playlists.schedule`` runs)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request
+
+from ..core.playlists.schedule import MixScheduler
+from ..errors import BadRequestError
+
+bp = Blueprint("schedule", __name__, url_prefix="/api/v1/playlists/schedule")
+EMPTY_HINT = "add entries to playlists.schedule, e.g. {name: Daily mix 1, strategy: for_you, at: '07:00', size: 40}"
+
+
+def _mixes() -> MixScheduler:
+    return current_app.extensions["playlistgen"].mixes
+
+
+@bp.get("")
+def index():  # type: ignore[no-untyped-def]
+    mixes = _mixes().describe()
+    return jsonify({"mixes": mixes, **({} if mixes else {"hint": EMPTY_HINT})})
+
+
+@bp.post("/run")
+def run_now():  # type: ignore[no-untyped-def]
+    body = request.get_json(silent=True) if request.content_length else None
+    names = None
+    if isinstance(body, dict) and body.get("names") is not None:
+        names = body["names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise BadRequestError("'names' must be a list of scheduled mix names",
+                                  hint='e.g. {"names": ["Daily mix 1"]}')
+    elif body is not None and not isinstance(body, dict):
+        raise BadRequestError("the request body must be a JSON object", hint='e.g. {"names": ["Daily mix 1"]}')
+    results = _mixes().run(names)
+    out: dict = {"mixes": results}
+    if not results:
+        out["hint"] = EMPTY_HINT
+    return jsonify(out), 200 if all(r["ok"] for r in results) else 207

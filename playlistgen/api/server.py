@@ -1,0 +1,131 @@
+"""The waitress server for the HTTP app, tuned so that idle or slow clients cannot lock others out.
+
+waitress's defaults are made for a server behind a proxy: 100 connections (the 101st waits, so about
+100 idle sockets make the daemon unreachable, ``/health`` included), idle sockets kept 120 s, and a
+request body of up to 1 GiB spooled to a temporary file before the app sees a byte. Here:
+
+* ``connection_limit`` 1000 with ``poll()`` (``select()`` stops at descriptor 1024) and the open-file
+  limit raised to fit; idle connections are closed after ``channel_timeout`` 30 s, checked every
+  ``cleanup_interval`` 2 s.
+* Past 90 % of the limit, that check also closes the connections that have been quiet longest and
+  run no request (idle keep-alives, request headers that never end: slowloris) down to 50 %, so
+  new clients are accepted again within seconds however many idle sockets someone opens.
+* ``max_request_body_size`` is ``api.max_upload_mb`` plus the multipart framing, so a body declared
+  larger is answered 413 at once and a chunked body is cut off as soon as it passes the limit.
+* Every figure is measured by ``bench/hardening.py``.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import socket
+from typing import Any
+
+from ..config import Settings
+from ..errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+THREADS = 8
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT_S = 30
+CLEANUP_INTERVAL_S = 2
+EVICT_AT, EVICT_TO = 0.9, 0.5   # shares of connection_limit
+UPLOAD_OVERHEAD = 64 * 1024   # multipart boundaries and part headers around the file
+SPARE_FILES = 256             # descriptors for the database, workers, logs, models
+
+
+def max_body_bytes(settings: Settings) -> int:
+    return settings.api.max_upload_mb * 1024 * 1024 + UPLOAD_OVERHEAD
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    return {"threads": THREADS, "connection_limit": CONNECTION_LIMIT, "channel_timeout": CHANNEL_TIMEOUT_S,
+            "cleanup_interval": CLEANUP_INTERVAL_S, "asyncore_use_poll": True,
+            "max_request_body_size": max_body_bytes(settings), "ident": "playlistgen"}
+
+
+def evict_idle(server: Any, now: float) -> int:
+    """waitress's maintenance (close channels idle past channel_timeout), then, when the open
+    connections pass EVICT_AT of the limit, close the quietest channels that run no request and
+    send nothing, down to EVICT_TO. Returns how many were marked to close."""
+    type(server).maintenance(server, now)
+    limit = server.adj.connection_limit
+    excess = len(server._map) - int(limit * EVICT_TO)
+    if len(server._map) < limit * EVICT_AT or excess <= 0:
+        return 0
+    quiet = sorted((c for c in list(server.active_channels.values())
+                    if not c.requests and not c.will_close and not c.total_outbufs_len),
+                   key=lambda c: c.last_activity)[:excess]
+    for channel in quiet:
+        channel.will_close = True
+    log.warning("%d connections open (limit %d): closed the %d quietest idle ones", len(server._map), limit,
+                len(quiet))
+    return len(quiet)
+
+
+def _install_eviction(server: Any) -> None:
+    from waitress.server import BaseWSGIServer
+
+    listeners = [server] if isinstance(server, BaseWSGIServer) else \
+        [d for d in server.map.values() if isinstance(d, BaseWSGIServer)]  # MultiSocketServer
+    for listener in listeners:
+        listener.maintenance = functools.partial(evict_idle, listener)
+
+
+def raise_open_file_limit(wanted: int = CONNECTION_LIMIT + SPARE_FILES) -> int:
+    """Raise the soft RLIMIT_NOFILE towards ``wanted`` (never above the hard limit); returns it."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on POSIX
+        return wanted
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning("open-file limit is %d (hard limit): fewer than %d client connections fit", soft, wanted)
+    return soft
+
+
+def _bad_address(host: str, port: int) -> ConfigError:
+    return ConfigError(f"cannot listen on {host}:{port}: '{host}' is not an IP address or a host name of this "
+                       "machine", hint="use --host 127.0.0.1 (this machine only) or the address of one of its "
+                       "network interfaces (api.host)")
+
+
+def check_address(host: str, port: int) -> None:
+    """A host that is not an address or a resolvable name: one clear error instead of waitress's
+    traceback ("Invalid host/port specified")."""
+    try:
+        socket.getaddrinfo(host.strip("[]") or None, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        raise _bad_address(host, port) from None
+
+
+def create_http_server(app: Any, settings: Settings) -> Any:
+    """A bound (not yet running) waitress server; ConfigError with one clear line if it cannot bind."""
+    from waitress import create_server
+
+    host, port = settings.api.host, settings.api.port
+    check_address(host, port)
+    raise_open_file_limit()
+    try:
+        server = create_server(app, host=host, port=port, **server_options(settings))
+    except ValueError:  # waitress's own address check
+        raise _bad_address(host, port) from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            hint = "is another playlistgen running? choose another port with --port"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            hint = "ports below 1024 need privileges: use a port above 1024 (--port)"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            hint = f"'{host}' is not an address of this machine: use 127.0.0.1 or one of its interfaces (--host)"
+        else:
+            hint = "check --host and --port"
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint=hint) from None
+    _install_eviction(server)
+    return server

@@ -1,0 +1,121 @@
+"""MusiCNN over a streamed file, independent of the model runtime (ONNX Runtime or Essentia's
+TensorFlow) and of the DSP backend (Essentia or librosa).
+
+16 kHz audio is pushed chunk by chunk; its log-mel frames (analysis.mel) are cut into 187-frame
+(3 s) patches as they arrive, so memory does not depend on the file length. The preset decides
+which patches run: balanced takes non-overlapping patches and analyses every third one (3 s of
+every 9 s), accurate half-overlapping ones (hop 93 frames), all of them. The patches cut from one
+chunk go to each model as one batch; tags and embeddings are averaged over the analysed patches.
+The embedding is always the first model's (MSD), so balanced and accurate embeddings compare.
+A file shorter than one patch repeats its frames to fill one (Essentia's 'repeat' mode).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from ..audio import Chunk
+from . import dsp
+from .mel import MUSICNN_BANDS, MUSICNN_RATE, MusicnnMel
+from .presets import MUSICNN_PATCH_FRAMES, Preset
+
+
+class MusicnnModel(Protocol):
+    """One loaded MusiCNN graph."""
+
+    name: str
+    labels: tuple[str, ...]
+
+    def predict(self, patches: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """patches [n, 187, 96] float32 → (tags [n, labels], embeddings [n, 200]), float64."""
+        ...
+
+
+@dataclass
+class MusicnnState:
+    framer: dsp.Framer
+    mel: list[np.ndarray] = field(default_factory=list)      # pending mel frames
+    pending: int = 0
+    patch_index: int = 0
+    analysed: int = 0
+    tag_sums: dict[str, np.ndarray] = field(default_factory=dict)
+    emb_sum: np.ndarray | None = None
+    last_frames: np.ndarray | None = None                    # for clips shorter than a patch
+
+
+class MusicnnStream:
+    """Built once per analyzer (holds the loaded models); one MusicnnState per file."""
+
+    def __init__(self, models: Sequence[MusicnnModel], preset: Preset) -> None:
+        if not models:
+            raise ValueError("MusicnnStream needs at least one model")
+        self.models = list(models)
+        self.hop = preset.patch_hop
+        self.stride = max(1, preset.patch_stride)
+        self._mel = MusicnnMel()
+
+    def begin(self) -> MusicnnState:
+        return MusicnnState(self._mel.framer())
+
+    def push_chunk(self, state: MusicnnState, chunk: Chunk) -> float:
+        """PipelineAnalyzer.on_chunk's ML part: push the chunk's 16 kHz signal; returns the
+        seconds it took (they count as ML time)."""
+        t0 = time.perf_counter()
+        self.push(state, chunk.mono[MUSICNN_RATE])
+        return time.perf_counter() - t0
+
+    def push(self, state: MusicnnState, x: np.ndarray) -> None:
+        """Add 16 kHz mono samples; runs the models on every patch that is complete."""
+        mel = self._mel(state.framer.push(x))
+        if len(mel):
+            state.mel.append(mel)
+            state.pending += len(mel)
+        if state.pending >= MUSICNN_PATCH_FRAMES:
+            self._cut(state, final=False)
+
+    def finish(self, state: MusicnnState) -> tuple[list[float] | None, dict | None]:
+        """(mean embedding, {"msd": {label: p}, ...}) or (None, None) for an empty file."""
+        state.mel.append(self._mel(state.framer.flush()))
+        self._cut(state, final=True)
+        if state.analysed == 0:
+            return None, None
+        tags = {}
+        for model in self.models:
+            probs = state.tag_sums[model.name] / state.analysed
+            tags[model.name.split("_")[0]] = {label: round(float(p), 4)
+                                              for label, p in zip(model.labels, probs, strict=True)}
+        return list(state.emb_sum / state.analysed), tags
+
+    def _cut(self, state: MusicnnState, final: bool) -> None:
+        frames = (np.concatenate(state.mel) if state.mel
+                  else np.zeros((0, MUSICNN_BANDS), np.float32))
+        start, batch = 0, []
+        while start + MUSICNN_PATCH_FRAMES <= len(frames):
+            if state.patch_index % self.stride == 0:
+                batch.append(frames[start:start + MUSICNN_PATCH_FRAMES])
+            state.patch_index += 1
+            start += self.hop
+        rest = frames[start:]
+        if len(rest):
+            state.last_frames = rest
+        state.mel, state.pending = ([rest] if len(rest) else []), len(rest)
+        if (final and not batch and state.analysed == 0 and state.last_frames is not None
+                and len(state.last_frames)):
+            reps = int(np.ceil(MUSICNN_PATCH_FRAMES / len(state.last_frames)))
+            batch.append(np.tile(state.last_frames, (reps, 1))[:MUSICNN_PATCH_FRAMES])
+        if batch:
+            self._run(state, np.ascontiguousarray(np.stack(batch), dtype=np.float32))
+
+    def _run(self, state: MusicnnState, patches: np.ndarray) -> None:
+        for i, model in enumerate(self.models):
+            tags, emb = model.predict(patches)
+            state.tag_sums[model.name] = state.tag_sums.get(model.name, 0) + tags.sum(axis=0)
+            if i == 0:
+                total = emb.sum(axis=0)
+                state.emb_sum = total if state.emb_sum is None else state.emb_sum + total
+        state.analysed += len(patches)

@@ -1,0 +1,290 @@
+"""Analysis on a real Dask cluster on loopback: a scheduler and `playlistgen worker` processes
+started here, a real `playlistgen serve` with ``analysis.executor: dask``. A worker killed with
+SIGKILL mid-file, the scheduler stopped and restarted, a worker with another analyzer version,
+TLS with certificates from `playlistgen cluster certs` (and, when this runs as root with
+``ip netns``, a worker in its own network namespace so the bytes cross a real interface)."""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from playlistgen.config import Settings, validate
+from playlistgen.core import maintenance
+from playlistgen.core.db import connect
+from playlistgen.errors import ConfigError
+from tests.conftest import child_env, free_port, run_cli
+from tests.test_daemon import features_per_track, make_song, status, wait_for
+
+FAKE_VERSION = "essentia-0.0.0-test"
+
+
+class Proc:
+    """A child process with its output in a log file; stopped (and its group killed) at the end."""
+
+    def __init__(self, args: list[str], log: Path, env: dict | None = None, prefix: tuple[str, ...] = ()) -> None:
+        self.log_path = log
+        self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen([*prefix, *args], env=child_env(env), stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._log.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def procs():  # type: ignore[no-untyped-def]
+    started: list[Proc] = []
+
+    def start(*args, **kwargs) -> Proc:  # type: ignore[no-untyped-def]
+        p = Proc(*args, **kwargs)
+        started.append(p)
+        return p
+
+    yield start
+    for p in reversed(started):
+        p.stop(signal.SIGKILL)
+
+
+def scheduler_args(port: int) -> list[str]:
+    return [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+            "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+
+
+def worker_args(address: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "playlistgen", "worker", "--scheduler", address, "--nworkers", "1", *extra]
+
+
+def health(daemon) -> dict:  # type: ignore[no-untyped-def]
+    return requests.get(daemon.url + "/api/v1/performance/async-processor/health", timeout=10).json()["executor"]
+
+
+def remote(daemon) -> list[dict]:  # type: ignore[no-untyped-def]
+    return [w for w in health(daemon)["workers"] if w.get("remote") and w["alive"] and w["pid"]]
+
+
+def dask_env(**extra: str) -> dict:
+    return {"PLAYLISTGEN_ANALYSIS__EXECUTOR": "dask", "PLAYLISTGEN_ANALYSIS__PRESET": "fast",
+            "PLAYLISTGEN_ANALYSIS__WORKERS": "1", "PLAYLISTGEN_LIBRARY__SETTLE_SECONDS": "0.5",
+            "PLAYLISTGEN_LIBRARY__RESCAN_INTERVAL_S": "0", **extra}
+
+
+# ----------------------------------------------------------------------------- safety checks (fast)
+
+@pytest.mark.parametrize("scheduler,listen,tls,ok", [
+    ("tcp://127.0.0.1:8786", "", False, True),
+    ("", "", False, True),                                   # embedded, tcp on loopback
+    ("tcp://192.168.1.20:8786", "", False, False),           # plain TCP on the network
+    ("", "tcp://0.0.0.0:8786", False, False),
+    ("tls://192.168.1.20:8786", "", False, False),           # TLS without certificates
+    ("tls://192.168.1.20:8786", "", True, True),
+    ("", "", True, True),                                    # embedded: tls://0.0.0.0 by default
+    ("http://127.0.0.1:8786", "", False, False),
+])
+def test_config_refuses_unsafe_dask_addresses(scheduler: str, listen: str, tls: bool, ok: bool) -> None:
+    settings = Settings()
+    a = settings.analysis
+    a.executor, a.dask_scheduler, a.dask_listen = "dask", scheduler, listen
+    if tls:
+        a.dask_tls_ca, a.dask_tls_cert, a.dask_tls_key = "ca.pem", "c.pem", "c.key"
+    if ok:
+        validate(settings)
+    else:
+        with pytest.raises(ConfigError) as err:
+            validate(settings)
+        assert "dask_" in err.value.one_line() and "\n" not in err.value.one_line()
+
+
+def test_partial_tls_settings_refused() -> None:
+    settings = Settings()
+    settings.analysis.dask_tls_ca = "ca.pem"
+    with pytest.raises(ConfigError, match="must be set together"):
+        validate(settings)
+
+
+def test_worker_and_serve_refuse_plain_tcp_on_the_network(tmp_path: Path) -> None:
+    proc = run_cli("worker", "--scheduler", "tcp://10.1.2.3:8786", timeout=60)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "plain tcp://" in lines[0] and "tls://" in lines[0], proc.stderr
+    (tmp_path / "lib").mkdir()
+    proc = run_cli("serve", "--library", str(tmp_path / "lib"), cwd=tmp_path, timeout=60,
+                   env=dask_env(PLAYLISTGEN_ANALYSIS__DASK_SCHEDULER="tcp://10.1.2.3:8786"))
+    assert proc.returncode != 0 and "analysis.dask_scheduler" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------- a real cluster
+
+def kill_a_busy_worker(daemon, tries: int = 40) -> int:  # type: ignore[no-untyped-def]
+    """SIGKILL a Dask worker process while it analyses a file; returns its pid."""
+    for _ in range(tries):
+        busy = [w for w in remote(daemon) if w["busy"]]
+        if busy:
+            os.kill(busy[0]["pid"], signal.SIGKILL)
+            return busy[0]["pid"]
+        wait_for(lambda: True, 0.2)
+    raise AssertionError(f"no remote worker was ever busy: {health(daemon)}")
+
+
+def test_cluster_kill_fallback_restart_and_refusal(tmp_path: Path, daemon_factory, procs) -> None:  # type: ignore[no-untyped-def]
+    library = tmp_path / "library"
+    for i in range(10):
+        make_song(library / "Artist" / f"{i:02d} - a{i}.wav", i, seconds=40.0)
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = procs(scheduler_args(port), tmp_path / "scheduler.log")
+    workers = [procs(worker_args(address), tmp_path / f"worker{i}.log") for i in range(2)]
+    daemon = daemon_factory(env=dask_env(PLAYLISTGEN_ANALYSIS__DASK_SCHEDULER=address))
+    daemon.wait_ready(60)
+    wait_for(lambda: len(remote(daemon)) == 2, 120, "two remote workers")
+
+    # a worker killed mid-file: Dask runs the file elsewhere; nothing is lost or done twice
+    kill_a_busy_worker(daemon)
+    wait_for(lambda: status(daemon)["counts"]["done"] == 10, 240, "all files analysed after the kill")
+    h = health(daemon)
+    assert h["restarts"].get("crash", 0) >= 1 and h["failed"] == 0, h
+    assert h["dask"]["files_shipped"] >= 10 and h["dask"]["bytes_shipped"] >= 10 * 40 * 22050 * 2
+    assert status(daemon)["analysis"]["analysed"] == 10
+
+    # the scheduler goes away: health says so, new files are analysed locally
+    scheduler.stop(signal.SIGKILL)
+    wait_for(lambda: not health(daemon)["dask"]["connected"], 60, "daemon noticed the scheduler is gone")
+    assert health(daemon)["dask"]["mode"] == "local-fallback"
+    for i in range(10, 12):
+        make_song(library / "Artist" / f"{i:02d} - b{i}.wav", i, seconds=10.0)
+    wait_for(lambda: status(daemon)["counts"]["done"] == 12, 180, "local fallback analysed the new files")
+    assert health(daemon)["dask"]["files_local"] >= 2
+
+    # it comes back: the workers and the daemon reconnect, analysis is remote again
+    shipped = health(daemon)["dask"]["files_shipped"]
+    procs(scheduler_args(port), tmp_path / "scheduler2.log")
+    wait_for(lambda: health(daemon)["dask"]["connected"] and len(remote(daemon)) == 2, 180, "reconnected")
+    for i in range(12, 14):
+        make_song(library / "Artist" / f"{i:02d} - c{i}.wav", i, seconds=10.0)
+    wait_for(lambda: status(daemon)["counts"]["done"] == 14, 180, "remote analysis after the restart")
+    assert health(daemon)["dask"]["files_shipped"] >= shipped + 2
+
+    # a worker with another analyzer version is refused, with one line naming both versions
+    refused = procs(worker_args(address), tmp_path / "refused.log",
+                    env={"PLAYLISTGEN_TEST_ANALYZER_VERSION": FAKE_VERSION})
+    refused.proc.wait(120)
+    assert refused.proc.returncode not in (0, None)
+    out = refused.output()
+    ours = health(daemon)
+    assert "refused" in out and FAKE_VERSION in out and "pip install playlistgen==" in out, out
+    wait_for(lambda: health(daemon)["dask"]["refused"], 30, "the daemon saw the refusal")
+    assert health(daemon)["dask"]["refused"][0]["reason"].count("analyzer") >= 2
+
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.log_path.read_text()[-3000:]
+    db = tmp_path / "playlistgen.db"
+    assert features_per_track(db) == [1] * 14
+    assert maintenance.check_database(db) == []
+    for w in workers:
+        w.stop()
+    assert ours["state"] == "running"
+
+
+# ----------------------------------------------------------------------------- TLS (+ a namespace)
+
+class NetNs:
+    """A private network namespace joined to this one by a veth pair (root + `ip netns` only)."""
+
+    def __init__(self) -> None:
+        tag = f"{os.getpid() % 10000}"
+        self.name, self.host_if, self.ns_if = f"pg13-{tag}", f"pg13h{tag}", f"pg13n{tag}"
+        subnet = random.randint(1, 250)
+        self.host_ip, self.ns_ip = f"10.213.{subnet}.1", f"10.213.{subnet}.2"
+
+    def create(self) -> bool:
+        if os.geteuid() != 0 or not shutil.which("ip"):
+            return False
+        cmds = [f"ip netns add {self.name}", f"ip link add {self.host_if} type veth peer name {self.ns_if}",
+                f"ip link set {self.ns_if} netns {self.name}", f"ip addr add {self.host_ip}/24 dev {self.host_if}",
+                f"ip link set {self.host_if} up", f"ip netns exec {self.name} ip link set lo up",
+                f"ip netns exec {self.name} ip addr add {self.ns_ip}/24 dev {self.ns_if}",
+                f"ip netns exec {self.name} ip link set {self.ns_if} up"]
+        for cmd in cmds:
+            if subprocess.run(cmd.split(), capture_output=True, timeout=20).returncode != 0:
+                self.delete()
+                return False
+        return True
+
+    def bytes_in_out(self) -> tuple[int, int]:
+        stats = Path(f"/sys/class/net/{self.host_if}/statistics")
+        return int((stats / "rx_bytes").read_text()), int((stats / "tx_bytes").read_text())
+
+    def delete(self) -> None:
+        subprocess.run(["ip", "link", "del", self.host_if], capture_output=True, timeout=20)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def netns():  # type: ignore[no-untyped-def]
+    ns = NetNs()
+    created = ns.create()
+    yield ns if created else None
+    if created:
+        ns.delete()
+
+
+def test_tls_cluster_with_certs_and_models_from_the_daemon(tmp_path: Path, daemon_factory, procs,  # type: ignore[no-untyped-def]
+                                                           netns) -> None:
+    certs = tmp_path / "certs"
+    made = run_cli("cluster", "certs", str(certs), "--host", netns.host_ip if netns else "127.0.0.1")
+    assert made.returncode == 0, made.stderr
+    assert "playlistgen worker --scheduler tls://" in made.stdout and "scp " in made.stdout
+    assert (certs / "worker.key").stat().st_mode & 0o777 == 0o600
+    assert run_cli("cluster", "certs", str(certs)).returncode != 0   # never overwrites silently
+
+    library = tmp_path / "library"
+    make_song(library / "Artist" / "Album" / "01 - one.wav", 1, seconds=12.0)
+    make_song(library / "Artist" / "Album" / "02 - two.wav", 2, seconds=12.0)
+    host = netns.host_ip if netns else "127.0.0.1"
+    listen = f"tls://{host}:{free_port()}"
+    daemon = daemon_factory(env=dask_env(
+        PLAYLISTGEN_ANALYSIS__PRESET="balanced", PLAYLISTGEN_ANALYSIS__DASK_LISTEN=listen,
+        PLAYLISTGEN_ANALYSIS__DASK_TLS_CA=str(certs / "ca.pem"),
+        PLAYLISTGEN_ANALYSIS__DASK_TLS_CERT=str(certs / "daemon.pem"),
+        PLAYLISTGEN_ANALYSIS__DASK_TLS_KEY=str(certs / "daemon.key")))
+    daemon.wait_ready(60)
+    before = netns.bytes_in_out() if netns else (0, 0)
+    no_models = tmp_path / "worker-has-no-models"
+    no_models.mkdir()
+    procs(worker_args(listen, "--tls-ca", str(certs / "ca.pem"), "--tls-cert", str(certs / "worker.pem"),
+                      "--tls-key", str(certs / "worker.key")), tmp_path / "worker.log",
+          env={"PLAYLISTGEN_ANALYSIS__MODELS_DIR": str(no_models)},
+          prefix=("ip", "netns", "exec", netns.name) if netns else ())
+    wait_for(lambda: status(daemon)["counts"]["done"] == 2, 300, "both files analysed over TLS")
+    h = health(daemon)
+    assert h["dask"]["tls"] and h["dask"]["files_shipped"] == 2 and h["dask"]["files_local"] == 0, h
+    assert sum(w["tasks_done"] for w in h["workers"] if w.get("remote")) == 2
+    conn = connect(tmp_path / "playlistgen.db")
+    embeddings = conn.execute("SELECT count(*) FROM features WHERE embedding IS NOT NULL").fetchall()[0][0]
+    tags = conn.execute("SELECT count(DISTINCT track_id) FROM tags").fetchall()[0][0]
+    assert embeddings == 2 and tags == 2   # the MusiCNN models travelled from the daemon
+    if netns:
+        rx, tx = netns.bytes_in_out()
+        shipped = h["dask"]["bytes_shipped"]
+        assert tx - before[1] > shipped, "the audio crossed the veth pair"
+        assert rx - before[0] > 0
+        print(f"netns: {tx - before[1]} bytes out, {rx - before[0]} in over {netns.host_if}; shipped {shipped}")
+    assert daemon.stop(signal.SIGTERM) == 0

@@ -1,0 +1,142 @@
+"""The endless MPD radio against a real MPD (Debian's `mpd`, null audio output, loopback port):
+the queue is topped up while playing, nothing among the last `history` played comes back, a
+restarted MPD is reconnected to, and a missing MPD only degrades /health."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import yaml
+from mpd import MPDClient
+
+from tests.conftest import child_env, free_port, run_cli
+from tests.tagged_library import make_library
+from tests.test_daemon import wait_for
+
+pytestmark = pytest.mark.skipif(not shutil.which("mpd"), reason="mpd is not installed (make mpd)")
+MIN_QUEUE, HISTORY = 3, 6
+
+
+class Mpd:
+    """A real MPD with its own config, database and log in ``workdir``."""
+
+    def __init__(self, workdir: Path, music: Path) -> None:
+        self.port = free_port()
+        self.conf = workdir / "mpd.conf"
+        self.conf.write_text(
+            f'music_directory "{music}"\ndb_file "{workdir / "mpd.db"}"\nlog_file "{workdir / "mpd.log"}"\n'
+            f'bind_to_address "127.0.0.1"\nport "{self.port}"\nzeroconf_enabled "no"\n'
+            'audio_output {\n    type "null"\n    name "null"\n}\n')
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(["mpd", "--no-daemon", str(self.conf)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(self._answers, 20, "mpd to listen")
+
+    def _answers(self) -> bool:
+        try:
+            self.client().close()
+            return True
+        except OSError:
+            return False
+
+    def client(self) -> MPDClient:
+        client = MPDClient()
+        client.timeout = 5
+        client.connect("127.0.0.1", self.port)
+        return client
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    lib = tmp_path / "library"
+    make_library(lib, 12, formats=("flac", "ogg"))
+    res = run_cli("scan", str(lib), cwd=tmp_path, env={"PLAYLISTGEN_ANALYSIS__PRESET": "fast"}, timeout=300)
+    assert res.returncode == 0 and "analysed 12," in res.stdout, res.stdout + res.stderr
+    return lib
+
+
+def _following(client: MPDClient) -> int:
+    status = client.status()
+    return int(status["playlistlength"]) - int(status.get("song", -1)) - 1
+
+
+def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, library: Path) -> None:
+    server = Mpd(tmp_path, library)
+    server.start()
+    try:
+        client = server.client()
+        client.update()
+        wait_for(lambda: len([e for e in client.listall() if "file" in e]) == 12, 30, "mpd to index the library")
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+            "library": {"paths": [str(library)]},
+            "mpd": {"port": server.port, "min_queue": MIN_QUEUE, "history": HISTORY}}))
+        radio = subprocess.Popen([sys.executable, "-m", "playlistgen", "mpd", "radio", "--seed", "Artist 1 - Song 1"],
+                                 cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        try:
+            wait_for(lambda: _following(client) >= MIN_QUEUE, 30, "the radio to fill the empty queue")
+            client.play(0)
+            played = [client.currentsong()["file"]]
+            for _ in range(9):
+                client.next()
+                wait_for(lambda: client.currentsong().get("file") not in (None, played[-1]), 10, "next song")
+                played.append(client.currentsong()["file"])
+                wait_for(lambda: _following(client) >= MIN_QUEUE, 15, "the queue topped up again")
+            for i, uri in enumerate(played):
+                assert uri not in played[max(0, i - HISTORY):i], f"{uri} repeated within {HISTORY}: {played}"
+            queue = [s["file"] for s in client.playlistinfo()]
+            assert len(queue) == len(set(queue))          # nothing queued twice
+
+            client.close()
+            server.stop()                                 # MPD restarts: its queue is gone
+            time.sleep(1.5)
+            server.start()
+            client = server.client()
+            wait_for(lambda: _following(client) >= MIN_QUEUE, 40, "the radio to reconnect and refill")
+            refill = [s["file"] for s in client.playlistinfo()]
+            assert not set(refill) & set(played[-HISTORY:])
+        finally:
+            radio.send_signal(signal.SIGINT)
+            _out, err = radio.communicate(timeout=20)
+        assert radio.returncode == 0, err
+        assert "stopped; added" in err
+        assert err.count("unavailable") == 1, err       # one warning for the outage, no storm
+        assert "is back" in err
+    finally:
+        server.stop()
+
+
+def test_missing_mpd_only_degrades_health(tmp_path: Path, daemon_factory) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    port = free_port()   # nothing listens there
+    daemon = daemon_factory("--library", str(library), env={"PLAYLISTGEN_MPD__ENABLED": "true",
+                                                            "PLAYLISTGEN_MPD__PORT": str(port),
+                                                            "PLAYLISTGEN_MPD__PASSWORD": "s3cret-pw"})
+    daemon.wait_ready()
+    wait_for(lambda: requests.get(daemon.url + "/health", timeout=5).json()["components"].get("mpd", {})
+             .get("last_error"), 20, "the radio to try MPD")
+    time.sleep(3.5)      # several retries with backoff
+    res = requests.get(daemon.url + "/health", timeout=5)
+    body = res.json()
+    assert res.status_code == 200 and body["ready"] is True and body["status"] == "degraded"
+    mpd = body["components"]["mpd"]
+    assert mpd["degraded"] is True and mpd["connected"] is False and mpd["server"] == f"127.0.0.1:{port}"
+    assert any("MPD radio" in p for p in body["problems"])
+    log = daemon.log_path.read_text()
+    assert log.count("unavailable") == 1, log
+    assert "s3cret-pw" not in log and "s3cret-pw" not in res.text

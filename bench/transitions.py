@@ -17,7 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import MachineLoad  # noqa: E402
 
 from playlistgen.core.playlists.transitions import Costs, TrackFeatures, order  # noqa: E402
 
@@ -75,12 +78,15 @@ def main() -> None:
           f"{'mean cost as_is→ordered':>24} {'worst as_is→ordered':>20}")
     for n in (int(x) for x in args.sizes.split(",")):
         for mode in ("smooth", "energy_arc"):
-            row = measure(n, max(3, args.runs if n <= 500 else args.runs // 3), mode)
+            with MachineLoad() as load:
+                row = measure(n, max(3, args.runs if n <= 500 else args.runs // 3), mode)
+            row["foreign_cpu_share"] = round(load.foreign_share, 2)
             rows.append(row)
             target = f"{row['target_ms']:.0f}" if row["target_ms"] else "-"
             print(f"{n:>6} {mode:>10} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {target:>7} "
                   f"{row['mean_cost_before']:>11.3f} → {row['mean_cost_after']:<10.3f} "
-                  f"{row['worst_before']:>9.3f} → {row['worst_after']:<8.3f}")
+                  f"{row['worst_before']:>9.3f} → {row['worst_after']:<8.3f}  "
+                  f"other processes used {row['foreign_cpu_share']:.0%} of the machine")
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2))
 

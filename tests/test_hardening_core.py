@@ -339,7 +339,10 @@ def test_unreadable_file_is_listed_as_failed_and_retried_when_readable(nobody_di
         os.chown(path, user.pw_uid, user.pw_gid)
     locked.chmod(0o000)
     port = free_port()
+    # analysis in a thread: `nobody` may not be allowed to exec the venv's interpreter a second
+    # time (here it links into /root); what is tested is the reconcile and the failed list
     env = child_env(dict(ENV, HOME=str(nobody_dir), PLAYLISTGEN_LIBRARY__RESCAN_INTERVAL_S="2",
+                         PLAYLISTGEN_ANALYSIS__EXECUTOR="thread",
                          PLAYLISTGEN_ANALYSIS__MODELS_DIR=str(REPO / "models")))
     log_path = nobody_dir / "daemon.log"
     with open(log_path, "w") as log:

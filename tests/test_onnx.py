@@ -12,7 +12,6 @@ loaded after all, as modules or as shared libraries mapped into the process.
 from __future__ import annotations
 
 import functools
-import importlib.util
 import json
 import logging
 import os
@@ -26,12 +25,7 @@ import pytest
 from playlistgen.core.analysis.base import ML_FIELDS
 from playlistgen.core.analysis.factory import create_analyzer, essentia_available
 from playlistgen.core.analysis.mel import MUSICNN_RATE, MusicnnMel
-from playlistgen.core.analysis.models import (
-    WHEEL_NAME,
-    install_models,
-    list_models,
-    require_model,
-)
+from playlistgen.core.analysis.models import list_models, require_model
 from playlistgen.core.analysis.presets import MUSICNN_PATCH_FRAMES
 from playlistgen.core.analysis.runtime import factory_target, resolve_ml_runtime
 from playlistgen.errors import ConfigError, ModelMissingError
@@ -340,34 +334,3 @@ def test_onnx_build_refuses_other_architectures() -> None:
     weights = {"batch_normalization/gamma": np.ones(2, np.float32)}
     with pytest.raises(ValueError, match="has shape"):
         build_musicnn(weights)
-
-
-def test_install_offline_from_cached_wheel_builds_both_formats(tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the cached wheel and a dead package index: the install converts both formats,
-    byte-identical to the repository's models, and a second install does nothing."""
-    wheel = MODELS / ".cache" / WHEEL_NAME
-    if not wheel.is_file() or not _ready("onnx"):
-        pytest.skip("needs the cached musicnn wheel and the installed models (make test)")
-    if importlib.util.find_spec("tensorflow") is None:   # never import it here (see test_models)
-        pytest.skip("TensorFlow (the convert extra) is not installed")
-    for key, value in {"PIP_CONFIG_FILE": "/dev/null", "PIP_NO_CACHE_DIR": "1",
-                       "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"}.items():
-        monkeypatch.setenv(key, value)
-    models_dir = tmp_path / "models"
-    (models_dir / ".cache").mkdir(parents=True)
-    (models_dir / ".cache" / WHEEL_NAME).write_bytes(wheel.read_bytes())
-    install_models(models_dir)
-    for runtime in ("essentia", "onnx"):
-        ours = {i.name: i.sha256 for i in list_models(models_dir, runtime)}
-        assert ours == {i.name: i.sha256 for i in list_models(MODELS, runtime)}, runtime
-    manifest = json.loads((models_dir / "manifest.json").read_text())
-    onnx = manifest["models"]["msd_musicnn"]["onnx"]
-    assert onnx["file"] == "msd_musicnn.onnx" and onnx["input"] == "mel"
-    assert manifest["source"] == "musicnn==0.1.0"
-    files = sorted(p for p in models_dir.iterdir() if p.is_file())
-    before = [p.stat().st_mtime_ns for p in files]
-    messages: list[str] = []
-    install_models(models_dir, progress=messages.append)
-    assert [p.stat().st_mtime_ns for p in files] == before
-    assert any("already installed" in m for m in messages)

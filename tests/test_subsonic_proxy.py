@@ -119,6 +119,12 @@ def test_ping_and_get_artists_are_the_servers_answers(proxy: Proxy) -> None:
     assert ET.fromstring(xml.content).get("status") == "ok"
     form = requests.post(f"{proxy.url}/rest/ping.view", data={**proxy.auth, "f": "json"}, timeout=10)
     assert form.json()["subsonic-response"]["status"] == "ok"  # a POST form body is forwarded too
+    # a Subsonic web player served from another origin: its requests carry their own credentials
+    web = requests.post(f"{proxy.url}/rest/ping.view", data={**proxy.auth, "f": "json"},
+                        headers={"Origin": "https://player.example"}, timeout=10)
+    assert web.status_code == 200 and web.json()["subsonic-response"]["status"] == "ok"
+    api = requests.post(f"{proxy.url}/api/v1/library/scan", headers={"Origin": "https://player.example"}, timeout=10)
+    assert api.status_code == 403  # ... while playlistgen's own API still refuses cross-site writes
 
 
 def test_stream_bytes_equal_the_file_and_range_requests_pass(proxy: Proxy, supysonic) -> None:  # type: ignore[no-untyped-def]

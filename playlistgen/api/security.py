@@ -131,6 +131,10 @@ def install_security(app: Flask, bind_host: str, allowed_hosts: Iterable[str]) -
                                       f"'{host_header[:100]}'", f"{HINT}; allowed now: {policy.describe()}", 403)
         if request.method not in UNSAFE_METHODS:
             return None
+        if request.path.startswith("/rest/"):
+            # Subsonic requests carry their own credentials (checked by the media server), and
+            # Subsonic web players are served from other origins: only the Host check applies.
+            return None
         origin = request.headers.get("Origin")
         source = origin if origin is not None else request.headers.get("Referer")
         if source is None:

@@ -39,7 +39,8 @@ if kind == "musicextractor":
     duration = lambda r, p: float(r[0]["metadata.audio_properties.length"])
 else:
     from playlistgen.core.analysis.factory import create_analyzer
-    analyzer = create_analyzer("essentia", kind, Path(models_dir))
+    preset, _, runtime = kind.partition(":")       # "balanced:onnx" = preset balanced on onnxruntime
+    analyzer = create_analyzer("essentia", preset, Path(models_dir), runtime or "auto")
     analyze = analyzer.analyze
     duration = lambda r, p: float(r["duration_s"])
 out["setup_cpu_s"] = time.process_time() - t0

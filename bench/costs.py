@@ -41,9 +41,12 @@ out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps(out))
 """
 
-KINDS = ("musicextractor", "librosa", "fast", "balanced", "accurate")
+# "preset:runtime" runs the preset with that ML runtime (analysis.ml_runtime); a bare preset uses auto
+KINDS = ("musicextractor", "librosa", "fast", "balanced", "balanced:onnx", "balanced:essentia", "accurate")
 LABELS = {"musicextractor": "Essentia MusicExtractor", "librosa": "plain librosa script",
-          "fast": "playlistgen fast", "balanced": "playlistgen balanced", "accurate": "playlistgen accurate"}
+          "fast": "playlistgen fast", "balanced": "playlistgen balanced",
+          "balanced:onnx": "playlistgen balanced (onnx)", "balanced:essentia": "playlistgen balanced (essentia-tf)",
+          "accurate": "playlistgen accurate"}
 
 
 def run_kind(kind: str, models_dir: Path, files: list[str]) -> dict:
@@ -133,7 +136,8 @@ def main() -> None:
     parser.add_argument("--models-dir", default=str(REPO / "models"))
     parser.add_argument("--files", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--kinds", default="musicextractor,librosa,fast,balanced,accurate")
+    parser.add_argument("--kinds", default="musicextractor,librosa,fast,balanced:onnx,balanced:essentia,accurate",
+                        help=f"comma-separated, from {', '.join(KINDS)}")
     parser.add_argument("--lengths", default="3,10,30,60")
     args = parser.parse_args()
     corpus = find_corpus(args.corpus)

@@ -36,13 +36,18 @@ def summary(r: dict) -> str:
     s = r["sections"]
     lines = []
     a = s.get("analysis", {}).get("kinds", {})
-    if "balanced" in a and "musicextractor" in a:
-        b, fa, me = a["balanced"], a["fast"], a["musicextractor"]
-        line = (f"* Analysis, preset `balanced` (DSP + MusiCNN tags and embedding): "
+    bal = "balanced" if "balanced" in a else "balanced:onnx"
+    if bal in a and "musicextractor" in a:
+        b, fa, me = a[bal], a["fast"], a["musicextractor"]
+        line = (f"* Analysis, preset `balanced` (DSP + MusiCNN tags and embedding"
+                f"{' on onnxruntime' if bal != 'balanced' else ''}): "
                 f"**{b['cpu_per_min']['median']:.2f} CPU-s per audio minute** "
                 f"({b['rtf']['median']:.0f}× realtime on one core), "
                 f"{b['vs_musicextractor']['median']:.2f}× the CPU of Essentia's MusicExtractor "
                 f"({me['cpu_per_min']['median']:.2f}) on the same files; `fast` {fa['cpu_per_min']['median']:.2f}")
+        if "balanced:essentia" in a:
+            line += (f", `balanced` on Essentia's TensorFlow {a['balanced:essentia']['cpu_per_min']['median']:.2f}"
+                     f" ({a['balanced:essentia']['vs_musicextractor']['median']:.2f}×)")
         if "accurate" in a:
             line += f", `accurate` {a['accurate']['cpu_per_min']['median']:.2f}"
         if "librosa" in a:
@@ -121,7 +126,7 @@ def plots(r: dict, assets: Path) -> dict[str, str]:
         names = list(a)
         vals = [a[k]["cpu_per_min"]["median"] for k in names]
         errs = list(zip(*[_err(a[k]["cpu_per_min"]) for k in names], strict=True))
-        colors = [COLORS["project"] if k in ("fast", "balanced", "accurate") else
+        colors = [COLORS["project"] if k.split(":")[0] in ("fast", "balanced", "accurate") else
                   COLORS["librosa"] if k == "librosa" else COLORS["mfcc"] for k in names]
         ax.barh([a[k]["label"] for k in names], vals, xerr=errs, color=colors)
         ax.set_xlabel("CPU-seconds per minute of audio (one core; lower is better)")

@@ -42,13 +42,14 @@ ASSETS = REPO / "docs" / "bench"
 RESULTS = ASSETS / "results.json"
 MODELS = REPO / "models"
 
-QUICK = {"cost_files": 3, "cost_max_s": 150, "rounds": 3, "kinds": ("musicextractor", "librosa", "fast", "balanced"),
+QUICK = {"cost_files": 3, "cost_max_s": 150, "rounds": 3,
+         "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia"),
          "scale_files": 8, "pairs": 2, "attempts": 2, "lengths": [3, 10, 30], "rss_presets": ("balanced",),
          "rss_runs": 1, "drops": 3, "reconcile_runs": 3, "db_rows": 10000, "db_runs": 3, "api_requests": 60,
          "api_runs": 3, "api_clients": 8, "api_seconds": 5.0, "cache_tracks": 2000, "cache_requests": 5000,
          "cache_runs": 3, "tune": True}
 FULL = {"cost_files": 8, "cost_max_s": 330, "rounds": 3,
-        "kinds": ("musicextractor", "librosa", "fast", "balanced", "accurate"),
+        "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia", "accurate"),
         "scale_files": 16, "pairs": 3, "attempts": 3, "lengths": [3, 10, 30, 60], "rss_presets": ("fast", "balanced"),
         "rss_runs": 3, "drops": 5, "reconcile_runs": 5, "db_rows": 20000, "db_runs": 5, "api_requests": 200,
         "api_runs": 3, "api_clients": 16, "api_seconds": 15.0, "cache_tracks": 5000, "cache_requests": 20000,

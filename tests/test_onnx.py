@@ -334,3 +334,21 @@ def test_onnx_build_refuses_other_architectures() -> None:
     weights = {"batch_normalization/gamma": np.ones(2, np.float32)}
     with pytest.raises(ValueError, match="has shape"):
         build_musicnn(weights)
+
+
+@needs_onnx
+def test_onnxruntime_telemetry_is_off(tmp_path: Path) -> None:
+    """onnxruntime >= 1.29 writes a device id and an event database under ~/.cache/Microsoft
+    and uploads them unless ORT_DISABLE_TELEMETRY is set before it starts: we set it."""
+    code = ("import sys, numpy as np; from pathlib import Path;"
+            "from playlistgen.core.analysis.models import require_model;"
+            "from playlistgen.core.analysis.onnx_musicnn import OnnxMusicnn;"
+            "m = OnnxMusicnn(require_model(Path(sys.argv[1]), 'msd_musicnn', 'onnx'));"
+            "print(m.predict(np.ones((2, 187, 96), np.float32))[0].shape)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORT_", "XDG_"))}
+    env.update(HOME=str(tmp_path), PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code, str(MODELS)], capture_output=True, text=True,
+                          env=env, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "(2, 50)"
+    assert list(tmp_path.iterdir()) == [], "onnxruntime wrote into $HOME"

@@ -182,12 +182,28 @@ class AnalyzerPlugin(WorkerPlugin):
         except Exception as exc:   # reported to the daemon; tasks sent here are re-queued
             self.state, self.error = "failed", f"analyzer could not start on {_host()}: {_one_line(exc)}"
             log.error("%s", self.error)
-            worker.log_event(TOPIC_REFUSED, self._identity(worker, reason=self.error))
+            self._announce(worker, TOPIC_REFUSED, self._identity(worker, reason=self.error))
         else:
             self.state = "ready"
-            worker.log_event(TOPIC_READY, self._identity(worker))
+            self._announce(worker, TOPIC_READY, self._identity(worker))
         finally:
             self.ready.set()
+
+    def _announce(self, worker: Any, topic: str, msg: dict, *, close: bool = False) -> None:
+        """Tell the daemon (an event through the scheduler) once this worker is connected: Dask
+        drops events sent during registration, which is when a joining worker sets us up."""
+        async def send() -> None:
+            for _ in range(600):
+                stream = worker.batched_stream
+                if stream is not None and stream.comm is not None and not stream.comm.closed():
+                    break
+                await asyncio.sleep(0.1)
+            worker.log_event(topic, msg)
+            if close:   # close this worker and tell its nanny not to restart it
+                await asyncio.sleep(0.5)
+                await worker.close(nanny=True, reason="playlistgen-refused")
+
+        self._announcing = asyncio.ensure_future(send())
 
     def _build(self) -> Any:
         from .executor import load_factory
@@ -206,9 +222,7 @@ class AnalyzerPlugin(WorkerPlugin):
         path = os.environ.get(REFUSAL_FILE_ENV)
         if path:
             Path(path).write_text(reason + "\n", encoding="utf-8")
-        worker.log_event(TOPIC_REFUSED, self._identity(worker, reason=reason))
-        # Close this worker and tell its nanny not to restart it.
-        worker.loop.add_callback(worker.close, nanny=True, reason="playlistgen-refused")
+        self._announce(worker, TOPIC_REFUSED, self._identity(worker, reason=reason), close=True)
 
     def _identity(self, worker: Any, **extra: Any) -> dict:
         return {"address": worker.address, "name": str(worker.name), "host": _host(), "pid": os.getpid(),

@@ -143,9 +143,10 @@ def graph_weights(frozen: graph_pb2.GraphDef) -> dict[str, np.ndarray]:
 def check_onnx(frozen: graph_pb2.GraphDef, model: bytes, patches: int = 4) -> tuple[float, float]:
     """Largest |difference| of (tags, embedding) between TF and onnxruntime on random patches;
     SystemExit when beyond 1e-4 / 1e-3."""
-    import onnxruntime as ort
-
     from . import onnx_build as ob
+    from .onnx_musicnn import import_onnxruntime
+
+    ort = import_onnxruntime()
 
     x = np.random.default_rng(0).uniform(0.0, 4.0, (patches, ob.FRAMES, ob.BANDS)).astype(np.float32)
     with tf.Graph().as_default() as graph:

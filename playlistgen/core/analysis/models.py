@@ -361,6 +361,7 @@ def _converter_env() -> dict[str, str]:
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     env.setdefault("CUDA_VISIBLE_DEVICES", "")
+    env.setdefault("ORT_DISABLE_TELEMETRY", "1")   # the converter checks its ONNX model in onnxruntime
     return env
 
 

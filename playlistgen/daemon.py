@@ -213,6 +213,8 @@ class Daemon:
                                              max_memory_mb=settings.analysis.max_memory_mb,
                                              max_tasks_per_child=settings.analysis.max_tasks_per_child)
         self.scheduler = Scheduler(self.queue, self.executor, metrics=metrics)
+        if settings.analysis.executor == "dask":
+            self.executor.on_capacity = self.scheduler.wake  # workers joined
         self.library = Library(db, settings.library, version, on_queued=self.scheduler.wake)
         self.library_service = LibraryService(self.library, settings, metrics=metrics)
 

@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from playlistgen import __version__
 from playlistgen.config import Settings, validate
 from playlistgen.core import maintenance
+from playlistgen.core.analysis.version import ANALYZER_VERSION
 from playlistgen.core.db import connect
 from playlistgen.errors import ConfigError
-from tests.conftest import child_env, free_port, run_cli
+from tests.conftest import REPO, child_env, free_port, run_cli
 from tests.test_daemon import features_per_track, make_song, status, wait_for
 
 FAKE_VERSION = "essentia-0.0.0-test"
@@ -288,3 +290,51 @@ def test_tls_cluster_with_certs_and_models_from_the_daemon(tmp_path: Path, daemo
         assert rx - before[0] > 0
         print(f"netns: {tx - before[1]} bytes out, {rx - before[0]} in over {netns.host_if}; shipped {shipped}")
     assert daemon.stop(signal.SIGTERM) == 0
+
+
+# ----------------------------------------------------------------------------- the executor itself
+
+def test_executor_timeout_and_a_file_that_kills_every_worker(tmp_path: Path, procs) -> None:  # type: ignore[no-untyped-def]
+    """The executor in this process with the scripted test analyzer on two real workers: a
+    normal file, a file that hangs (per-file timeout, its worker restarted), and one that
+    segfaults every worker it touches (failed after dask_max_attempts, the others unharmed)."""
+    from playlistgen.core.dask_config import TlsFiles
+    from playlistgen.core.dask_executor import DaskAnalysisExecutor
+    from playlistgen.core.executor import AnalysisExecutor
+    from tests.executor_helpers import spec
+
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs(scheduler_args(port), tmp_path / "scheduler.log")
+    for i in range(2):
+        procs(worker_args(address), tmp_path / f"worker{i}.log", env={"PYTHONPATH": str(REPO)})
+    files = {name: tmp_path / "lib" / f"{name}.txt" for name in ("ok", "hang", "segv")}
+    files["ok"].parent.mkdir()
+    for name, path in files.items():
+        path.write_text({"ok": "ok", "hang": "sleep 120", "segv": "segv"}[name])
+    s = spec()
+    ex = DaskAnalysisExecutor(
+        s, versions={"playlistgen": __version__, "analyzer": "scripted-" + ANALYZER_VERSION}, scheduler=address,
+        listen="", tls=TlsFiles(), path_map={}, max_ship_mb=10, max_attempts=2, fallback="wait", timeout_s=8,
+        local_factory=lambda: AnalysisExecutor(s, workers=1, timeout_s=8, max_memory_mb=500, max_tasks_per_child=9),
+        models_dir=s.models_dir)
+    try:
+        ex.start()
+        wait_for(lambda: ex.capacity == 2, 120, "two workers")
+        for i, path in enumerate(files.values()):
+            ex.submit(i, str(path))
+        outcomes: dict = {}
+        wait_for(lambda: outcomes.update({o.file_id: o for o in ex.poll(0.5)}) or len(outcomes) == 3, 240,
+                 "three outcomes")
+        ok, hang, segv = outcomes[0], outcomes[1], outcomes[2]
+        assert ok.error is None and ok.result["command"] == "ok" and ok.result["worker"]["host"]
+        assert hang.error == "timed out after 8 s" and not hang.requeue
+        assert segv.error.startswith("analysis killed 2 Dask worker(s)") and not segv.requeue, segv.error
+        h = ex.health()
+        assert h["restarts"]["timeout"] == 1 and h["restarts"].get("crash", 0) >= 1
+        assert h["dask"]["files_shipped"] == 3 and h["failed"] == 2 and h["succeeded"] == 1
+        wait_for(lambda: ex.capacity == 2, 120, "the stuck and crashed workers were replaced")
+        ex.submit(9, str(files["ok"]))
+        wait_for(lambda: [o for o in ex.poll(0.5) if o.file_id == 9 and o.error is None], 60, "a file after that")
+    finally:
+        assert ex.close(grace_s=0) == []

@@ -74,8 +74,8 @@ def analyze(ctx: click.Context, files: tuple[str, ...], preset: str | None, back
     settings = settings_from_ctx(ctx, {"analysis": {"preset": preset, "backend": backend,
                                                     "models_dir": models_dir,
                                                     "ml_runtime": ml_runtime}})
-    from ..logs import configure_logging
     from ..core.analysis.factory import create_analyzer
+    from ..logs import configure_logging
 
     configure_logging(settings.logging.level, settings.logging.format)
     analyzer = create_analyzer(settings.analysis.backend, settings.analysis.preset,

@@ -23,6 +23,7 @@ from .common import settings_from_ctx
 DEPENDENCIES = [
     ("essentia", "essentia-tensorflow", "the default analyzer backend"),
     ("librosa", "librosa", "the librosa analyzer backend"),
+    ("onnxruntime", "onnxruntime", "the fast MusiCNN runtime (and the librosa backend's ML presets)"),
     ("tensorflow", "tensorflow-cpu", "`models install` (model conversion only)"),
     ("apsw", "apsw", "the database"),
     ("flask", "flask", "the HTTP API"),
@@ -51,8 +52,9 @@ def _version(dist: str) -> str:
 
 
 def _imports(module: str) -> tuple[bool, str]:
+    env = {"ORT_DISABLE_TELEMETRY": "1", **os.environ}   # importing onnxruntime starts its telemetry
     proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=env)
     if proc.returncode == 0:
         return True, ""
     lines = (proc.stderr or "").strip().splitlines()

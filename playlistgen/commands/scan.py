@@ -76,7 +76,6 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
                  "database": {"path": db_path}}
     settings = settings_from_ctx(ctx, overrides, require_library=True)
 
-    from ..logs import configure_logging
     from ..core.db import Database
     from ..core.dblock import DatabaseLock
     from ..core.executor import AnalysisExecutor
@@ -84,6 +83,7 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
     from ..core.library import Library, library_counts
     from ..core.scheduler import Scheduler
     from ..daemon import analyzer_spec, analyzer_version, check_models
+    from ..logs import configure_logging
 
     configure_logging("WARNING" if settings.logging.level == "INFO" else settings.logging.level,
                       settings.logging.format)
@@ -100,7 +100,9 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
         click.echo(f"library: {report.seen} files ({report.unchanged} unchanged, {report.queued} new or changed, "
                    f"{report.moved} moved, {report.linked} copies, {report.missing} missing); "
                    f"{pending} to analyse with preset '{settings.analysis.preset}'", err=True)
-        executor = AnalysisExecutor(analyzer_spec(settings), kind=settings.analysis.executor,
+        # `scan` always analyses here; executor dask is for `serve` (workers join a long-running daemon)
+        kind = "process" if settings.analysis.executor == "dask" else settings.analysis.executor
+        executor = AnalysisExecutor(analyzer_spec(settings), kind=kind,
                                     workers=settings.effective_workers(), timeout_s=settings.analysis.timeout_s,
                                     max_memory_mb=settings.analysis.max_memory_mb,
                                     max_tasks_per_child=settings.analysis.max_tasks_per_child)

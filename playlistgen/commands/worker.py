@@ -54,8 +54,8 @@ def worker(ctx: click.Context, scheduler: str | None, nworkers: int, preset: str
 
     import asyncio
 
-    from ..logs import configure_logging
     from ..core.dask_worker import run_workers
+    from ..logs import configure_logging
 
     configure_logging(settings.logging.level, settings.logging.format)
     click.echo(f"starting {nworkers} analysis worker(s) on {socket.gethostname()} for {address}", err=True)

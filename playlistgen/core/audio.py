@@ -182,19 +182,6 @@ class _SoundfileSource(_Source):
         self._fd = -1
 
 
-class _ChainedOggSource(_Source):
-    def __init__(self, path: str, links: list[tuple[int, int]]) -> None:
-        self._chain = ChainedOgg(path, links)
-        c = self._chain
-        self.info = SourceInfo(path, c.sample_rate, c.channels, None, c.codec, "soundfile")
-
-    def blocks(self, frames: int) -> Iterator[np.ndarray]:
-        return self._chain.blocks(frames)
-
-    def close(self) -> None:
-        self._chain.close()
-
-
 class _EssentiaSource(_Source):
     """Whole-file decode through Essentia's bundled FFmpeg (see module docstring)."""
 
@@ -315,7 +302,7 @@ def _open_source(path: str) -> _Source:
     try:
         links = ogg_links(path)
         if links:
-            return _ChainedOggSource(path, links)
+            return ChainedOgg(path, links)  # a _Source: blocks, info, stopped_early, rest, close
     except Exception as exc:
         errors.append(f"chained ogg: {_one_line(exc)}")
     try:

@@ -137,7 +137,16 @@ class ChainedOgg:
         self._window: FileWindow | None = None
         self._file = self._open(0)
         self.sample_rate, self.channels = int(self._file.samplerate), int(self._file.channels)
-        self.codec = f"ogg/{self._file.subtype} (chained: {len(links)} links)".lower()
+        from .audio import SourceInfo  # audio imports this module
+
+        codec = f"ogg/{self._file.subtype} (chained: {len(links)} links)".lower()
+        self.info = SourceInfo(path, self.sample_rate, self.channels, None, codec, "soundfile")
+
+    def stopped_early(self) -> str | None:
+        return None   # every link is read to its end; the decoded length is the length
+
+    def rest(self, frames: int) -> None:
+        return None
 
     def _open(self, index: int):  # type: ignore[no-untyped-def]
         self._window = FileWindow(self._path, *self._links[index])

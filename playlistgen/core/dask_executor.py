@@ -97,6 +97,7 @@ class DaskAnalysisExecutor:
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
         self._plugin: Any = None
+        self.on_capacity: Callable[[], None] | None = None   # called when workers join (Scheduler.wake)
 
     @classmethod
     def from_settings(cls, settings: Any, spec: Any, analyzer_version: str) -> DaskAnalysisExecutor:
@@ -170,6 +171,12 @@ class DaskAnalysisExecutor:
         return unfinished
 
     # ------------------------------------------------------------------ the interface
+
+    @property
+    def workers(self) -> int:
+        """Analysis slots on the cluster now (one per remote worker process)."""
+        with self._lock:
+            return self._remote_slots()
 
     @property
     def capacity(self) -> int:
@@ -471,6 +478,8 @@ class DaskAnalysisExecutor:
             client.register_plugin(self._plugin, name=PLUGIN_NAME)
         self._scheduler_id = info.get("id")
         with self._lock:
+            self._apply_events()   # also when idle: poll() runs only while files are in flight
+            slots = self._remote_slots()
             seen = info.get("workers", {})
             for addr in list(self._workers):
                 if addr not in seen:
@@ -480,6 +489,9 @@ class DaskAnalysisExecutor:
                 entry.update(name=str(w.get("name")), host=entry.get("host") or w.get("host"),
                              nthreads=w.get("nthreads", 1), running=w.get("status") == "running",
                              rss_mb=round((w.get("metrics") or {}).get("memory", 0) / MB, 1))
+            grown = self._remote_slots() > slots
+        if grown and self.on_capacity is not None:   # workers joined: no need to wait for the next poll
+            self.on_capacity()
 
     def _disconnected(self, error: str | None) -> None:
         with self._lock:
@@ -512,4 +524,5 @@ class DaskAnalysisExecutor:
         from .dask_health import executor_health
 
         with self._lock:
+            self._apply_events()
             return executor_health(self)

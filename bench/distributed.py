@@ -22,8 +22,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# This file's name is the Dask package's: keep bench/ at the END of sys.path (a script's folder
+# comes first by default), so `import distributed` finds the package and `import common` ours.
+BENCH = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
+sys.path.insert(0, str(BENCH.parent))
+sys.path.append(str(BENCH))
+import distributed  # noqa: E402,F401  (the package, cached before scaling.py puts bench/ first again)
 
 from common import REPO, MachineLoad, durations, find_corpus, pick_files, stats  # noqa: E402
 from scaling import _LENGTHS, run_once, start_executor  # noqa: E402

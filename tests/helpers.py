@@ -6,10 +6,27 @@ import time
 from pathlib import Path
 
 import numpy as np
+import requests
 
+from playlistgen.core.db import connect
 from tests import audio_fixtures as af
 
 SR = 22050
+ENV = {
+    "PLAYLISTGEN_ANALYSIS__PRESET": "fast",
+    "PLAYLISTGEN_ANALYSIS__WORKERS": "2",
+    "PLAYLISTGEN_LIBRARY__SETTLE_SECONDS": "0.5",
+    "PLAYLISTGEN_LIBRARY__RESCAN_INTERVAL_S": "0",
+}
+
+
+def status(daemon) -> dict:  # type: ignore[no-untyped-def]
+    return requests.get(daemon.url + "/api/v1/library/status", timeout=5).json()
+
+
+def features_per_track(db_path: Path) -> list[int]:
+    conn = connect(db_path)
+    return [n for (n,) in conn.execute("SELECT count(*) FROM features GROUP BY track_id, analyzer_version")]
 
 
 def make_song(path: Path, i: int, seconds: float = 6.0) -> Path:

@@ -17,24 +17,7 @@ from playlistgen.commands.serve import DUPLICATE_SIGNAL_S
 from playlistgen.core import maintenance
 from playlistgen.core.db import connect
 from tests import audio_fixtures as af
-from tests.helpers import make_song, wait_for
-
-SR = 22050
-ENV = {
-    "PLAYLISTGEN_ANALYSIS__PRESET": "fast",
-    "PLAYLISTGEN_ANALYSIS__WORKERS": "2",
-    "PLAYLISTGEN_LIBRARY__SETTLE_SECONDS": "0.5",
-    "PLAYLISTGEN_LIBRARY__RESCAN_INTERVAL_S": "0",
-}
-
-
-def status(daemon) -> dict:  # type: ignore[no-untyped-def]
-    return requests.get(daemon.url + "/api/v1/library/status", timeout=5).json()
-
-
-def features_per_track(db_path: Path) -> list[int]:
-    conn = connect(db_path)
-    return [n for (n,) in conn.execute("SELECT count(*) FROM features GROUP BY track_id, analyzer_version")]
+from tests.helpers import ENV, SR, features_per_track, make_song, status, wait_for
 
 
 @pytest.fixture

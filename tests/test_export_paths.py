@@ -79,9 +79,9 @@ def test_analysis_stores_mixramp_hints(tmp_path: Path) -> None:
 def test_path_mapped_m3u8_resolves_in_mpd(tmp_path: Path) -> None:
     """MPD sees the library under another root (a symlink standing in for a container mount):
     the saved M3U8 with path_map resolves; without it, MPD refuses the absolute paths."""
+    from tests.helpers import wait_for
+    from tests.mpd_server import Mpd
     from tests.tagged_library import make_library
-    from tests.test_daemon import wait_for
-    from tests.test_mpd import Mpd
 
     lib = tmp_path / "library"
     make_library(lib, 8, formats=("flac", "ogg"))

@@ -17,8 +17,8 @@ from playlistgen.core.db import Database, connect
 from playlistgen.core.jobs import JobQueue
 from playlistgen.core.library import Library
 from tests import audio_fixtures as af
+from tests.helpers import ENV, status, wait_for
 from tests.tagged_library import make_library, make_song, set_tags
-from tests.test_daemon import ENV, status, wait_for
 
 VERSION = "test-1"
 

@@ -148,8 +148,16 @@ function renderResources(r) {
     const tr = document.createElement("tr");
     tr.dataset.pid = p.pid;
     const bar = `<div class="cell-bar" style="width:${(100 * p.rss_mb / maxRss).toFixed(0)}%"></div>`;
-    tr.innerHTML = `<td class="nw">${p.name}</td><td class="nw muted">${p.pid}</td>` +
-      `<td class="r cpu">${p.cpu_percent ?? "–"}</td><td class="r rss">${p.rss_mb}${bar}</td>`;
+    tr.innerHTML = `<td class="nw"></td><td class="nw muted"></td>` +
+      `<td class="r cpu">${Number.isFinite(p.cpu_percent) ? p.cpu_percent : "–"}</td>` +
+      `<td class="r rss">${Number(p.rss_mb) || 0}${bar}</td>`;
+    // names, hosts and paths of remote (Dask) workers come from other machines: text only
+    tr.cells[0].textContent = p.remote ? `${p.name} @ ${p.host}` : p.name;
+    tr.cells[1].textContent = String(p.pid ?? "–");
+    if (p.remote) {
+      tr.classList.add("remote");
+      tr.title = `${p.tasks_done} files, ${p.failures} failures` + (p.current ? ` · now: ${p.current}` : "");
+    }
     rows.appendChild(tr);
   }
   const s = r.system;
@@ -157,6 +165,18 @@ function renderResources(r) {
   setText("system-line", `system CPU ${s.cpu_percent}% of ${s.cpu_count} cores · ` +
     `${fmtInt(s.memory_available_mb)} of ${fmtInt(s.memory_total_mb)} MB free · ${disk} · ` +
     `${r.open_files.daemon ?? "–"} open files`);
+}
+
+function renderExecutor(h) {
+  const d = h && h.executor && h.executor.dask;
+  const line = $("dask-line");
+  line.hidden = !d;
+  if (!d) return;
+  const state = d.connected ? `connected to ${d.scheduler}` :
+    `scheduler ${d.scheduler} unreachable, ${d.mode}${d.error ? " (" + d.error + ")" : ""}`;
+  line.textContent = `Dask: ${state} · ${d.workers} remote workers · ${fmtInt(d.files_shipped)} files, ` +
+    `${fmtBytes(d.bytes_shipped)} shipped · ${fmtInt(d.files_local)} analysed here` +
+    (d.refused.length ? ` · ${d.refused.length} refused: ${d.refused[d.refused.length - 1].reason}` : "");
 }
 
 function renderPool(p) {
@@ -231,6 +251,7 @@ const SOURCES = [
   ["/api/v1/performance/metrics", renderMetrics],
   ["/api/v1/performance/cache/stats", renderCache],
   ["/api/v1/performance/resource-usage", renderResources],
+  ["/api/v1/performance/async-processor/health", renderExecutor, { allow: [503] }],
   ["/api/v1/performance/database/pool", renderPool],
   ["/api/v1/tracks/failed?limit=10", renderFailures],
 ];

@@ -11,6 +11,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Settings
@@ -191,6 +192,28 @@ class LibraryService:
                 "last_error": self.last_error, "queue": self._requests.qsize()}
 
 
+@dataclass(frozen=True)
+class DaemonStatus:
+    """One snapshot of the running daemon: what /health, /api/v1/library/status, the
+    performance routes and /metrics show. Taken by :meth:`Daemon.status` (the executor's health
+    is computed once per snapshot, however many gauges read it)."""
+
+    taken_at: float          # time.monotonic()
+    library: dict            # LibraryService.health(): watcher, current scan, unavailable roots
+    analysis: dict           # Scheduler.health(): in flight, rates, unsaved results
+    executor: dict           # the executor's health: workers (local or remote), restarts, state
+    pending: int             # files waiting for analysis
+    last_scan: dict | None   # the last finished reconcile
+
+    @property
+    def queue(self) -> dict:
+        """The analysis queue in one dict (async-processor health, the dashboard)."""
+        a = self.analysis
+        return {"pending": self.pending, "in_flight": a["in_flight"], "files_per_min": a["files_per_min"],
+                "analysed": a["analysed"], "failed": a["failed"], "requeued": a["requeued"],
+                "library_requests": self.library["queue"]}
+
+
 class Daemon:
     """Everything `serve` runs besides the HTTP server."""
 
@@ -217,6 +240,8 @@ class Daemon:
             self.executor.on_capacity = self.scheduler.wake  # workers joined
         self.library = Library(db, settings.library, version, on_queued=self.scheduler.wake)
         self.library_service = LibraryService(self.library, settings, metrics=metrics)
+        self._status: DaemonStatus | None = None
+        self._status_lock = threading.Lock()
 
     def start(self) -> None:
         try:
@@ -235,6 +260,17 @@ class Daemon:
         self.library_service.stop()
         self.scheduler.stop(grace_s)
 
-    def health(self) -> dict:
-        return {"ready": True, "library": self.library_service.health(), "analysis": self.scheduler.health()}
+    def status(self, max_age_s: float = 0.0) -> DaemonStatus:
+        """A snapshot of the daemon; one younger than ``max_age_s`` is reused (a /metrics scrape
+        reads a dozen gauges from one snapshot)."""
+        with self._status_lock:
+            cached = self._status
+            if cached is not None and time.monotonic() - cached.taken_at <= max_age_s:
+                return cached
+            report = self.library.last_report
+            self._status = DaemonStatus(taken_at=time.monotonic(), library=self.library_service.health(),
+                                        analysis=self.scheduler.health(), executor=self.executor.health(),
+                                        pending=self.queue.pending_count(),
+                                        last_scan=report.to_dict() if report else None)
+            return self._status
 

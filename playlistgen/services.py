@@ -5,25 +5,36 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .config import Settings
 from .core.db import Database
+
+if TYPE_CHECKING:  # the real types, without importing them at run time
+    from .core.cache import FeatureCache
+    from .core.mediaserver.service import MediaServerService
+    from .core.mediaserver.sonic import SonicSearch
+    from .core.metrics import Metrics
+    from .core.mpd_radio import MpdRadio
+    from .core.playlists.schedule import MixScheduler
+    from .core.playlists.service import PlaylistService
+    from .core.tagwriter_service import TagWriterService
+    from .daemon import Daemon
 
 
 @dataclass
 class Services:
     settings: Settings
     db: Database
-    daemon: Any = None  # playlistgen.daemon.Daemon when serving; None in plain API tests
-    metrics: Any = None  # playlistgen.core.metrics.Metrics; None disables /performance and route timers
-    cache: Any = None    # playlistgen.core.cache.FeatureCache; None reads features straight from the database
-    playlists: Any = None  # playlistgen.core.playlists.service.PlaylistService; create_app builds one if None
-    mediaserver: Any = None  # playlistgen.core.mediaserver.service.MediaServerService; None = no link running
-    sonic: Any = None    # playlistgen.core.mediaserver.sonic.SonicSearch (/rest, AudioMuse); create_app builds one
-    mixes: Any = None    # playlistgen.core.playlists.schedule.MixScheduler; create_app builds one if None
-    mpd: Any = None      # playlistgen.core.mpd_radio.MpdRadio when mpd.enabled; None otherwise
-    tagwriter: Any = None  # playlistgen.core.tagwriter_service.TagWriterService when library.write_tags
+    daemon: Daemon | None = None            # when serving; None in plain API tests
+    metrics: Metrics | None = None          # None disables /performance and route timers
+    cache: FeatureCache | None = None       # None reads features straight from the database
+    playlists: PlaylistService | None = None  # create_app builds one if None
+    mediaserver: MediaServerService | None = None  # None = no media-server link running
+    sonic: SonicSearch | None = None        # similarity with server ids (/rest, AudioMuse); create_app builds one
+    mixes: MixScheduler | None = None       # scheduled mixes; create_app builds one if None
+    mpd: MpdRadio | None = None             # the MPD radio when mpd.enabled
+    tagwriter: TagWriterService | None = None  # writes tags after analysis when library.write_tags
     started_at: float = field(default_factory=time.time)
 
     def close(self) -> None:

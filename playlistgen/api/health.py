@@ -18,9 +18,9 @@ def health():  # type: ignore[no-untyped-def]
     components = {"database": {**database, "degraded": database["writer"]["degraded"],
                                "schema_version": latest_version()}}
     if services.daemon is not None:
-        daemon = services.daemon.health()
-        components["analysis"] = daemon["analysis"]
-        components["library"] = daemon["library"]
+        status = services.daemon.status()
+        components["analysis"] = status.analysis
+        components["library"] = status.library
     if getattr(services, "mediaserver", None) is not None:  # degraded, never down: analysis and API go on
         components["mediaserver"] = services.mediaserver.health()
     if getattr(services, "mpd", None) is not None:  # the MPD radio: degraded while MPD is away

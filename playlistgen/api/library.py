@@ -6,6 +6,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify
 
+from ..core.jobs import failed_files
 from ..core.library import library_counts
 from ..errors import PlaylistgenError
 from .args import int_arg
@@ -42,7 +43,8 @@ def status():  # type: ignore[no-untyped-def]
                             "rules": playlists.exclusions.configured.to_dict()}
     daemon = services.daemon
     if daemon is not None:
-        analysis = daemon.scheduler.health()
+        snapshot = daemon.status()
+        analysis = snapshot.analysis
         rate = analysis["files_per_min"]
         remaining = counts["pending"] + counts["analysing"]
         body.update({
@@ -51,9 +53,9 @@ def status():  # type: ignore[no-untyped-def]
             "files_per_min": rate,
             "eta_s": _eta(remaining, rate),
             "analysis": analysis,
-            "scan": daemon.library_service.health()["scan"],
-            "last_scan": daemon.library.last_report.to_dict() if daemon.library.last_report else None,
-            "watcher": daemon.library_service.health()["watcher"],
+            "scan": snapshot.library["scan"],
+            "last_scan": snapshot.last_scan,
+            "watcher": snapshot.library["watcher"],
             "preset": services.settings.analysis.preset,
         })
     body["time"] = time.time()
@@ -72,10 +74,5 @@ def failed():  # type: ignore[no-untyped-def]
     services = _services()
     limit = int_arg("limit", 100, 1, 1000)
     offset = int_arg("offset", 0, 0, 10**9)
-    jobs_queue = services.daemon.queue if services.daemon else None
-    if jobs_queue is None:
-        from ..core.jobs import JobQueue
-
-        jobs_queue = JobQueue(services.db, "")
     total = services.db.query("SELECT count(*) FROM files WHERE status = 'failed'")[0][0]
-    return jsonify({"total": total, "failed": jobs_queue.failures(limit, offset)})
+    return jsonify({"total": total, "failed": failed_files(services.db, limit, offset)})

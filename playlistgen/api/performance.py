@@ -48,14 +48,6 @@ def utilisation(metrics, executor_health: dict | None) -> float | None:  # type:
     return round(min(busy / (executor_health["size"] * window), 1.0), 4)
 
 
-def queue_status(daemon) -> dict:  # type: ignore[no-untyped-def]
-    pending = daemon.queue.pending_count()
-    health = daemon.scheduler.health()
-    return {"pending": pending, "in_flight": health["in_flight"], "files_per_min": health["files_per_min"],
-            "analysed": health["analysed"], "failed": health["failed"], "requeued": health["requeued"],
-            "library_requests": daemon.library_service.health()["queue"]}
-
-
 @bp.get(f"{PREFIX}/metrics")
 def metrics_json():  # type: ignore[no-untyped-def]
     metrics = _metrics()
@@ -113,10 +105,11 @@ def async_health():  # type: ignore[no-untyped-def]
     if daemon is None:
         raise UnavailableError("the analysis daemon is not running in this process",
                                hint="start it with `playlistgen serve`")
-    executor = daemon.executor.health()
+    snapshot = daemon.status()
+    executor = snapshot.executor
     metrics = getattr(_services(), "metrics", None)
     body = {"ready": executor["state"] == "running" and not executor["fatal_error"],
-            "executor": executor, "queue": queue_status(daemon),
+            "executor": executor, "queue": snapshot.queue,
             "utilisation": utilisation(metrics, executor) if metrics else None}
     return jsonify(body), 200 if body["ready"] else 503
 
@@ -127,12 +120,13 @@ def optimization_report():  # type: ignore[no-untyped-def]
     metrics = _metrics()
     daemon = services.daemon
     usage = metrics.resources.usage(services.settings, services.db.path, daemon)
-    executor = daemon.executor.health() if daemon is not None else None
+    snapshot = daemon.status(max_age_s=1.0) if daemon is not None else None
+    executor = snapshot.executor if snapshot is not None else None
     cache = getattr(services, "cache", None)
     inputs = Inputs(settings=services.settings, cache=cache.stats() if cache is not None else None,
                     pool=services.db.pool_stats(), timers=metrics.timers("op"), http=metrics.timers("http"),
                     realtime=metrics.realtime_factor(), executor=executor,
-                    pending=daemon.queue.pending_count() if daemon is not None else None,
+                    pending=snapshot.pending if snapshot is not None else None,
                     utilisation=utilisation(metrics, executor), system=usage["system"],
                     processes=usage["processes"])
     return jsonify(build_report(inputs))

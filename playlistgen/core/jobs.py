@@ -114,6 +114,11 @@ class JobQueue:
                      "WHERE fingerprint = ? AND status = 'pending'", (track_id, job.fingerprint))
 
     def failures(self, limit: int = 100, offset: int = 0) -> list[dict]:
-        rows = self.db.query("SELECT id, path, error, attempts, updated_at FROM files WHERE status = 'failed' "
-                             "ORDER BY updated_at DESC LIMIT ? OFFSET ?", (limit, offset))
-        return [{"id": r[0], "path": r[1], "reason": r[2], "attempts": r[3], "failed_at": r[4]} for r in rows]
+        return failed_files(self.db, limit, offset)
+
+
+def failed_files(db: Database, limit: int = 100, offset: int = 0) -> list[dict]:
+    """Files that could not be analysed, newest failure first, with the reason."""
+    rows = db.query("SELECT id, path, error, attempts, updated_at FROM files WHERE status = 'failed' "
+                    "ORDER BY updated_at DESC LIMIT ? OFFSET ?", (limit, offset))
+    return [{"id": r[0], "path": r[1], "reason": r[2], "attempts": r[3], "failed_at": r[4]} for r in rows]

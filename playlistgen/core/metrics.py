@@ -32,6 +32,7 @@ WINDOW = 1024                 # samples kept per timer
 THROUGHPUT_BUCKET_S = 60      # one throughput bar per minute ...
 THROUGHPUT_BUCKETS = 60       # ... for the last hour
 ANALYSIS_STAGES = ("decode", "dsp", "ml")
+SCRAPE_S = 1.0               # gauges of one /metrics scrape share one daemon snapshot this old
 
 Probe = Callable[[], Any]     # returns a number, or {label tuple: number} for labelled probes
 
@@ -329,12 +330,15 @@ def register_probes(metrics: Metrics, *, db: Any = None, daemon: Any = None, cac
             from .dask_health import register_probes as register_dask_probes
 
             register_dask_probes(metrics, executor)
+        def snapshot():  # type: ignore[no-untyped-def]
+            return daemon.status(max_age_s=SCRAPE_S)  # one snapshot for every gauge of a scrape
+
         metrics.add_gauge("queue_depth", "Files waiting for analysis or in flight",
-                          lambda: daemon.queue.pending_count() + len(daemon.scheduler.in_flight))
-        metrics.add_gauge("workers_alive", "Analysis workers alive", lambda: executor.health()["alive"])
-        metrics.add_gauge("workers_busy", "Analysis workers running a file", lambda: executor.health()["in_flight"])
+                          lambda: snapshot().pending + snapshot().analysis["in_flight"])
+        metrics.add_gauge("workers_alive", "Analysis workers alive", lambda: snapshot().executor["alive"])
+        metrics.add_gauge("workers_busy", "Analysis workers running a file", lambda: snapshot().executor["in_flight"])
         metrics.add_counter("worker_restarts", "Analysis workers replaced (crash, memory, max_tasks, timeout)",
-                            lambda: executor.health()["restarts"]["total"])
+                            lambda: snapshot().executor["restarts"]["total"])
     metrics.add_gauge("rss_bytes", "Resident memory per process", lambda: {
         (p["name"], str(p["pid"])): (p["rss_mb"] or 0) * 2**20 for p in metrics.resources.processes(daemon)},
         labels=("process", "pid"))

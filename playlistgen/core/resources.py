@@ -67,7 +67,7 @@ class ResourceMonitor:
         """The daemon (this process) and each analysis worker process, with RSS (and CPU)."""
         out = [self.describe(os.getpid(), "daemon", cpu=cpu)]
         if daemon is not None and daemon.executor.kind in ("process", "dask"):
-            for worker in daemon.executor.health()["workers"]:
+            for worker in daemon.status(max_age_s=1.0).executor["workers"]:
                 if worker["pid"] and not worker.get("remote"):
                     out.append(self.describe(worker["pid"], f"worker-{worker['slot']}", cpu=cpu,
                                              slot=worker["slot"]))

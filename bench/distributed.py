@@ -29,7 +29,6 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != BENCH]
 sys.path.insert(0, str(BENCH.parent))
 sys.path.append(str(BENCH))
 import distributed  # noqa: E402,F401  (the package, cached before scaling.py puts bench/ first again)
-
 from common import REPO, MachineLoad, durations, find_corpus, pick_files, stats  # noqa: E402
 from scaling import _LENGTHS, run_once, start_executor  # noqa: E402
 
@@ -113,14 +112,19 @@ def measure(files: list[str], models_dir: Path, preset: str, pairs: int, log=pri
         first = {"local": first_result(local, short), "dask": first_result(dask, short)}
         for p in range(pairs):
             shipped0 = dask.health()["dask"]["bytes_shipped"]
-            one, two = run_once(local, files), run_once(dask, files)
+            if p % 2:   # alternate the order: a neighbour's load drifting over time hits both alike
+                two, one = run_once(dask, files), run_once(local, files)
+            else:
+                one, two = run_once(local, files), run_once(dask, files)
             shipped = dask.health()["dask"]["bytes_shipped"] - shipped0
             pair = {"local": one, "dask": two, "ratio": two["audio_min_per_min"] / one["audio_min_per_min"],
                     "bytes_per_audio_min": shipped / audio_min,
                     "foreign_share": max(one["foreign_share"], two["foreign_share"])}
             log(f"  pair {p + 1}: local {one['audio_min_per_min']:.1f}, dask {two['audio_min_per_min']:.1f} "
                 f"audio-min/min → {pair['ratio']:.2f} (other processes {pair['foreign_share']:.0%}); "
-                f"{pair['bytes_per_audio_min'] / 2**20:.2f} MB shipped per audio-min")
+                f"{pair['bytes_per_audio_min'] / 2**20:.2f} MB shipped per audio-min; workers busy "
+                f"{one['busy_share']:.0%} / {two['busy_share']:.0%}, CPU-s per audio-min "
+                f"{one['worker_cpu_s'] / audio_min:.2f} / {two['worker_cpu_s'] / audio_min:.2f}")
             kept.append(pair)
     finally:
         local.close(grace_s=0)
@@ -138,6 +142,10 @@ def measure(files: list[str], models_dir: Path, preset: str, pairs: int, log=pri
         "local": stats([k["local"]["audio_min_per_min"] for k in kept]),
         "dask": stats([k["dask"]["audio_min_per_min"] for k in kept]),
         "ratio": stats([k["ratio"] for k in kept]),
+        "busy_share": {"local": stats([k["local"]["busy_share"] for k in kept]),
+                       "dask": stats([k["dask"]["busy_share"] for k in kept])},
+        "cpu_s_per_audio_min": {"local": stats([k["local"]["worker_cpu_s"] / audio_min for k in kept]),
+                                "dask": stats([k["dask"]["worker_cpu_s"] / audio_min for k in kept])},
         "bytes_per_audio_min": stats([k["bytes_per_audio_min"] for k in kept]),
         "foreign_share": stats([k["foreign_share"] for k in kept]),
         "first_result_s": first, "cold_first_result_s": cold_first, "workers_join_s": join_s,
@@ -155,6 +163,7 @@ def markdown(r: dict) -> str:
         return f"{s['median']:.{d}f} ({s['min']:.{d}f}–{s['max']:.{d}f})"
 
     p = r["projection"]
+    mb = {k: r["bytes_per_audio_min"][k] / 2**20 for k in ("median", "min", "max")}
     return "\n".join([
         BLOCK_START,
         "## Analysis on other machines (Dask)",
@@ -170,7 +179,7 @@ def markdown(r: dict) -> str:
         f"| 2 Dask workers | {f(r['dask'], 1)} |",
         f"| **overhead ratio** (Dask / local, goal ≥ 0.9) | **{f(r['ratio'])}** |",
         "",
-        f"Bytes shipped per audio minute: {f({k: v / 2**20 for k, v in r['bytes_per_audio_min'].items()})} MB "
+        f"Bytes shipped per audio minute: {f(mb)} MB "
         "(the files as stored). Time to first result on an idle warm cluster: "
         f"{r['first_result_s']['dask']:.2f} s with Dask vs {r['first_result_s']['local']:.2f} s locally (one "
         f"file); from starting `playlistgen worker` to the first result: {r['cold_first_result_s']:.1f} s "
@@ -191,19 +200,14 @@ def markdown(r: dict) -> str:
 def write(result: dict, doc: Path, assets: Path) -> None:
     assets.mkdir(parents=True, exist_ok=True)
     (assets / "distributed.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
     block = markdown(result)
+    (assets / "distributed.md").write_text(block + "\n", encoding="utf-8")   # bench/report.py appends it
+    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
     if BLOCK_START in text:
         text = re.sub(re.escape(BLOCK_START) + ".*?" + re.escape(BLOCK_END), lambda _m: block, text, flags=re.S)
     else:
         text = text.rstrip() + "\n\n" + block + "\n"
     doc.write_text(text, encoding="utf-8")
-
-
-def saved_block(assets: Path) -> str | None:
-    """The block from the last run (bench/report.py keeps it when it rewrites the document)."""
-    path = assets / "distributed.json"
-    return markdown(json.loads(path.read_text(encoding="utf-8"))) if path.exists() else None
 
 
 def main() -> None:

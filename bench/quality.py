@@ -248,19 +248,22 @@ def make_versions(corpus: Path, folder: Path) -> dict[str, str]:
     return out
 
 
-def library_db(corpus: Path, models_dir: Path) -> tuple[Path, dict[str, str]]:
-    """The corpus + versions analysed by `playlistgen scan` (preset balanced) into a cached file."""
+def library_db(corpus: Path, models_dir: Path, ml_runtime: str = "auto") -> tuple[Path, dict[str, str]]:
+    """The corpus + versions analysed by `playlistgen scan` (preset balanced, MusiCNN on
+    ``ml_runtime``) into a cached file."""
     folder = cache_dir() / "quality"
     versions = make_versions(corpus, folder / "versions")
     manifest = (corpus / "manifest.tsv").read_bytes()
-    key = hashlib.sha256(manifest + ANALYZER_VERSION.encode() + json.dumps(sorted(versions)).encode()).hexdigest()[:12]
+    key = hashlib.sha256(manifest + ANALYZER_VERSION.encode() + json.dumps(sorted(versions)).encode()
+                         + (b"" if ml_runtime == "auto" else ml_runtime.encode())).hexdigest()[:12]
     db = folder / f"library-{key}.db"
     if not db.exists():
         _log(f"quality: analysing the corpus and {len(versions)} versions with `playlistgen scan` (once) …")
         tmp = db.with_name("tmp-" + db.name)
         for p in tmp.parent.glob(tmp.name + "*"):
             p.unlink()
-        env = dict(os.environ, PLAYLISTGEN_ANALYSIS__MODELS_DIR=str(models_dir), PLAYLISTGEN_LOGGING__LEVEL="WARNING")
+        env = dict(os.environ, PLAYLISTGEN_ANALYSIS__MODELS_DIR=str(models_dir), PLAYLISTGEN_LOGGING__LEVEL="WARNING",
+                   PLAYLISTGEN_ANALYSIS__ML_RUNTIME=ml_runtime)
         subprocess.run([sys.executable, "-m", "playlistgen", "scan", str(corpus), str(folder / "versions"),
                         "--db", str(tmp), "--preset", "balanced"], cwd=folder, env=env, check=True,
                        stdout=subprocess.DEVNULL)
@@ -598,9 +601,10 @@ def space_settings() -> tuple[dict[str, float], str]:
     return current_weights(), p.metric
 
 
-def evaluate(corpus: Path, models_dir: Path, tune: bool = False, log=_log) -> dict:  # type: ignore[no-untyped-def]
+def evaluate(corpus: Path, models_dir: Path, tune: bool = False, log=_log,  # type: ignore[no-untyped-def]
+             ml_runtime: str = "auto") -> dict:
     gt = tempo_key_accuracy(models_dir)
-    db, versions = library_db(corpus, models_dir)
+    db, versions = library_db(corpus, models_dir, ml_runtime)
     lib = Library(db, corpus, versions)
     try:
         weights, metric = space_settings()
@@ -640,8 +644,10 @@ def main() -> None:
     parser.add_argument("--models-dir", default=str(REPO / "models"))
     parser.add_argument("--tune", action="store_true", help="also sweep the similarity weights")
     parser.add_argument("--json", help="write the full result here")
+    parser.add_argument("--ml-runtime", default="auto", choices=("auto", "onnx", "essentia"),
+                        help="MusiCNN runtime of the corpus scan (analysis.ml_runtime)")
     args = parser.parse_args()
-    result = evaluate(find_corpus(args.corpus), Path(args.models_dir), args.tune)
+    result = evaluate(find_corpus(args.corpus), Path(args.models_dir), args.tune, ml_runtime=args.ml_runtime)
     gt, c = result["ground_truth"], result["corpus"]
     for name, m in gt["methods"].items():
         print(f"{name:8s} tempo Acc1 {m['tempo']['acc1']:.1%} Acc2 {m['tempo']['acc2']:.1%}   "

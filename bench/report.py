@@ -489,7 +489,11 @@ def replace_block(text: str, block: str) -> str:
 def write(results: dict, doc: Path, assets: Path) -> None:
     assets.mkdir(parents=True, exist_ok=True)
     figs = plots(results, assets)
-    doc.write_text(markdown(results, figs), encoding="utf-8")
+    text = markdown(results, figs)
+    extra = assets / "distributed.md"   # written by bench/distributed.py, which runs on its own
+    if extra.exists():
+        text = text.rstrip() + "\n\n" + extra.read_text(encoding="utf-8")
+    doc.write_text(text, encoding="utf-8")
     readme = doc.parents[1] / "README.md"
     if readme.exists() and SUMMARY_START in readme.read_text(encoding="utf-8"):
         readme.write_text(replace_block(readme.read_text(encoding="utf-8"), summary(results)), encoding="utf-8")

@@ -56,7 +56,7 @@ def run_once(executor, files: list[str]) -> dict:  # type: ignore[no-untyped-def
     """One timed run over ``files`` (longest first, so the run does not end on one long file
     analysed alone): audio-minutes per minute, worker CPU, foreign load."""
     order = sorted(files, key=lambda f: -_LENGTHS.get(f, 0.0))
-    queue, finished, audio_s, cpu_s = list(enumerate(order)), 0, 0.0, 0.0
+    queue, finished, audio_s, cpu_s, busy_s = list(enumerate(order)), 0, 0.0, 0.0, 0.0
     with MachineLoad() as load:
         started = time.perf_counter()
         while finished < len(order):
@@ -69,9 +69,11 @@ def run_once(executor, files: list[str]) -> dict:  # type: ignore[no-untyped-def
                 finished += 1
                 audio_s += outcome.result["duration_s"]
                 cpu_s += outcome.result["worker"]["cpu_s"]
+                busy_s += outcome.result["worker"]["wall_s"]
         wall = time.perf_counter() - started
     return {"workers": executor.workers, "audio_min_per_min": audio_s / wall, "wall_s": wall,
             "worker_cpu_s": cpu_s, "cpu_utilisation": cpu_s / wall / executor.workers,
+            "worker_busy_s": busy_s, "busy_share": busy_s / wall / executor.workers,
             "foreign_share": load.foreign_share, "foreign_cpu_s": load.foreign_s}
 
 

@@ -6,6 +6,7 @@ TLS with certificates from `playlistgen cluster certs` (and, when this runs as r
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -14,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 
@@ -22,9 +24,10 @@ from playlistgen.config import Settings, validate
 from playlistgen.core import maintenance
 from playlistgen.core.analysis.version import ANALYZER_VERSION
 from playlistgen.core.db import connect
+from playlistgen.core.records import from_blob
 from playlistgen.errors import ConfigError
 from tests.conftest import REPO, child_env, free_port, run_cli
-from tests.test_daemon import features_per_track, make_song, status, wait_for
+from tests.helpers import features_per_track, make_song, status, wait_for
 
 FAKE_VERSION = "essentia-0.0.0-test"
 
@@ -166,6 +169,11 @@ def test_cluster_kill_fallback_restart_and_refusal(tmp_path: Path, daemon_factor
     assert h["restarts"].get("crash", 0) >= 1 and h["failed"] == 0, h
     assert h["dask"]["files_shipped"] >= 10 and h["dask"]["bytes_shipped"] >= 10 * 40 * 22050 * 2
     assert status(daemon)["analysis"]["analysed"] == 10
+    # visible in /metrics and in the dashboard's processes panel (resource-usage)
+    metrics = requests.get(daemon.url + "/metrics", timeout=10).text
+    assert "playlistgen_dask_bytes_shipped_total" in metrics and 'playlistgen_dask_worker_tasks_total{' in metrics
+    rows = requests.get(daemon.url + "/api/v1/performance/resource-usage", timeout=10).json()["processes"]
+    assert sum(1 for r in rows if r.get("remote") and r["host"] and r["pid"]) == 2, rows
 
     # the scheduler goes away: health says so, new files are analysed locally
     scheduler.stop(signal.SIGKILL)
@@ -283,6 +291,17 @@ def test_tls_cluster_with_certs_and_models_from_the_daemon(tmp_path: Path, daemo
     embeddings = conn.execute("SELECT count(*) FROM features WHERE embedding IS NOT NULL").fetchall()[0][0]
     tags = conn.execute("SELECT count(DISTINCT track_id) FROM tags").fetchall()[0][0]
     assert embeddings == 2 and tags == 2   # the MusiCNN models travelled from the daemon
+    # the same numbers as a local analysis of the same file (and the same names from its folders)
+    one = library / "Artist" / "Album" / "01 - one.wav"
+    local = json.loads(run_cli("analyze", "--json", "--preset", "balanced", str(one), timeout=300).stdout)
+    local = local[0] if isinstance(local, list) else local
+    columns = ("bpm", "key", "scale", "loudness_lufs", "energy", "danceability", "spectral_centroid")
+    row = conn.execute(f"SELECT {', '.join(columns)}, embedding, t.artist, t.album, t.title FROM features f "
+                       "JOIN tracks t ON t.id = f.track_id JOIN files ON files.track_id = t.id "
+                       "WHERE files.path = ?", (str(one),)).fetchall()[0]
+    assert dict(zip(columns, row[:len(columns)], strict=True)) == {c: local[c] for c in columns}
+    assert np.allclose(from_blob(row[len(columns)]), local["embedding"], atol=1e-6)
+    assert list(row[-3:]) == [local["metadata"][k] for k in ("artist", "album", "title")]
     if netns:
         rx, tx = netns.bytes_in_out()
         shipped = h["dask"]["bytes_shipped"]
@@ -336,5 +355,27 @@ def test_executor_timeout_and_a_file_that_kills_every_worker(tmp_path: Path, pro
         wait_for(lambda: ex.capacity == 2, 120, "the stuck and crashed workers were replaced")
         ex.submit(9, str(files["ok"]))
         wait_for(lambda: [o for o in ex.poll(0.5) if o.file_id == 9 and o.error is None], 60, "a file after that")
+        # a worker that mounts the library reads it itself (dask_path_map): no bytes shipped
+        ex.path_map = {str(files["ok"].parent): str(files["ok"].parent)}
+        ex.submit(10, str(files["ok"]))
+        wait_for(lambda: [o for o in ex.poll(0.5) if o.file_id == 10 and o.error is None], 60, "path-mapped file")
+        # a file above dask_max_ship_mb is analysed here
+        ex.path_map, ex.max_ship_bytes = {}, 1
+        ex.submit(11, str(files["ok"]))
+        local = wait_for(lambda: [o for o in ex.poll(0.5) if o.file_id == 11], 120, "the big file, locally")
+        assert local[0].error is None and local[0].result["worker"]["host"]
+        d = ex.health()["dask"]
+        assert (d["files_shipped"], d["files_path_mapped"], d["files_local"]) == (4, 1, 1), d
     finally:
         assert ex.close(grace_s=0) == []
+
+
+def test_dask_is_imported_only_by_the_dask_executor() -> None:
+    """`playlistgen --help` and the serve process with another executor never import Dask."""
+    code = ("import sys; from playlistgen.cli import cli; import playlistgen.daemon, playlistgen.api, "
+            "playlistgen.core.metrics, playlistgen.core.resources, playlistgen.commands.worker; "
+            "from playlistgen.config import load_settings; load_settings(environ={}); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+    assert run_cli("worker", "--help").returncode == 0

@@ -352,3 +352,26 @@ def test_onnxruntime_telemetry_is_off(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "(2, 50)"
     assert list(tmp_path.iterdir()) == [], "onnxruntime wrote into $HOME"
+
+
+@needs_onnx
+def test_stream_equals_plain_patch_mean() -> None:
+    """The streamed balanced path (chunks of odd sizes, every third patch, mel computed only for
+    the patches that run) gives exactly the mean over every third patch of the whole signal."""
+    from playlistgen.core.analysis.musicnn import MusicnnStream
+    from playlistgen.core.analysis.onnx_musicnn import OnnxMusicnn
+    from playlistgen.core.analysis.presets import get_preset
+
+    model = OnnxMusicnn(require_model(MODELS, "msd_musicnn", "onnx"))
+    stream = MusicnnStream([model], get_preset("balanced"))
+    signal = np.concatenate([generated_signals()["song"], generated_signals()["clicks"]])
+    state = stream.begin()
+    for start in range(0, len(signal), 77_777):
+        stream.push(state, signal[start:start + 77_777])
+    embedding, tags = stream.finish(state)
+    chosen = patches_of(signal)[::3]
+    ref_tags, ref_emb = model.predict(chosen)
+    assert state.analysed == len(chosen) >= 3
+    np.testing.assert_allclose(embedding, ref_emb.mean(0), rtol=0, atol=1e-9)
+    assert tags["msd"] == {label: round(float(p), 4)
+                           for label, p in zip(model.labels, ref_tags.mean(0), strict=True)}

@@ -38,12 +38,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .dask_config import TlsFiles, default_listen, tls_files
+from .dask_connection import SchedulerConnection
 from .executor import AnalysisExecutor, Outcome, one_line
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0
-WATCH_INTERVAL_S = 1.0
 TICK_S = 0.1
 MB = 1024 * 1024
 
@@ -61,17 +60,19 @@ class _Task:
     killers: list[str] = field(default_factory=list)
 
 
-class DaskAnalysisExecutor:
+class DaskAnalysisExecutor(SchedulerConnection):
     kind = "dask"
 
     def __init__(self, spec: Any, *, versions: dict[str, str], scheduler: str, listen: str, tls: TlsFiles,
                  path_map: dict[str, str], max_ship_mb: int, max_attempts: int, fallback: str,
-                 timeout_s: float, local_factory: Callable[[], AnalysisExecutor], models_dir: str) -> None:
+                 timeout_s: float, local_factory: Callable[[], AnalysisExecutor], models_dir: str,
+                 local_workers: int = 1) -> None:
         self.spec, self.versions, self.tls = spec, versions, tls
         self.scheduler_address, self.listen = scheduler, listen
         self.path_map = dict(sorted(path_map.items(), key=lambda kv: -len(kv[0])))  # longest prefix first
         self.max_ship_bytes, self.max_attempts, self.fallback = max_ship_mb * MB, max_attempts, fallback
         self.timeout_s, self.models_dir, self._local_factory = timeout_s, models_dir, local_factory
+        self.local_workers = local_workers
         self.max_memory_mb = self.max_tasks_per_child = None
         self._lock = threading.RLock()
         self._done: queue.Queue = queue.Queue()
@@ -95,6 +96,7 @@ class DaskAnalysisExecutor:
         self._last_error: dict | None = None
         self._seq = itertools.count(1)
         self._stop = threading.Event()
+        self._attempted = threading.Event()   # set once the first connection attempt has finished
         self._watch: threading.Thread | None = None
         self._plugin: Any = None
         self.on_capacity: Callable[[], None] | None = None   # called when workers join (Scheduler.wake)
@@ -115,7 +117,7 @@ class DaskAnalysisExecutor:
         return cls(spec, versions=versions, scheduler=a.dask_scheduler, listen=a.dask_listen or default_listen(tls),
                    tls=tls, path_map=a.dask_path_map, max_ship_mb=a.dask_max_ship_mb,
                    max_attempts=a.dask_max_attempts, fallback=a.dask_fallback, timeout_s=a.timeout_s,
-                   local_factory=local, models_dir=spec.models_dir)
+                   local_factory=local, models_dir=spec.models_dir, local_workers=settings.effective_workers())
 
     # ------------------------------------------------------------------ life cycle
 
@@ -132,7 +134,8 @@ class DaskAnalysisExecutor:
 
             self._embedded = EmbeddedScheduler(self.listen, self.tls, max_attempts=self.max_attempts)
             self.scheduler_address = self._embedded.start()
-        self._connect()   # first attempt now; the watcher retries
+        # The watcher connects (at once) and reconnects: registering the plugin waits for every
+        # worker to load its models, and `serve` must answer /health meanwhile.
         self._watch = threading.Thread(target=self._watch_loop, name="dask-watch", daemon=True)
         self._watch.start()
 
@@ -181,12 +184,12 @@ class DaskAnalysisExecutor:
     @property
     def capacity(self) -> int:
         with self._lock:
-            if self._state != "running":
+            if self._state != "running" or not self._attempted.is_set():   # connecting: no local detour
                 return 0
             if self._connected:
                 free = self._remote_slots() - len(self._tasks)
-            elif self.fallback == "local":
-                free = self._ensure_local().capacity
+            elif self.fallback == "local":   # started by the first submit, not by asking
+                free = self._local.capacity if self._local is not None else self.local_workers
             else:
                 free = 0
             return max(0, free - len(self._backlog))
@@ -214,8 +217,12 @@ class DaskAnalysisExecutor:
             try:
                 self._submit_remote(file_id, path, data, read_path)
             except Exception as exc:   # the scheduler went away between capacity and submit
-                log.warning("Dask submit failed (%s); analysing %s locally", one_line(exc), path)
-                self._submit_local(file_id, path)
+                log.warning("Dask submit of %s failed: %s", path, one_line(exc))
+                if self.fallback == "local":
+                    self._submit_local(file_id, path)
+                else:
+                    self._ready.append(Outcome(file_id, path, None, "Dask scheduler unreachable", requeue=True))
+                    self._counts["requeued"] += 1
 
     def poll(self, timeout: float) -> list[Outcome]:
         deadline = time.monotonic() + timeout
@@ -424,89 +431,6 @@ class DaskAnalysisExecutor:
 
     def _local_busy(self) -> bool:
         return self._local is not None and self._local.health()["in_flight"] > 0
-
-    # ------------------------------------------------------------------ connection
-
-    def _watch_loop(self) -> None:
-        while not self._stop.wait(WATCH_INTERVAL_S):
-            try:
-                client = self._client
-                if client is None or client.status != "running":
-                    self._disconnected("lost the connection to the scheduler" if client else None)
-                    self._connect()
-                else:
-                    self._refresh(client)
-            except Exception as exc:
-                self._disconnected(one_line(exc))
-
-    def _connect(self) -> None:
-        from distributed import Client
-
-        from .dask_worker import PLUGIN_NAME, TOPIC_READY, TOPIC_REFUSED, TOPIC_START
-
-        old, self._client = self._client, None
-        if old is not None:
-            try:
-                old.close(timeout=2)
-            except Exception:
-                pass
-        try:
-            client = Client(self.scheduler_address, security=self.tls.security(), timeout=CONNECT_TIMEOUT_S,
-                            set_as_default=False, name="playlistgen-daemon")
-        except Exception as exc:
-            self._disconnected(f"cannot reach the Dask scheduler at {self.scheduler_address}: {one_line(exc)}")
-            return
-        try:
-            for topic in (TOPIC_START, TOPIC_READY, TOPIC_REFUSED):
-                client.subscribe_topic(topic, lambda event, t=topic: self._on_event(t, event))
-            client.register_plugin(self._plugin, name=PLUGIN_NAME)
-            self._client = client
-            self._refresh(client)
-        except Exception as exc:
-            client.close(timeout=2)
-            self._disconnected(f"Dask scheduler at {self.scheduler_address}: {one_line(exc)}")
-            return
-        with self._lock:
-            self._connected, self._conn_error, self._conn_changed = True, None, time.time()
-        log.info("connected to the Dask scheduler at %s", self.scheduler_address)
-
-    def _refresh(self, client: Any) -> None:
-        info = client.scheduler_info(n_workers=-1)
-        if self._scheduler_id is not None and info.get("id") != self._scheduler_id:
-            from .dask_worker import PLUGIN_NAME  # a restarted scheduler forgot the plugin
-
-            client.register_plugin(self._plugin, name=PLUGIN_NAME)
-        self._scheduler_id = info.get("id")
-        with self._lock:
-            self._apply_events()   # also when idle: poll() runs only while files are in flight
-            slots = self._remote_slots()
-            seen = info.get("workers", {})
-            for addr in list(self._workers):
-                if addr not in seen:
-                    del self._workers[addr]
-            for addr, w in seen.items():
-                entry = self._workers.setdefault(addr, {"since": time.time()})
-                entry.update(name=str(w.get("name")), host=entry.get("host") or w.get("host"),
-                             nthreads=w.get("nthreads", 1), running=w.get("status") == "running",
-                             rss_mb=round((w.get("metrics") or {}).get("memory", 0) / MB, 1))
-            grown = self._remote_slots() > slots
-        if grown and self.on_capacity is not None:   # workers joined: no need to wait for the next poll
-            self.on_capacity()
-
-    def _disconnected(self, error: str | None) -> None:
-        with self._lock:
-            was = self._connected
-            self._connected = False
-            if error:
-                self._conn_error = error
-            if was:
-                self._conn_changed = time.time()
-                log.warning("Dask scheduler unreachable (%s): %s", error,
-                            "analysing locally" if self.fallback == "local" else "waiting for it")
-            for key, task in list(self._tasks.items()):   # their futures are gone with the connection
-                self._tasks.pop(key), self._by_file.pop(task.file_id, None)
-                self._requeue(task, "the Dask scheduler connection was lost")
-            self._workers.clear()
 
     def _on_ready(self, msg: dict) -> None:
         self._refused.pop(msg["address"], None)

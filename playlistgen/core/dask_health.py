@@ -5,6 +5,7 @@ and the Prometheus probes for them and for the bytes shipped."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -78,10 +79,11 @@ def processes(ex: Any) -> list[dict]:
     return rows
 
 
-def register_probes(metrics: Any, ex: Any) -> None:
-    """Prometheus: bytes shipped, files by route, and per remote worker tasks/failures/RSS/busy."""
+def register_probes(metrics: Any, health: Callable[[], dict]) -> None:
+    """Prometheus: bytes shipped, files by route, and per remote worker tasks/failures/RSS/busy;
+    ``health`` returns the executor's health (a snapshot shared by one scrape)."""
     def dask() -> dict:
-        return ex.health()["dask"]
+        return health()["dask"]
 
     metrics.add_counter("dask_bytes_shipped", "Bytes of audio files shipped to Dask workers",
                         lambda: dask()["bytes_shipped"])
@@ -92,7 +94,7 @@ def register_probes(metrics: Any, ex: Any) -> None:
 
     def per_worker(field: str) -> Any:
         return lambda: {(w["host"] or "?", str(w["pid"]), w["address"]): float(w[field] or 0)
-                        for w in ex.health()["workers"] if w.get("remote")}
+                        for w in health()["workers"] if w.get("remote")}
 
     labels = ("host", "pid", "address")
     metrics.add_counter("dask_worker_tasks", "Files analysed per remote worker", per_worker("tasks_done"),

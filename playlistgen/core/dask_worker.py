@@ -308,7 +308,12 @@ async def run_workers(scheduler: str, nworkers: int, security: Any, *, preset: s
     if os.environ.get(TEST_VERSION_ENV):
         env[TEST_VERSION_ENV] = os.environ[TEST_VERSION_ENV]
     # Dask's per-worker HTTP server: /health only, on loopback (the nannies pass the config on).
-    dask.config.set({"distributed.worker.http.routes": ["distributed.http.health"]})
+    # No sampling profiler (a thread taking the GIL every 10 ms) and none of the nanny's
+    # environment presets (MALLOC_TRIM_THRESHOLD_ makes numpy-heavy code slower): a worker
+    # process runs exactly like a local analysis worker (bench/distributed.py measures both).
+    dask.config.set({"distributed.worker.http.routes": ["distributed.http.health"],
+                     "distributed.worker.profile.enabled": False,
+                     "distributed.nanny.pre-spawn-environ": {}})
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -326,12 +326,14 @@ def register_probes(metrics: Metrics, *, db: Any = None, daemon: Any = None, cac
         metrics.add_gauge("cache_entries", "Entries in the feature cache", lambda: cache.stats()["entries"])
     if daemon is not None:
         executor = daemon.executor
+
+        def snapshot():  # type: ignore[no-untyped-def]
+            return daemon.status(max_age_s=SCRAPE_S)  # one snapshot for every gauge of a scrape
+
         if executor.kind == "dask":  # remote workers and bytes shipped
             from .dask_health import register_probes as register_dask_probes
 
-            register_dask_probes(metrics, executor)
-        def snapshot():  # type: ignore[no-untyped-def]
-            return daemon.status(max_age_s=SCRAPE_S)  # one snapshot for every gauge of a scrape
+            register_dask_probes(metrics, lambda: snapshot().executor)
 
         metrics.add_gauge("queue_depth", "Files waiting for analysis or in flight",
                           lambda: snapshot().pending + snapshot().analysis["in_flight"])

@@ -46,6 +46,7 @@ class MusicnnState:
     tag_sums: dict[str, np.ndarray] = field(default_factory=dict)
     emb_sum: np.ndarray | None = None
     last_frames: np.ndarray | None = None                    # for clips shorter than a patch
+    frames_seen: int = 0                                     # mel frames pushed so far
 
 
 class MusicnnStream:
@@ -71,7 +72,7 @@ class MusicnnStream:
 
     def push(self, state: MusicnnState, x: np.ndarray) -> None:
         """Add 16 kHz mono samples; runs the models on every patch that is complete."""
-        mel = self._mel(state.framer.push(x))
+        mel = self._frames_to_mel(state, state.framer.push(x))
         if len(mel):
             state.mel.append(mel)
             state.pending += len(mel)
@@ -80,7 +81,7 @@ class MusicnnStream:
 
     def finish(self, state: MusicnnState) -> tuple[list[float] | None, dict | None]:
         """(mean embedding, {"msd": {label: p}, ...}) or (None, None) for an empty file."""
-        state.mel.append(self._mel(state.framer.flush()))
+        state.mel.append(self._frames_to_mel(state, state.framer.flush()))
         self._cut(state, final=True)
         if state.analysed == 0:
             return None, None
@@ -90,6 +91,20 @@ class MusicnnStream:
             tags[model.name.split("_")[0]] = {label: round(float(p), 4)
                                               for label, p in zip(model.labels, probs, strict=True)}
         return list(state.emb_sum / state.analysed), tags
+
+    def _frames_to_mel(self, state: MusicnnState, frames: np.ndarray) -> np.ndarray:
+        """Mel rows for the frames; with a patch stride (balanced), only the frames of patches
+        that will run are computed — the others stay zero and are never used."""
+        first = state.frames_seen
+        state.frames_seen += len(frames)
+        if self.stride == 1 or self.hop < MUSICNN_PATCH_FRAMES or not len(frames):
+            return self._mel(frames)
+        index = np.arange(first, first + len(frames))
+        used = ((index // self.hop) % self.stride == 0) & ((index % self.hop) < MUSICNN_PATCH_FRAMES)
+        out = np.zeros((len(frames), MUSICNN_BANDS), dtype=np.float32)
+        if used.any():
+            out[used] = self._mel(frames[used])
+        return out
 
     def _cut(self, state: MusicnnState, final: bool) -> None:
         frames = (np.concatenate(state.mel) if state.mel

@@ -54,6 +54,10 @@ class OnnxMusicnn:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3               # errors only: no start-up chatter
+        # The pre-planned memory pattern kept ~15 MB more at peak than Essentia-TF's worker
+        # (406 vs 390 MB over four real files); without it the worker peaks at 393 MB, at the
+        # same speed (28.9 vs 29.0 ms per patch).
+        options.enable_mem_pattern = False
         self._session = ort.InferenceSession(str(info.path), sess_options=options,
                                              providers=["CPUExecutionProvider"])
         self.predict(np.zeros((1, 187, 96), dtype=np.float32))   # warm-up: first run allocates

@@ -40,8 +40,8 @@ def serve(db_path: str, port: int) -> None:
     from playlistgen.api import create_app
     from playlistgen.config import Settings
     from playlistgen.core.db import Database
-    from playlistgen.core.threads import single_threaded_blas
     from playlistgen.core.playlists.service import PlaylistService
+    from playlistgen.core.threads import single_threaded_blas
     from playlistgen.services import Services
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under load

@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 MODELS := models/manifest.json
 
-.PHONY: setup models run test lint bench clean browser ffmpeg mpd
+.PHONY: setup models run test lint bench clean browser ffmpeg mpd realaudio
 
 setup: $(STAMP)
 
@@ -23,7 +23,7 @@ run: setup models
 	mkdir -p library
 	$(BIN)/playlistgen serve --library ./library
 
-test: setup models browser ffmpeg mpd
+test: setup models browser ffmpeg mpd realaudio
 	$(BIN)/ruff check playlistgen tests bench
 	$(BIN)/python -m pytest
 
@@ -45,6 +45,19 @@ mpd:
 	@command -v mpd >/dev/null 2>&1 || \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpd; \
 	  else echo "mpd is missing and apt-get needs root: the MPD tests will be skipped"; fi
+
+# A few real music tracks for the tests that compare analysers on real audio: the music of one
+# Debian package (xmoto-data, GPL, ~32 MB download), unpacked into .cache/ (not committed).
+REAL_AUDIO := .cache/real-audio
+realaudio:
+	@if [ ! -f $(REAL_AUDIO)/manifest.tsv ]; then \
+	  mkdir -p $(REAL_AUDIO)/deb && cd $(REAL_AUDIO)/deb && \
+	  { apt-get download -qq xmoto-data 2>/dev/null || { apt-get update -qq && apt-get download -qq xmoto-data; }; } && \
+	  dpkg-deb --fsys-tarfile xmoto-data_*.deb | tar -x --wildcards './usr/share/games/xmoto/Textures/Musics/*.ogg' && \
+	  mkdir -p ../xmoto && mv usr/share/games/xmoto/Textures/Musics/*.ogg ../xmoto/ && cd .. && rm -rf deb && \
+	  ls xmoto/*.ogg | sed 's/$$/\txmoto-data/' > manifest.tsv \
+	  || echo "could not fetch real audio (apt-get download xmoto-data): the real-audio tests will be skipped"; \
+	fi
 
 # `make bench` is the quick run (< 5 min); `make bench FULL=1` the full one. Both write docs/benchmarks.md.
 bench: setup models

@@ -12,7 +12,6 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from .config import Settings
 from .core.db import Database
@@ -24,55 +23,6 @@ from .errors import DatabaseError
 log = logging.getLogger(__name__)
 # how soon a reconcile is tried again after a refused write or while a library root is unavailable
 RETRY_S = 30.0
-
-
-def analyzer_version(settings: Settings) -> str:
-    """The version stored with each result: backend name + analyzer version (as the analyzers report it)."""
-    from .core.analysis.version import ANALYZER_VERSION  # no analysis-stack import
-
-    return f"{resolved_backend(settings)}-{ANALYZER_VERSION}"
-
-
-def resolved_backend(settings: Settings) -> str:
-    if settings.analysis.backend != "auto":
-        return settings.analysis.backend
-    import importlib.util
-
-    return "essentia" if importlib.util.find_spec("essentia") else "librosa"
-
-
-def ml_runtime(settings: Settings, quiet: bool = True) -> str | None:
-    """The MusiCNN runtime the workers use ("onnx" | "essentia"), None for a DSP-only preset."""
-    from .core.analysis.presets import get_preset
-    from .core.analysis.runtime import resolve_ml_runtime  # light: no numpy, no ML imports
-
-    preset = get_preset(settings.analysis.preset)
-    if not preset.uses_ml:
-        return None
-    return resolve_ml_runtime(settings.analysis.ml_runtime, resolved_backend(settings),
-                              settings.analysis.models_dir, preset.models, quiet=quiet)
-
-
-def check_models(settings: Settings) -> None:
-    """Refuse to start an ML preset whose models are missing — never invent values. Logs the
-    runtime fallback (if any) once, here in the main process."""
-    runtime = ml_runtime(settings, quiet=False)
-    if runtime is None:
-        return
-    from .core.analysis.models import require_model
-    from .core.analysis.presets import get_preset
-
-    for name in get_preset(settings.analysis.preset).models:
-        require_model(Path(settings.analysis.models_dir), name, runtime)
-
-
-def analyzer_spec(settings: Settings):  # type: ignore[no-untyped-def]
-    from .core.analysis.runtime import factory_target
-    from .core.executor import AnalyzerSpec
-
-    return AnalyzerSpec(factory=factory_target(ml_runtime(settings) or "auto"),
-                        backend=resolved_backend(settings), preset=settings.analysis.preset,
-                        models_dir=str(Path(settings.analysis.models_dir).resolve()))
 
 
 class LibraryService:
@@ -218,6 +168,7 @@ class Daemon:
     """Everything `serve` runs besides the HTTP server."""
 
     def __init__(self, settings: Settings, db: Database, metrics=None) -> None:  # type: ignore[no-untyped-def]
+        from .core.analysis.factory import analyzer_spec, analyzer_version, check_models
         from .core.executor import AnalysisExecutor
 
         check_models(settings)
@@ -230,11 +181,7 @@ class Daemon:
 
             self.executor = DaskAnalysisExecutor.from_settings(settings, analyzer_spec(settings), version)
         else:
-            self.executor = AnalysisExecutor(analyzer_spec(settings), kind=settings.analysis.executor,
-                                             workers=settings.effective_workers(),
-                                             timeout_s=settings.analysis.timeout_s,
-                                             max_memory_mb=settings.analysis.max_memory_mb,
-                                             max_tasks_per_child=settings.analysis.max_tasks_per_child)
+            self.executor = AnalysisExecutor.from_settings(settings, analyzer_spec(settings))
         self.scheduler = Scheduler(self.queue, self.executor, metrics=metrics)
         if settings.analysis.executor == "dask":
             self.executor.on_capacity = self.scheduler.wake  # workers joined

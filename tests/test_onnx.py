@@ -311,7 +311,7 @@ def test_runtime_resolution(tmp_path: Path, caplog: pytest.LogCaptureFixture) ->
 @needs_onnx
 def test_daemon_accepts_ml_presets_on_librosa(tmp_path: Path) -> None:
     from playlistgen.config import load_settings
-    from playlistgen.daemon import analyzer_spec, check_models
+    from playlistgen.core.analysis.factory import analyzer_spec, check_models
 
     settings = load_settings(environ={}, overrides={"analysis": {
         "backend": "librosa", "preset": "balanced", "models_dir": str(MODELS)}})

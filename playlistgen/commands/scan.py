@@ -76,13 +76,13 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
                  "database": {"path": db_path}}
     settings = settings_from_ctx(ctx, overrides, require_library=True)
 
+    from ..core.analysis.factory import analyzer_spec, analyzer_version, check_models
     from ..core.db import Database
     from ..core.dblock import DatabaseLock
     from ..core.executor import AnalysisExecutor
     from ..core.jobs import JobQueue
     from ..core.library import Library, library_counts
     from ..core.scheduler import Scheduler
-    from ..daemon import analyzer_spec, analyzer_version, check_models
     from ..logs import configure_logging
 
     configure_logging("WARNING" if settings.logging.level == "INFO" else settings.logging.level,
@@ -102,10 +102,7 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
                    f"{pending} to analyse with preset '{settings.analysis.preset}'", err=True)
         # `scan` always analyses here; executor dask is for `serve` (workers join a long-running daemon)
         kind = "process" if settings.analysis.executor == "dask" else settings.analysis.executor
-        executor = AnalysisExecutor(analyzer_spec(settings), kind=kind,
-                                    workers=settings.effective_workers(), timeout_s=settings.analysis.timeout_s,
-                                    max_memory_mb=settings.analysis.max_memory_mb,
-                                    max_tasks_per_child=settings.analysis.max_tasks_per_child)
+        executor = AnalysisExecutor.from_settings(settings, analyzer_spec(settings), kind=kind)
         scheduler = Scheduler(queue, executor)
         progress = Progress(pending)
         try:

@@ -61,11 +61,11 @@ def import_(ctx: click.Context, file: str, libraries: tuple[str, ...], db_path: 
     """
     settings = settings_from_ctx(ctx, {"library": {"paths": list(libraries) or None},
                                        "database": {"path": db_path}}, require_library=True)
+    from ..core.analysis.factory import analyzer_version
     from ..core.db import Database
     from ..core.jobs import JobQueue
     from ..core.library import Library
     from ..core.transfer import import_file
-    from ..daemon import analyzer_version
 
     started = time.monotonic()
     version = analyzer_version(settings)

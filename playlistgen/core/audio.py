@@ -42,6 +42,7 @@ import numpy as np
 
 from ..errors import AnalysisError
 from .audio_chain import ChainedOgg, match_channels, mp3_rest, ogg_links
+from .optional import essentia_available
 
 log = logging.getLogger(__name__)
 
@@ -274,12 +275,6 @@ class _AudioreadSource(_Source):
         self._file.close()
 
 
-def _essentia_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("essentia") is not None
-
-
 def _long_file(path: str) -> tuple[int, float, int] | None:
     """(sample rate, duration, channels) from the tags' stream info when the file is too long
     to decode whole into memory."""
@@ -321,7 +316,7 @@ def _open_source(path: str) -> _Source:
 
 def _open_other(path: str, errors: list[str], exclude: str = "soundfile") -> _Source | None:
     """The decoders after libsndfile, in order, skipping the one named ``exclude``."""
-    if exclude != "essentia" and _essentia_available():
+    if exclude != "essentia" and essentia_available():
         try:
             long = _long_file(path)
             if long:

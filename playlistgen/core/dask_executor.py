@@ -110,9 +110,7 @@ class DaskAnalysisExecutor(SchedulerConnection):
         tls = tls_files(a)
 
         def local() -> AnalysisExecutor:
-            return AnalysisExecutor(spec, kind="process", workers=settings.effective_workers(),
-                                    timeout_s=a.timeout_s, max_memory_mb=a.max_memory_mb,
-                                    max_tasks_per_child=a.max_tasks_per_child)
+            return AnalysisExecutor.from_settings(settings, spec, kind="process")
 
         return cls(spec, versions=versions, scheduler=a.dask_scheduler, listen=a.dask_listen or default_listen(tls),
                    tls=tls, path_map=a.dask_path_map, max_ship_mb=a.dask_max_ship_mb,

@@ -193,6 +193,13 @@ def _describe_exit(code: int | None) -> str:
 class AnalysisExecutor:
     """Runs ``analyzer.analyze(path)`` for submitted files; see the module docstring."""
 
+    @classmethod
+    def from_settings(cls, settings: Any, spec: AnalyzerSpec, *, kind: str | None = None) -> AnalysisExecutor:
+        """The executor the analysis.* settings describe (``kind`` overrides analysis.executor)."""
+        a = settings.analysis
+        return cls(spec, kind=kind or a.executor, workers=settings.effective_workers(), timeout_s=a.timeout_s,
+                   max_memory_mb=a.max_memory_mb, max_tasks_per_child=a.max_tasks_per_child)
+
     def __init__(self, spec: AnalyzerSpec, *, kind: str = "process", workers: int, timeout_s: float,
                  max_memory_mb: int, max_tasks_per_child: int) -> None:
         if kind not in ("process", "thread"):

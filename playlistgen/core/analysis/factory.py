@@ -1,6 +1,11 @@
-"""Build an analyzer: `create_analyzer("auto", "balanced", Path("models"))`.
+"""Analyzer wiring in one place: which backend and ML runtime run, the version stored with each
+result, the model check at start-up, the spec workers build their analyzer from — and building
+the analyzer itself: `create_analyzer("auto", "balanced", Path("models"))`.
 
-Call it once per worker process (it loads the models) and reuse the result for many files.
+The settings-level helpers (``analyzer_version``, ``check_models``, ``analyzer_spec``...) import
+nothing heavy: the serve process calls them without loading Essentia, TensorFlow or librosa.
+
+Build an analyzer once per worker process (it loads the models) and reuse it for many files.
 "auto" picks Essentia when it is installed, librosa otherwise; ``ml_runtime`` picks the MusiCNN
 runtime (analysis.runtime: onnx, essentia or auto). Both backends run the ML presets: Essentia
 on either runtime, librosa on onnxruntime. Nothing heavy is imported until this function runs.
@@ -8,23 +13,22 @@ on either runtime, librosa on onnxruntime. Nothing heavy is imported until this 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ...errors import ConfigError
-from .base import Analyzer
-from .musicnn import MusicnnModel
+from ..optional import essentia_available
 from .presets import Preset, get_preset
 from .runtime import resolve_ml_runtime
+
+if TYPE_CHECKING:  # the analysis stack itself is imported only when an analyzer is built
+    from .base import Analyzer
+    from .musicnn import MusicnnModel
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "essentia", "librosa")
-
-
-def essentia_available() -> bool:
-    return importlib.util.find_spec("essentia") is not None
 
 
 def resolve_backend(backend: str) -> str:
@@ -38,6 +42,53 @@ def resolve_backend(backend: str) -> str:
                           hint="pip install essentia-tensorflow, or use --backend librosa")
     return backend
 
+
+# --- settings-level wiring (light) ----------------------------------------------------------------
+
+def analyzer_version(settings: Any) -> str:
+    """The version stored with each result: backend name + analyzer version (as the analyzers report it)."""
+    from .version import ANALYZER_VERSION  # no analysis-stack import
+
+    return f"{resolved_backend(settings)}-{ANALYZER_VERSION}"
+
+
+def resolved_backend(settings: Any) -> str:
+    """"essentia" or "librosa" for analysis.backend (auto: essentia when it is installed)."""
+    return resolve_backend(settings.analysis.backend)
+
+
+def resolved_ml_runtime(settings: Any, quiet: bool = True) -> str | None:
+    """The MusiCNN runtime the workers use ("onnx" | "essentia"), None for a DSP-only preset."""
+    preset = get_preset(settings.analysis.preset)
+    if not preset.uses_ml:
+        return None
+    return resolve_ml_runtime(settings.analysis.ml_runtime, resolved_backend(settings),
+                              settings.analysis.models_dir, preset.models, quiet=quiet)
+
+
+def check_models(settings: Any) -> None:
+    """Refuse to start an ML preset whose models are missing — never invent values. Logs the
+    runtime fallback (if any) once, here in the main process."""
+    runtime = resolved_ml_runtime(settings, quiet=False)
+    if runtime is None:
+        return
+    from .models import require_model
+
+    for name in get_preset(settings.analysis.preset).models:
+        require_model(Path(settings.analysis.models_dir), name, runtime)
+
+
+def analyzer_spec(settings: Any):  # type: ignore[no-untyped-def]
+    """What a worker process needs to build its analyzer (picklable; also sent to Dask workers)."""
+    from ..executor import AnalyzerSpec
+    from .runtime import factory_target
+
+    return AnalyzerSpec(factory=factory_target(resolved_ml_runtime(settings) or "auto"),
+                        backend=resolved_backend(settings), preset=settings.analysis.preset,
+                        models_dir=str(Path(settings.analysis.models_dir).resolve()))
+
+
+# --- building an analyzer (in the worker) ---------------------------------------------------------
 
 def load_musicnn(preset: Preset, models_dir: Path, runtime: str) -> list[MusicnnModel]:
     """The preset's MusiCNN models, loaded for ``runtime`` ("onnx" | "essentia")."""

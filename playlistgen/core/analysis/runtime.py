@@ -18,11 +18,11 @@ the answer to its workers, which then build their analyzer with it (see ``factor
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 from pathlib import Path
 
 from ...errors import ConfigError
+from ..optional import onnxruntime_available
 from .models import list_models
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,6 @@ log = logging.getLogger(__name__)
 ML_RUNTIMES = ("auto", "onnx", "essentia")
 NO_ONNXRUNTIME = ("onnxruntime is not installed: MusiCNN runs on Essentia's TensorFlow instead "
                   "(about 2x slower; `pip install onnxruntime` to fix)")
-
-
-def onnxruntime_available() -> bool:
-    """True when ``import onnxruntime`` would find the package (honours an import guard that
-    puts None into sys.modules)."""
-    try:
-        return importlib.util.find_spec("onnxruntime") is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def onnx_models_ready(models_dir: Path | str, names: tuple[str, ...]) -> bool:

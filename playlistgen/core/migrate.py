@@ -26,20 +26,16 @@ class Migration:
 
 
 def available_migrations() -> list[Migration]:
-    """All shipped migrations in version order; numbering must be 1, 2, 3 … without gaps.
-
-    While several issues are built in parallel (numbers reserved per issue), a reserved number
-    whose file does not exist yet is skipped rather than refused; a duplicate is always an error."""
+    """All shipped migrations in version order; numbering must be 1, 2, 3 … without gaps."""
     found = []
     for entry in resources.files("playlistgen.migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append(Migration(int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
-    for previous, migration in zip(found, found[1:], strict=False):
-        if migration.version == previous.version:
-            raise MigrationError(f"two migrations share number {migration.version:04d}: "
-                                 f"{previous.name}, {migration.name}")
+    for expected, migration in enumerate(found, start=1):
+        if migration.version != expected:
+            raise MigrationError(f"migration numbering has a gap: expected {expected:04d}, found {migration.name}")
     return found
 
 

@@ -73,9 +73,10 @@ class JobQueue:
 
     def complete(self, job: Job, result: dict):  # type: ignore[no-untyped-def]
         """Store the result (track, features, tags) and mark the file done, in one transaction."""
-        return self.db.submit(lambda c: self._store(c, job, result))
+        return self.db.submit(lambda c: self.store_result(c, job, result))
 
-    def _store(self, conn: apsw.Connection, job: Job, result: dict) -> None:
+    def store_result(self, conn: apsw.Connection, job: Job, result: dict) -> None:
+        """Store a result inside the caller's writer transaction (analysis and `import` alike)."""
         meta = result.get("metadata") or {}
         meta_values = [meta.get(k) for k in METADATA]
         track_id = conn.execute(

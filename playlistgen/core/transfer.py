@@ -228,5 +228,5 @@ def _store(conn: Any, queue: JobQueue, file_id: int, path: str, fp: str, result:
                            "AND fingerprint = ? RETURNING id", (file_id, fp)).fetchall()
     if not claimed:
         return False
-    queue._store(conn, Job(file_id, path, fp), result)
+    queue.store_result(conn, Job(file_id, path, fp), result)
     return True

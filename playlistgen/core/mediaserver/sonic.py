@@ -131,7 +131,7 @@ class SonicSearch:
 
     # --- answers -----------------------------------------------------------------------------
     def _rows(self, track_ids: list[int]) -> tuple[Catalog, list[int]]:
-        cat, rows = self.playlists._rows(track_ids)
+        cat, rows = self.playlists.rows_of(track_ids)
         return cat, [int(r) for r in rows]
 
     @staticmethod

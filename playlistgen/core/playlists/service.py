@@ -209,7 +209,7 @@ class PlaylistService:
     def catalog(self) -> Catalog:
         return self.index.current()
 
-    def _rows(self, track_ids: list[int]) -> tuple[Catalog, np.ndarray]:
+    def rows_of(self, track_ids: list[int]) -> tuple[Catalog, np.ndarray]:
         """Catalog rows of live tracks; a track analysed since the last build triggers a rebuild."""
         cat = self.catalog()
         rows = cat.rows_of(track_ids)
@@ -232,7 +232,7 @@ class PlaylistService:
         seed = tracks.track_objects(self.db, [track_id])
         if not seed:
             raise UnknownTrackError(f"id {track_id}")
-        cat, rows = self._rows([track_id])
+        cat, rows = self.rows_of([track_id])
         row = int(rows[0])
         found, dist = nearest(cat, row, n * 3 + 10)
         # other versions of the seed song and duplicate versions among the results are skipped
@@ -253,7 +253,7 @@ class PlaylistService:
         started = time.perf_counter()
         req = parse_request(body, self.settings)
         seed_ids = [tracks.resolve_seed(self.db, s) for s in req.seeds]
-        cat, seed_rows = self._rows(seed_ids) if seed_ids else (self.catalog(), np.zeros(0, dtype=np.int64))
+        cat, seed_rows = self.rows_of(seed_ids) if seed_ids else (self.catalog(), np.zeros(0, dtype=np.int64))
         ctx = run(cat, req.strategy, seeds=[int(r) for r in seed_rows], size=req.size, duration_s=req.duration_s,
                   params=req.params, filters=req.filters, rules=req.diversity, tag_min=self.tag_min,
                   random_seed=req.random_seed, diversity_explicit=req.diversity_explicit, validated=True,

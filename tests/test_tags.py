@@ -15,10 +15,12 @@ from pathlib import Path
 
 import mutagen
 import pytest
+import requests
 
 from playlistgen.core.tagwriter import read_values, write_tags
 from tests import audio_fixtures as af
 from tests.conftest import child_env, run_cli
+from tests.helpers import status, wait_for
 from tests.tagged_library import make_song, set_tags
 
 ENV = {"PLAYLISTGEN_ANALYSIS__PRESET": "fast", "PLAYLISTGEN_ANALYSIS__WORKERS": "2"}
@@ -140,3 +142,39 @@ def test_interrupted_write_leaves_the_original(tmp_path: Path) -> None:
     assert proc.returncode == 130 and "interrupted" in err, err
     assert hashlib.sha256(path.read_bytes()).hexdigest() == digest
     assert list(lib.glob(".*")) == []
+
+
+def test_serve_with_write_tags_tags_each_new_analysis_and_keeps_it(tmp_path: Path, daemon_factory) -> None:
+    """library.write_tags: true — the daemon writes the analysis into each file it analyses, and the
+    retag this causes is recognised by the audio fingerprint (no second analysis)."""
+    src = make_song(tmp_path / "src.wav", 3, seconds=6.0, sr=44100)
+    library = tmp_path / "library"
+    library.mkdir()
+    paths = [af.ffmpeg_convert(src, library / f"new {ext}.{ext}", *codec)
+             for ext, codec in (("flac", []), ("mp3", ["-c:a", "libmp3lame"]))]
+    for i, path in enumerate(paths):
+        set_tags(path, artist="Someone", title=f"New {i}", genre="Kept Genre")
+    samples = {p: _samples(p) for p in paths}
+    daemon = daemon_factory(env={**ENV, "PLAYLISTGEN_LIBRARY__WRITE_TAGS": "true",
+                                 "PLAYLISTGEN_LIBRARY__SETTLE_SECONDS": "0.5"})
+    daemon.wait_ready(60)
+    wait_for(lambda: status(daemon)["counts"]["done"] == 2, 120, "both files analysed")
+
+    def tagged() -> bool:
+        return all(read_values(mutagen.File(p), ["bpm"])["bpm"] for p in paths)
+
+    wait_for(tagged, 60, "the daemon to write the tags")
+    for path in paths:
+        values = read_values(mutagen.File(path), ["bpm", "key", "replaygain_track_gain"])
+        assert values["key"] and values["replaygain_track_gain"].endswith(" dB"), (path, values)
+        assert _samples(path) == samples[path], f"{path}: the audio changed"
+        assert mutagen.File(path, easy=True)["genre"] == ["Kept Genre"]
+    analysed = status(daemon)["analysis"]["analysed"]
+    # a rescan after the tag writes keeps the analysis: nothing is queued or analysed again
+    before = status(daemon)["last_scan"]
+    assert requests.post(daemon.url + "/api/v1/library/scan", timeout=10).status_code == 202
+    wait_for(lambda: status(daemon)["last_scan"] != before, 60, "the rescan")
+    after = status(daemon)
+    assert after["counts"]["done"] == 2 and after["counts"]["pending"] == 0
+    assert after["analysis"]["analysed"] == analysed == 2
+    assert list(library.glob(".*")) == []      # no temporary file left

@@ -59,7 +59,7 @@ realaudio:
 	  || echo "could not fetch real audio (apt-get download xmoto-data): the real-audio tests will be skipped"; \
 	fi
 
-# `make bench` is the quick run (< 5 min); `make bench FULL=1` the full one. Both write docs/benchmarks.md.
+# `make bench` is the quick run (~10 min); `make bench FULL=1` the full one (< 45 min). Both write docs/benchmarks.md.
 bench: setup models
 	$(BIN)/python bench/run_all.py $(if $(FULL),,--quick) $(if $(CORPUS),--corpus $(CORPUS),)
 

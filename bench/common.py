@@ -137,7 +137,9 @@ def _machine_busy_s() -> float:
 
 def _tree_cpu_s(root: psutil.Process, seen: dict[int, float]) -> None:
     """Update ``seen`` with the CPU seconds of root and its live descendants (a child that exits
-    keeps its last sample, so short-lived workers are still counted up to their last sample)."""
+    keeps its last sample, so short-lived workers are still counted up to their last sample).
+    Only each process's own time: a reaped child's time also shows in its parent's
+    ``children_user``, and counting both made a section's own CPU double and hid other processes."""
     try:
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
@@ -145,7 +147,7 @@ def _tree_cpu_s(root: psutil.Process, seen: dict[int, float]) -> None:
     for p in procs:
         try:
             t = p.cpu_times()
-            seen[p.pid] = t.user + t.system + t.children_user + t.children_system
+            seen[p.pid] = t.user + t.system
         except psutil.Error:
             pass
 

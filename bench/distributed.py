@@ -4,9 +4,9 @@ process as in `serve`), side by side; the overhead ratio (goal ≥ 0.9); bytes s
 minute; time to first result (warm cluster, and cold: from starting the workers).
 
 Both runs use the same files, longest first, warm workers, and `MachineLoad` records what other
-processes took meanwhile. Writes ``docs/bench/distributed.json`` and the "Analysis on other
-machines" block of ``docs/benchmarks.md``, with a projection for a 4-core NAS + 12-core desktop
-from the measured per-core rate (a projection, not a measurement).
+processes took meanwhile. Also a projection for a 4-core NAS + 12-core desktop from the measured
+per-core rate (a projection, not a measurement). `make bench` runs it as the `distributed` section
+(bench/run_all.py) and bench/report.py renders it in docs/benchmarks.md; run alone, it prints.
 
     .venv/bin/python bench/distributed.py [--corpus DIR] [--files 8] [--pairs 2] [--preset balanced]
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import signal
 import subprocess
 import sys
@@ -32,7 +31,6 @@ import distributed  # noqa: E402,F401  (the package, cached before scaling.py pu
 from common import REPO, MachineLoad, durations, find_corpus, pick_files, stats  # noqa: E402
 from scaling import _LENGTHS, run_once, start_executor  # noqa: E402
 
-BLOCK_START, BLOCK_END = "<!-- distributed:start -->", "<!-- distributed:end -->"
 NAS_CORES, DESKTOP_CORES = 4, 12
 TRACK_MIN = 4.0           # audio minutes of an average track, for the 200k-track projection
 
@@ -158,58 +156,6 @@ def measure(files: list[str], models_dir: Path, preset: str, pairs: int, log=pri
     }
 
 
-def markdown(r: dict) -> str:
-    def f(s: dict, d: int = 2) -> str:
-        return f"{s['median']:.{d}f} ({s['min']:.{d}f}–{s['max']:.{d}f})"
-
-    p = r["projection"]
-    mb = {k: r["bytes_per_audio_min"][k] / 2**20 for k in ("median", "min", "max")}
-    return "\n".join([
-        BLOCK_START,
-        "## Analysis on other machines (Dask)",
-        "",
-        f"Measured by `bench/distributed.py` on this machine: {r['files']} files ({r['audio_min']:.1f} audio-min), "
-        f"preset {r['preset']}, 2 local worker processes vs 2 Dask workers (`playlistgen worker`, file bytes "
-        "shipped with each task, scheduler inside the benchmark process as in `serve`), warm workers, longest "
-        f"file first; other processes used {f(r['foreign_share'])} of the machine meanwhile.",
-        "",
-        "| | audio-min per wall-min |",
-        "|---|---|",
-        f"| 2 local processes | {f(r['local'], 1)} |",
-        f"| 2 Dask workers | {f(r['dask'], 1)} |",
-        f"| **overhead ratio** (Dask / local, goal ≥ 0.9) | **{f(r['ratio'])}** |",
-        "",
-        f"Bytes shipped per audio minute: {f(mb)} MB "
-        "(the files as stored). Time to first result on an idle warm cluster: "
-        f"{r['first_result_s']['dask']:.2f} s with Dask vs {r['first_result_s']['local']:.2f} s locally (one "
-        f"file); from starting `playlistgen worker` to the first result: {r['cold_first_result_s']:.1f} s "
-        f"(workers joined and loaded the models from the daemon in {r['workers_join_s']:.1f} s).",
-        "",
-        f"**Projection, not a measurement** (from the measured per-core rate of this machine, "
-        f"{p['per_core_audio_min_per_min']:.1f} audio-min per wall-min per core, and the measured overhead ratio "
-        f"for the remote cores): a {p['nas_cores']}-core NAS alone ≈ {p['nas_alone']:.0f} audio-min/min; with a "
-        f"{p['desktop_cores']}-core desktop as Dask workers ≈ {p['nas_plus_desktop']:.0f} audio-min/min. A "
-        f"200,000-track library ({p['track_min']:g} min per track) then takes ≈ {p['hours_200k_nas']:.1f} h on "
-        f"the NAS alone and ≈ {p['hours_200k_both']:.1f} h with the desktop. Real machines differ in per-core "
-        "speed, and a NAS serving the files over a 1 Gbit/s link ships ≈ 110 MB/s, far above what these "
-        "rates need.",
-        BLOCK_END,
-    ])
-
-
-def write(result: dict, doc: Path, assets: Path) -> None:
-    assets.mkdir(parents=True, exist_ok=True)
-    (assets / "distributed.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
-    block = markdown(result)
-    (assets / "distributed.md").write_text(block + "\n", encoding="utf-8")   # bench/report.py appends it
-    text = doc.read_text(encoding="utf-8") if doc.exists() else ""
-    if BLOCK_START in text:
-        text = re.sub(re.escape(BLOCK_START) + ".*?" + re.escape(BLOCK_END), lambda _m: block, text, flags=re.S)
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    doc.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus")
@@ -217,16 +163,22 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=8)
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--preset", default="balanced", choices=("fast", "balanced", "accurate"))
-    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/ alone")
+    parser.add_argument("--json", help="also write the result to this file")
     args = parser.parse_args()
     files = pick_files(find_corpus(args.corpus), args.files)
     with MachineLoad() as load:
         result = measure(files, Path(args.models_dir), args.preset, args.pairs)
     result["total_foreign_share"] = load.foreign_share
-    print(markdown(result))
-    if not args.no_write:
-        write(result, REPO / "docs" / "benchmarks.md", REPO / "docs" / "bench")
-
+    r, p = result, result["projection"]
+    print(f"overhead ratio (Dask / local, goal ≥ 0.9): {r['ratio']['median']:.2f} "
+          f"({r['ratio']['min']:.2f}–{r['ratio']['max']:.2f}); local {r['local']['median']:.1f}, "
+          f"Dask {r['dask']['median']:.1f} audio-min/min; {r['bytes_per_audio_min']['median'] / 2**20:.2f} MB "
+          f"shipped per audio-min; first result {r['first_result_s']['dask']:.2f} s (Dask) vs "
+          f"{r['first_result_s']['local']:.2f} s (local), {r['cold_first_result_s']:.1f} s from starting "
+          f"the workers; projection: NAS alone {p['nas_alone']:.0f}, NAS + desktop {p['nas_plus_desktop']:.0f} "
+          "audio-min/min")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 if __name__ == "__main__":
     main()

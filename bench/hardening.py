@@ -62,7 +62,7 @@ def health_ms(url: str, timeout: float = 15.0) -> float | None:
     return (time.perf_counter() - started) * 1000 if ok else None
 
 
-def idle_connections(port: int, url: str, most: int) -> list[tuple[int, float | None]]:
+def idle_connections(port: int, url: str, most: int, log=print) -> list[tuple[int, float | None]]:  # type: ignore[no-untyped-def]
     """(open idle sockets, /health latency in ms or None) per step, up to the first failure."""
     idle: list[socket.socket] = []
     rows: list[tuple[int, float | None]] = []
@@ -75,8 +75,8 @@ def idle_connections(port: int, url: str, most: int) -> list[tuple[int, float | 
                 idle.append(s)
             latency = health_ms(url)
             rows.append((step, latency))
-            print(f"  {step:5d} idle connections: /health "
-                  + (f"answered in {latency:.0f} ms" if latency is not None else "NO ANSWER within 15 s"), flush=True)
+            log(f"  {step:5d} idle connections: /health "
+                  + (f"answered in {latency:.0f} ms" if latency is not None else "NO ANSWER within 15 s"))
             if latency is None:
                 break
     finally:
@@ -119,9 +119,72 @@ def load(url: str, clients: int, seconds: float) -> dict:
     return {"latencies": latencies, "by_route": by_route, "errors": errors, "elapsed": elapsed}
 
 
-def counts(url: str) -> str:
+def counts(url: str) -> dict:
     c = requests.get(url + "/api/v1/library/status", timeout=10).json()["counts"]
-    return ", ".join(f"{k} {c[k]}" for k in ("total", "analysed", "pending", "analysing", "failed") if k in c)
+    return {k: c[k] for k in ("total", "analysed", "pending", "analysing", "failed") if k in c}
+
+
+def _counts_text(c: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in c.items())
+
+
+def measure(files: int, song_seconds: float, idle_max: int, clients: int, seconds: float,  # type: ignore[no-untyped-def]
+            log=print) -> dict:
+    """A real daemon analysing ``files`` generated songs: the idle connections it withstands, then
+    ``clients`` concurrent clients for ``seconds`` while it analyses; every figure as a dict."""
+    from tests.conftest import Daemon
+
+    raise_open_file_limit(idle_max + 256)
+    log(f"# bench/hardening.py  files={files}×{song_seconds:.0f}s idle-max={idle_max} "
+        f"clients={clients} seconds={seconds:.0f}  (connection_limit {CONNECTION_LIMIT})")
+    out: dict = {"files": files, "song_s": song_seconds, "idle_max": idle_max, "clients": clients,
+                 "seconds": seconds, "connection_limit": CONNECTION_LIMIT}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        make_library(root / "library", files, song_seconds)
+        daemon = Daemon(root, "--library", str(root / "library"), "--db", str(root / "bench.db"))
+        try:
+            out["ready_s"] = daemon.wait_ready(120)
+            log(f"daemon ready after {out['ready_s']:.1f} s")
+            log("idle connections (half of them an unfinished request header):")
+            rows = idle_connections(daemon.port, daemon.url, idle_max, log)
+            out["idle_steps"] = [{"idle": n, "health_ms": ms} for n, ms in rows]
+            out["idle_held"] = max((n for n, ms in rows if ms is not None), default=0)
+            out["idle_failed_at"] = next((n for n, ms in rows if ms is None), None)
+            time.sleep(1)
+            out["health_after_ms"] = health_ms(daemon.url)
+            after = out["health_after_ms"]
+            log(f"  withstood {out['idle_held']} idle connections with /health answering; after closing them "
+                "/health " + (f"answers in {after:.0f} ms" if after is not None else "does NOT answer"))
+            out["counts_before"] = counts(daemon.url)
+            log(f"load while analysing ({_counts_text(out['counts_before'])}):")
+            with MachineLoad() as machine:
+                result = load(daemon.url, clients, seconds)
+            out["counts_after"] = counts(daemon.url)
+            lat, errors = result["latencies"], result["errors"]
+            out["load"] = {"requests": len(lat), "rps": len(lat) / result["elapsed"], "p50_ms": statistics.median(lat),
+                           "p99_ms": percentile(lat, 99), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
+                           "foreign_share": machine.foreign_share,
+                           "by_route": {r: {"n": len(ms), "p50_ms": statistics.median(ms), "p99_ms": percentile(ms, 99)}
+                                        for r, ms in sorted(result["by_route"].items()) if ms}}
+            ld = out["load"]
+            log(f"  {clients} clients × {seconds:.0f} s: {ld['requests']} requests, {ld['rps']:.0f} req/s, "
+                f"p50 {ld['p50_ms']:.0f} ms, p99 {ld['p99_ms']:.0f} ms, errors {ld['errors']}"
+                + (f" {ld['error_kinds']}" if errors else ""))
+            for route, r in ld["by_route"].items():
+                log(f"    {route:34} n={r['n']:5d}  p50 {r['p50_ms']:5.0f} ms  p99 {r['p99_ms']:5.0f} ms")
+            log(f"  after the load: {_counts_text(out['counts_after'])}; other processes used "
+                f"{machine.foreign_share:.0%} of the machine meanwhile")
+        finally:
+            daemon.stop()
+        log_lines = daemon.log_path.read_text(errors="replace").splitlines()
+    queue = [line for line in log_lines if "waitress.queue" in line]
+    limited = [line for line in queue if "more like this" in line]
+    out["queue_warning_lines"] = len(queue)
+    out["queue_warnings_held_back"] = sum(int(line.split("[")[-1].split()[0]) for line in limited)
+    log(f"  waitress.queue warnings in the log: {len(queue)} lines ({len(limited)} carrying a count of "
+        f"{out['queue_warnings_held_back']} held back)")
+    return out
 
 
 def main() -> None:
@@ -132,45 +195,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    from tests.conftest import Daemon
-
-    raise_open_file_limit(args.idle_max + 256)
-    print(f"# bench/hardening.py  files={args.files}×{args.song_seconds:.0f}s idle-max={args.idle_max} "
-          f"clients={args.clients} seconds={args.seconds:.0f}  (connection_limit {CONNECTION_LIMIT})")
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp)
-        make_library(root / "library", args.files, args.song_seconds)
-        daemon = Daemon(root, "--library", str(root / "library"), "--db", str(root / "bench.db"))
-        try:
-            print(f"daemon ready after {daemon.wait_ready(120):.1f} s")
-            print("idle connections (half of them an unfinished request header):")
-            rows = idle_connections(daemon.port, daemon.url, args.idle_max)
-            held = max((n for n, ms in rows if ms is not None), default=0)
-            time.sleep(1)
-            after = health_ms(daemon.url)
-            print(f"  withstood {held} idle connections with /health answering; after closing them /health "
-                  + (f"answers in {after:.0f} ms" if after is not None else "does NOT answer"))
-            print(f"load while analysing ({counts(daemon.url)}):")
-            with MachineLoad() as machine:
-                result = load(daemon.url, args.clients, args.seconds)
-            lat, errors = result["latencies"], result["errors"]
-            print(f"  {args.clients} clients × {args.seconds:.0f} s: {len(lat)} requests, "
-                  f"{len(lat) / result['elapsed']:.0f} req/s, p50 {statistics.median(lat):.0f} ms, "
-                  f"p99 {percentile(lat, 99):.0f} ms, errors {len(errors)}"
-                  + (f" {sorted(set(errors))[:5]}" if errors else ""))
-            for route, ms in sorted(result["by_route"].items()):
-                print(f"    {route:34} n={len(ms):5d}  p50 {statistics.median(ms):5.0f} ms  "
-                      f"p99 {percentile(ms, 99):5.0f} ms")
-            print(f"  after the load: {counts(daemon.url)}; other processes used {machine.foreign_share:.0%} of "
-                  "the machine meanwhile")
-        finally:
-            daemon.stop()
-        log = daemon.log_path.read_text(errors="replace").splitlines()
-        queue = [line for line in log if "waitress.queue" in line]
-        limited = [line for line in queue if "more like this" in line]
-        print(f"  waitress.queue warnings in the log: {len(queue)} lines ({len(limited)} carrying a count of "
-              f"{sum(int(line.split('[')[-1].split()[0]) for line in limited)} held back)")
-
+    measure(args.files, args.song_seconds, args.idle_max, args.clients, args.seconds)
 
 if __name__ == "__main__":
     main()

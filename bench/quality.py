@@ -253,6 +253,12 @@ def library_db(corpus: Path, models_dir: Path, ml_runtime: str = "auto") -> tupl
     ``ml_runtime``) into a cached file."""
     folder = cache_dir() / "quality"
     versions = make_versions(corpus, folder / "versions")
+    if ml_runtime == "auto":   # key the cache by the runtime auto resolves to: one scan per runtime
+        from playlistgen.core.analysis.factory import resolved_ml_runtime
+
+        settings = Settings()
+        settings.analysis.preset, settings.analysis.models_dir = "balanced", str(models_dir)
+        ml_runtime = resolved_ml_runtime(settings) or "auto"
     manifest = (corpus / "manifest.tsv").read_bytes()
     key = hashlib.sha256(manifest + ANALYZER_VERSION.encode() + json.dumps(sorted(versions)).encode()
                          + (b"" if ml_runtime == "auto" else ml_runtime.encode())).hexdigest()[:12]

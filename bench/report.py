@@ -7,27 +7,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import report_sections
+from report_format import _foreign, _table, f, pct
+
 SUMMARY_START, SUMMARY_END = "<!-- bench-summary:start -->", "<!-- bench-summary:end -->"
 COLORS = {"project": "#2b6cb0", "mfcc": "#dd6b20", "random": "#a0aec0", "librosa": "#38a169"}
-
-
-def f(s: dict | None, digits: int = 2, unit: str = "") -> str:
-    """'1.23 (1.20–1.30)' from a stats dict."""
-    if not s:
-        return "–"
-    fmt = f"{{:,.{digits}f}}"
-    if s["n"] == 1 or s["min"] == s["max"]:
-        return f"{fmt.format(s['median'])}{unit}"
-    return f"{fmt.format(s['median'])}{unit} ({fmt.format(s['min'])}–{fmt.format(s['max'])})"
-
-
-def pct(x: float) -> str:
-    return f"{x * 100:.1f} %"
-
-
-def _foreign(sec: dict) -> str:
-    share = sec.get("_foreign_share")
-    return "" if share is None else f" Other processes used {share:.0%} of the machine during this section."
 
 
 # --- summary (README) -----------------------------------------------------------------------------
@@ -94,6 +78,7 @@ def summary(r: dict) -> str:
         lines.append(f"* Generated ground truth: tempo Acc2 **{pct(gt['tempo']['acc2'])}** "
                      f"(Acc1 {pct(gt['tempo']['acc1'])}), "
                      f"key **{pct(gt['key']['exact'])}** exact.")
+    lines += report_sections.summary_lines(s)
     m = s.get("machine", {})
     head = (f"Measured by `make bench` ({r['mode']} mode) on {m.get('cores', '?')} cores ({m.get('cpu', '?')}), "
             f"{m.get('date', '?')}; medians of several runs — spreads, method and plots in `docs/benchmarks.md`.")
@@ -200,12 +185,6 @@ def plots(r: dict, assets: Path) -> dict[str, str]:
 
 # --- markdown -------------------------------------------------------------------------------------
 
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(out)
-
-
 def _section_error(name: str, sec: dict) -> str | None:
     if "error" in sec:
         return f"## {name}\n\nThis section failed in this run: `{sec['error']}`\n"
@@ -240,7 +219,7 @@ def markdown(r: dict, figs: dict[str, str]) -> str:
     ]
     for name, fn in (("analysis", _analysis_md), ("scaling", _scaling_md), ("rss", _rss_md),
                      ("latency", _latency_md), ("reconcile", _reconcile_md), ("db", _db_md), ("api", _api_md),
-                     ("cache", _cache_md), ("quality", _quality_md)):
+                     ("cache", _cache_md), ("quality", _quality_md), *report_sections.SECTIONS):
         sec = s.get(name)
         if sec is None:
             continue
@@ -263,6 +242,7 @@ def _analysis_md(a: dict, figs: dict) -> str:
         "",
         _table(["analyzer", "CPU-s / audio min", "realtime factor", "peak RSS MB", "CPU vs MusicExtractor"], rows),
         "",
+        report_sections.onnx_goal_md(a),
         f"![analysis cost]({figs['analysis']})" if "analysis" in figs else "",
         "",
     ])
@@ -444,6 +424,7 @@ def _quality_md(q: dict, figs: dict) -> str:
         "",
         f"![quality]({figs['quality']})" if "quality" in figs else "",
         "",
+        report_sections.quality_extras_md(c),
     ]
     if q.get("sweep") and q.get("before"):
         b, a = q["before"], c
@@ -489,11 +470,7 @@ def replace_block(text: str, block: str) -> str:
 def write(results: dict, doc: Path, assets: Path) -> None:
     assets.mkdir(parents=True, exist_ok=True)
     figs = plots(results, assets)
-    text = markdown(results, figs)
-    extra = assets / "distributed.md"   # written by bench/distributed.py, which runs on its own
-    if extra.exists():
-        text = text.rstrip() + "\n\n" + extra.read_text(encoding="utf-8")
-    doc.write_text(text, encoding="utf-8")
+    doc.write_text(markdown(results, figs), encoding="utf-8")
     readme = doc.parents[1] / "README.md"
     if readme.exists() and SUMMARY_START in readme.read_text(encoding="utf-8"):
         readme.write_text(replace_block(readme.read_text(encoding="utf-8"), summary(results)), encoding="utf-8")

@@ -1,8 +1,8 @@
 """Run every benchmark in bench/ once on this machine and write docs/benchmarks.md (tables),
 docs/bench/*.png (plots) and docs/bench/results.json (every number, with its runs).
 
-    .venv/bin/python bench/run_all.py --quick        # `make bench`: under 5 minutes
-    .venv/bin/python bench/run_all.py                # `make bench FULL=1`: more files and runs
+    .venv/bin/python bench/run_all.py --quick        # `make bench`: about 10 minutes
+    .venv/bin/python bench/run_all.py                # `make bench FULL=1`: more files and runs (~45 min)
     .venv/bin/python bench/run_all.py --render-only  # re-render the report from results.json
 
 Generated inputs (the dev corpus when it is missing, long files, the 100k-file tree, the
@@ -47,13 +47,21 @@ QUICK = {"cost_files": 3, "cost_max_s": 150, "rounds": 3,
          "scale_files": 8, "pairs": 2, "attempts": 2, "lengths": [3, 10, 30], "rss_presets": ("balanced",),
          "rss_runs": 1, "drops": 3, "reconcile_runs": 3, "db_rows": 10000, "db_runs": 3, "api_requests": 60,
          "api_runs": 3, "api_clients": 8, "api_seconds": 5.0, "cache_tracks": 2000, "cache_requests": 5000,
-         "cache_runs": 3, "tune": True}
+         "cache_runs": 3, "tune": True,
+         "transition_sizes": [50, 500], "transition_runs": 7, "link_songs": 100_000, "link_runs": 2,
+         "proxy_tracks": 10_000, "proxy_stream_mb": 32, "proxy_runs": 3, "proxy_queries": 50, "retag_files": 300,
+         "hard_files": 100, "hard_idle_max": 2000, "hard_clients": 50, "hard_seconds": 10.0, "dask_files": 12,
+         "dask_pairs": 3}
 FULL = {"cost_files": 8, "cost_max_s": 330, "rounds": 3,
         "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia", "accurate"),
         "scale_files": 16, "pairs": 3, "attempts": 3, "lengths": [3, 10, 30, 60], "rss_presets": ("fast", "balanced"),
         "rss_runs": 3, "drops": 5, "reconcile_runs": 5, "db_rows": 20000, "db_runs": 5, "api_requests": 200,
         "api_runs": 3, "api_clients": 16, "api_seconds": 15.0, "cache_tracks": 5000, "cache_requests": 20000,
-        "cache_runs": 5, "tune": True}
+        "cache_runs": 5, "tune": True,
+        "transition_sizes": [50, 100, 200, 500, 1000], "transition_runs": 15, "link_songs": 100_000, "link_runs": 3,
+        "proxy_tracks": 100_000, "proxy_stream_mb": 64, "proxy_runs": 5, "proxy_queries": 100, "retag_files": 1000,
+        "hard_files": 200, "hard_idle_max": 3000, "hard_clients": 50, "hard_seconds": 30.0, "dask_files": 24,
+        "dask_pairs": 4}
 
 
 def log(*a: object) -> None:
@@ -83,7 +91,8 @@ def machine(cfg: dict, corpus: Path) -> dict:
             "cores": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
             "python": platform.python_version(), "os": platform.platform(terse=True),
             "commit": commit + ("+changes" if dirty else ""), "load_avg": os.getloadavg(),
-            "versions": {m: version(m) for m in ("essentia-tensorflow", "librosa", "numpy", "apsw", "waitress")},
+            "versions": {m: version(m) for m in ("essentia-tensorflow", "onnxruntime", "librosa", "numpy", "apsw",
+                                                 "waitress", "distributed")},
             "corpus_tracks": len(common.corpus_tracks(corpus))}
 
 
@@ -281,13 +290,81 @@ def quality(cfg: dict, corpus: Path) -> dict:
     return q.evaluate(corpus, MODELS, tune=cfg["tune"], log=log)
 
 
+def transitions(cfg: dict, corpus: Path) -> dict:
+    import transitions as tr
+
+    return tr.run(cfg["transition_sizes"], cfg["transition_runs"], log=log)
+
+
+def ml_runtime(cfg: dict, corpus: Path) -> dict:
+    import ml_runtime as mr
+
+    return mr.compare(corpus, MODELS, log=log)
+
+
+def retag(cfg: dict, corpus: Path) -> dict:
+    import retag as rt
+
+    work = cache_dir() / f"retag-{cfg['retag_files']}"   # the generated songs are kept between runs
+    work.mkdir(parents=True, exist_ok=True)
+    return rt.measure(cfg["retag_files"], 20.0, "fast", 2, work, log=log)
+
+
+def mediaserver(cfg: dict, corpus: Path) -> dict:
+    import mediaserver_link as ml
+
+    return ml.measure(cfg["link_songs"], cfg["link_runs"], log=log)
+
+
+def proxy(cfg: dict, corpus: Path) -> dict:
+    import subsonic_proxy as sp
+
+    return sp.measure(cfg["proxy_tracks"], cfg["proxy_stream_mb"], cfg["proxy_runs"], cfg["proxy_queries"], log=log)
+
+
+def hardening(cfg: dict, corpus: Path) -> dict:
+    import hardening as hd
+
+    return hd.measure(cfg["hard_files"], 45.0, cfg["hard_idle_max"], cfg["hard_clients"], cfg["hard_seconds"], log=log)
+
+
+def distributed(cfg: dict, corpus: Path) -> dict:
+    """bench/distributed.py, loaded under another name: its file name is the Dask package's."""
+    import importlib.util
+    import logging
+
+    bench = Path(__file__).resolve().parent
+    saved = list(sys.path)
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != bench]
+    try:
+        import distributed as dask_distributed  # the Dask package, before bench/distributed.py can shadow it
+
+        if not hasattr(dask_distributed, "Client"):
+            raise RuntimeError(f"`import distributed` found {dask_distributed.__file__}, not the Dask package")
+        spec = importlib.util.spec_from_file_location("bench_distributed", bench / "distributed.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path[:] = saved
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        return module.measure(pick_files(corpus, cfg["dask_files"]), MODELS, "balanced", cfg["dask_pairs"], log=log)
+    finally:
+        quiet.setLevel(level)
+
+
 SECTIONS = {"machine": machine, "analysis": analysis, "scaling": scaling, "rss": rss, "latency": latency,
-            "reconcile": reconcile, "db": db_writes, "api": api, "cache": cache, "quality": quality}
+            "reconcile": reconcile, "db": db_writes, "api": api, "cache": cache, "quality": quality,
+            "transitions": transitions, "ml_runtime": ml_runtime, "retag": retag, "mediaserver": mediaserver,
+            "proxy": proxy, "hardening": hardening, "distributed": distributed}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer files and runs, no 60-min file (< 5 min)")
+    parser.add_argument("--quick", action="store_true", help="fewer files and runs, no 60-min file (~10 min)")
     parser.add_argument("--corpus", help="dev corpus folder (default: $PLAYLISTGEN_CORPUS, ../corpus, or built)")
     parser.add_argument("--only", help="comma-separated sections (a partial report, for development)")
     parser.add_argument("--render-only", action="store_true", help="re-render the report from results.json")

@@ -130,11 +130,6 @@ def latency(url: str, params: list[dict]) -> list[float]:
     return out
 
 
-def pct(values: list[float]) -> str:
-    v = sorted(values)
-    return f"p50 {v[len(v) // 2]:.1f}  p95 {v[min(len(v) - 1, int(len(v) * 0.95))]:.1f}  max {v[-1]:.1f}"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tracks", type=int, default=100_000)
@@ -149,22 +144,36 @@ def main() -> None:
     if args.serve_child:
         serve_child(args)
         return
-    print(f"# bench/subsonic_proxy.py  tracks={args.tracks:,} stream={args.stream_mb} MB runs={args.runs} "
-          f"queries={args.queries}", flush=True)
-    db_path = library_db(args.tracks)
+    measure(args.tracks, args.stream_mb, args.runs, args.queries)
+
+
+def summary(values: list[float]) -> dict:
+    v = sorted(values)
+    return {"p50": v[len(v) // 2], "p95": v[min(len(v) - 1, int(len(v) * 0.95))], "max": v[-1], "n": len(v)}
+
+
+def measure(tracks: int, stream_mb: int, runs: int, queries: int, log=print) -> dict:  # type: ignore[no-untyped-def]
+    """The stream throughput direct vs through the proxy (interleaved runs) and the latency of
+    forwarded and answered /rest calls at ``tracks`` tracks."""
+    log(f"# bench/subsonic_proxy.py  tracks={tracks:,} stream={stream_mb} MB runs={runs} queries={queries}")
+    started = time.perf_counter()
+    db_path = library_db(tracks)
+    out: dict = {"tracks": tracks, "stream_mb": stream_mb, "runs": runs, "queries": queries,
+                 "library_s": time.perf_counter() - started}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        wav = big_wav(root / "library", args.stream_mb)
+        wav = big_wav(root / "library", stream_mb)
         server = SubsonicServer(venv=ensure_venv(), workdir=root / "server", library=root / "library")
         server.configure()
         server.rescan()
         server.start()
-        db = shutil.copy(db_path, root / "proxy.db")
-        port = free_port()
-        child = subprocess.Popen([sys.executable, __file__, "--serve-child", "--db", str(db), "--upstream",
-                                  server.url, "--port", str(port)], stdout=subprocess.PIPE, text=True)
+        child = None
         try:
-            assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+            db = shutil.copy(db_path, root / "proxy.db")
+            port = free_port()
+            child = subprocess.Popen([sys.executable, __file__, "--serve-child", "--db", str(db), "--upstream",
+                                      server.url, "--port", str(port)], stdout=subprocess.PIPE, text=True)
+            assert child.stdout is not None and child.stdout.readline().strip() == "ready", "the proxy did not start"
             proxy = f"http://127.0.0.1:{port}"
             auth = {"u": server.user, "p": server.password, "v": "1.12.0", "c": "bench"}
             songs = requests.get(f"{server.url}/rest/search3", params={**auth, "f": "json", "query": "",
@@ -175,29 +184,33 @@ def main() -> None:
                 assert len(requests.get(f"{base}/rest/stream", params={**auth, "id": song}, timeout=120).content) \
                     == expected
             direct, proxied = [], []
-            for _ in range(args.runs):  # interleaved, so machine noise hits both alike
+            for _ in range(runs):  # interleaved, so machine noise hits both alike
                 direct += throughput(f"{server.url}/rest/stream", {**auth, "id": song}, 1)
                 proxied += throughput(f"{proxy}/rest/stream", {**auth, "id": song}, 1)
+            ratios = [p / d for d, p in zip(direct, proxied, strict=True)]
+            out["stream"] = {"direct_mb_s": direct, "proxy_mb_s": proxied, "ratio": ratios}
             d, p = statistics.median(direct), statistics.median(proxied)
-            print(f"stream {args.stream_mb} MB: direct {d:.0f} MB/s, through the proxy {p:.0f} MB/s "
-                  f"({p / d:.2f}x of direct; medians of {args.runs})")
+            log(f"stream {stream_mb} MB: direct {d:.0f} MB/s, through the proxy {p:.0f} MB/s "
+                f"({p / d:.2f}x of direct; medians of {runs})")
             rng = np.random.default_rng(5)
-            ids = [f"so-{i}" for i in rng.integers(0, args.tracks, args.queries)]
+            ids = [f"so-{i}" for i in rng.integers(0, tracks, queries)]
             latency(f"{proxy}/rest/getSimilarSongs2", [{**auth, "f": "json", "id": ids[0], "count": 50}])  # warm
-            ping = latency(f"{proxy}/rest/ping", [{**auth, "f": "json"}] * args.queries)
-            sim2 = latency(f"{proxy}/rest/getSimilarSongs2", [{**auth, "f": "json", "id": i, "count": 50}
-                                                              for i in ids])
-            sonic = latency(f"{proxy}/rest/getSonicSimilarTracks", [{**auth, "f": "json", "id": i, "count": 10}
-                                                                    for i in ids])
-            print(f"at {args.tracks:,} tracks, ms over {args.queries} requests (HTTP, credentials cached):")
-            print(f"  ping (forwarded)               {pct(ping)}")
-            print(f"  getSimilarSongs2 (count 50)    {pct(sim2)}")
-            print(f"  getSonicSimilarTracks (10)     {pct(sonic)}")
+            calls = {"ping (forwarded)": ("ping", [{**auth, "f": "json"}] * queries),
+                     "getSimilarSongs2 (count 50)": ("getSimilarSongs2", [{**auth, "f": "json", "id": i,
+                                                                           "count": 50} for i in ids]),
+                     "getSonicSimilarTracks (count 10)": ("getSonicSimilarTracks", [{**auth, "f": "json", "id": i,
+                                                                                     "count": 10} for i in ids])}
+            out["latency_ms"] = {}
+            log(f"at {tracks:,} tracks, ms over {queries} requests (HTTP, credentials cached):")
+            for label, (method, params) in calls.items():
+                row = out["latency_ms"][label] = summary(latency(f"{proxy}/rest/{method}", params))
+                log(f"  {label:34} p50 {row['p50']:.1f}  p95 {row['p95']:.1f}  max {row['max']:.1f}")
         finally:
-            child.terminate()
-            child.wait(10)
+            if child is not None:
+                child.terminate()
+                child.wait(10)
             server.stop()
-
+    return out
 
 if __name__ == "__main__":
     main()

@@ -62,33 +62,38 @@ def measure(n: int, runs: int, mode: str) -> dict:
             "target_ms": TARGET_MS.get(n)}
 
 
+def run(sizes: list[int], runs: int, log=print) -> dict:  # type: ignore[no-untyped-def]
+    """Both orders for every size (one BLAS thread, as the server runs), with the share of the
+    machine other processes used meanwhile; lists over 500 tracks get a third of the runs."""
+    from threadpoolctl import threadpool_limits
+
+    rows = []
+    log(f"{'tracks':>6} {'order':>10} {'p50 ms':>8} {'p95 ms':>8} {'target':>7} "
+        f"{'mean cost as_is→ordered':>24} {'worst as_is→ordered':>20}")
+    with threadpool_limits(1):   # the server runs one BLAS thread per request thread
+        for n in sizes:
+            for mode in ("smooth", "energy_arc"):
+                with MachineLoad() as load:
+                    row = measure(n, max(3, runs if n <= 500 else runs // 3), mode)
+                row["foreign_cpu_share"] = round(load.foreign_share, 2)
+                rows.append(row)
+                target = f"{row['target_ms']:.0f}" if row["target_ms"] else "-"
+                log(f"{n:>6} {mode:>10} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {target:>7} "
+                    f"{row['mean_cost_before']:>11.3f} → {row['mean_cost_after']:<10.3f} "
+                    f"{row['worst_before']:>9.3f} → {row['worst_after']:<8.3f}  "
+                    f"other processes used {row['foreign_cpu_share']:.0%} of the machine")
+    return {"runs": runs, "targets_ms": {str(k): v for k, v in TARGET_MS.items()}, "rows": rows}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", default="50,100,200,500,1000")
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--json", help="also write the rows to this file")
     args = parser.parse_args()
-    try:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1)   # the server runs one BLAS thread per request thread
-    except ImportError:
-        pass
-    rows = []
-    print(f"{'tracks':>6} {'order':>10} {'p50 ms':>8} {'p95 ms':>8} {'target':>7} "
-          f"{'mean cost as_is→ordered':>24} {'worst as_is→ordered':>20}")
-    for n in (int(x) for x in args.sizes.split(",")):
-        for mode in ("smooth", "energy_arc"):
-            with MachineLoad() as load:
-                row = measure(n, max(3, args.runs if n <= 500 else args.runs // 3), mode)
-            row["foreign_cpu_share"] = round(load.foreign_share, 2)
-            rows.append(row)
-            target = f"{row['target_ms']:.0f}" if row["target_ms"] else "-"
-            print(f"{n:>6} {mode:>10} {row['p50_ms']:>8.1f} {row['p95_ms']:>8.1f} {target:>7} "
-                  f"{row['mean_cost_before']:>11.3f} → {row['mean_cost_after']:<10.3f} "
-                  f"{row['worst_before']:>9.3f} → {row['worst_after']:<8.3f}  "
-                  f"other processes used {row['foreign_cpu_share']:.0%} of the machine")
+    result = run([int(x) for x in args.sizes.split(",")], args.runs)
     if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2))
+        Path(args.json).write_text(json.dumps(result["rows"], indent=2))
 
 
 if __name__ == "__main__":

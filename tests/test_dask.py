@@ -139,15 +139,12 @@ def test_worker_and_serve_refuse_plain_tcp_on_the_network(tmp_path: Path) -> Non
 
 # ----------------------------------------------------------------------------- a real cluster
 
-def kill_a_busy_worker(daemon, tries: int = 40) -> int:  # type: ignore[no-untyped-def]
-    """SIGKILL a Dask worker process while it analyses a file; returns its pid."""
-    for _ in range(tries):
-        busy = [w for w in remote(daemon) if w["busy"]]
-        if busy:
-            os.kill(busy[0]["pid"], signal.SIGKILL)
-            return busy[0]["pid"]
-        wait_for(lambda: True, 0.2)
-    raise AssertionError(f"no remote worker was ever busy: {health(daemon)}")
+def kill_a_busy_worker(daemon, timeout: float = 120) -> int:  # type: ignore[no-untyped-def]
+    """SIGKILL a Dask worker process while it analyses a file; returns its pid (waits: on a loaded
+    machine the daemon may still be registering its plugin when both workers show up)."""
+    busy = wait_for(lambda: [w for w in remote(daemon) if w["busy"]], timeout, "a remote worker analysing a file")
+    os.kill(busy[0]["pid"], signal.SIGKILL)
+    return busy[0]["pid"]
 
 
 def test_cluster_kill_fallback_restart_and_refusal(tmp_path: Path, daemon_factory, procs) -> None:  # type: ignore[no-untyped-def]
@@ -316,10 +313,9 @@ def test_tls_cluster_with_certs_and_models_from_the_daemon(tmp_path: Path, daemo
 
 # ----------------------------------------------------------------------------- the executor itself
 
-def test_executor_timeout_and_a_file_that_kills_every_worker(tmp_path: Path, procs) -> None:  # type: ignore[no-untyped-def]
-    """The executor in this process with the scripted test analyzer on two real workers: a
-    normal file, a file that hangs (per-file timeout, its worker restarted), and one that
-    segfaults every worker it touches (failed after dask_max_attempts, the others unharmed)."""
+def scripted_cluster(tmp_path: Path, procs, timeout_s: float = 8, **kwargs):  # type: ignore[no-untyped-def]
+    """A scheduler, two `playlistgen worker` processes and, in this process, a Dask executor with
+    the scripted test analyzer (tests/executor_helpers.py); returns it (not started) and the files."""
     from playlistgen.core.dask_config import TlsFiles
     from playlistgen.core.dask_executor import DaskAnalysisExecutor
     from playlistgen.core.executor import AnalysisExecutor
@@ -330,25 +326,48 @@ def test_executor_timeout_and_a_file_that_kills_every_worker(tmp_path: Path, pro
     procs(scheduler_args(port), tmp_path / "scheduler.log")
     for i in range(2):
         procs(worker_args(address), tmp_path / f"worker{i}.log", env={"PYTHONPATH": str(REPO)})
-    files = {name: tmp_path / "lib" / f"{name}.txt" for name in ("ok", "hang", "segv")}
+    scripts = {"ok": "ok", "hang": "sleep 120", "segv": "segv", "slow": "sleep 10"}
+    files = {name: tmp_path / "lib" / f"{name}.txt" for name in scripts}
     files["ok"].parent.mkdir()
     for name, path in files.items():
-        path.write_text({"ok": "ok", "hang": "sleep 120", "segv": "segv"}[name])
+        path.write_text(scripts[name])
     s = spec()
     ex = DaskAnalysisExecutor(
         s, versions={"playlistgen": __version__, "analyzer": "scripted-" + ANALYZER_VERSION}, scheduler=address,
-        listen="", tls=TlsFiles(), path_map={}, max_ship_mb=10, max_attempts=2, fallback="wait", timeout_s=8,
+        listen="", tls=TlsFiles(), path_map={}, max_ship_mb=10, max_attempts=2, fallback="wait", timeout_s=timeout_s,
         local_factory=lambda: AnalysisExecutor(s, workers=1, timeout_s=8, max_memory_mb=500, max_tasks_per_child=9),
-        models_dir=s.models_dir)
+        models_dir=s.models_dir, **kwargs)
+    return ex, files
+
+
+def outcomes_of(ex, file_ids: set[int], timeout: float, what: str) -> dict:  # type: ignore[no-untyped-def]
+    """Poll until every file in ``file_ids`` has its outcome: exactly one each, none for others."""
+    got: dict = {}
+
+    def step() -> bool:
+        for o in ex.poll(0.5):
+            assert o.file_id in file_ids and o.file_id not in got, f"unexpected or second outcome {o} ({got})"
+            got[o.file_id] = o
+        return got.keys() == file_ids
+
+    wait_for(step, timeout, what)
+    return got
+
+
+def test_executor_timeout_and_a_file_that_kills_every_worker(tmp_path: Path, procs) -> None:  # type: ignore[no-untyped-def]
+    """The executor in this process with the scripted test analyzer on two real workers: a
+    normal file, a file that hangs (per-file timeout, its worker restarted), and one that
+    segfaults every worker it touches (failed after dask_max_attempts, the others unharmed).
+    Every file submitted ends in exactly one outcome, and a timed-out file is not run again
+    elsewhere (it once was, blocking a worker, so that a later file never started)."""
+    ex, files = scripted_cluster(tmp_path, procs)
     try:
         ex.start()
         wait_for(lambda: ex.capacity == 2, 120, "two workers")
-        for i, path in enumerate(files.values()):
-            ex.submit(i, str(path))
-        outcomes: dict = {}
-        wait_for(lambda: outcomes.update({o.file_id: o for o in ex.poll(0.5)}) or len(outcomes) == 3, 240,
-                 "three outcomes")
-        ok, hang, segv = outcomes[0], outcomes[1], outcomes[2]
+        for i, name in enumerate(("ok", "hang", "segv")):
+            ex.submit(i, str(files[name]))
+        got = outcomes_of(ex, {0, 1, 2}, 240, "three outcomes")
+        ok, hang, segv = got[0], got[1], got[2]
         assert ok.error is None and ok.result["command"] == "ok" and ok.result["worker"]["host"]
         assert hang.error == "timed out after 8 s" and not hang.requeue
         assert segv.error.startswith("analysis killed 2 Dask worker(s)") and not segv.requeue, segv.error
@@ -356,19 +375,84 @@ def test_executor_timeout_and_a_file_that_kills_every_worker(tmp_path: Path, pro
         assert h["restarts"]["timeout"] == 1 and h["restarts"].get("crash", 0) >= 1
         assert h["dask"]["files_shipped"] == 3 and h["failed"] == 2 and h["succeeded"] == 1
         wait_for(lambda: ex.capacity == 2, 120, "the stuck and crashed workers were replaced")
+        assert outcomes_of(ex, set(), 1, "no late outcome") == {}
+        # two files at once: one per worker, so neither may sit behind a re-run of the hanging file
         ex.submit(9, str(files["ok"]))
-        wait_for(lambda: [o for o in ex.poll(0.5) if o.file_id == 9 and o.error is None], 60, "a file after that")
         # a worker that mounts the library reads it itself (dask_path_map): no bytes shipped
         ex.path_map = {str(files["ok"].parent): str(files["ok"].parent)}
         ex.submit(10, str(files["ok"]))
-        wait_for(lambda: [o for o in ex.poll(0.5) if o.file_id == 10 and o.error is None], 60, "path-mapped file")
+        done = outcomes_of(ex, {9, 10}, 60, "two files after that")
+        assert done[9].error is None and done[10].error is None, done
         # a file above dask_max_ship_mb is analysed here
         ex.path_map, ex.max_ship_bytes = {}, 1
         ex.submit(11, str(files["ok"]))
-        local = wait_for(lambda: [o for o in ex.poll(0.5) if o.file_id == 11], 120, "the big file, locally")
-        assert local[0].error is None and local[0].result["worker"]["host"]
+        local = outcomes_of(ex, {11}, 120, "the big file, locally")[11]
+        assert local.error is None and local.result["worker"]["host"]
         d = ex.health()["dask"]
         assert (d["files_shipped"], d["files_path_mapped"], d["files_local"]) == (4, 1, 1), d
+    finally:
+        assert ex.close(grace_s=0) == []
+
+
+def test_executor_hands_back_a_file_no_worker_starts(tmp_path: Path, procs) -> None:  # type: ignore[no-untyped-def]
+    """A file no worker starts within start_timeout_s is handed back (one re-queue outcome) and
+    never runs later. Its worker is left alone when it is busy with one of our files, and
+    restarted when its only thread is taken by a task nobody waits for any more (a "zombie")."""
+    from playlistgen.core.dask_worker import analyse_file
+
+    ex, files = scripted_cluster(tmp_path, procs, timeout_s=30, start_timeout_s=2)
+    starts: list[tuple[int, str, int]] = []
+    on_start = ex._on_start
+    ex._on_start = lambda msg: (starts.append((msg["file_id"], msg["address"], msg["pid"])), on_start(msg))[1]  # type: ignore[method-assign]
+
+    def started(file_id: int) -> str | None:
+        ex.health()   # applies the workers' events (and never consumes outcomes)
+        return next((address for f, address, _ in starts if f == file_id), None)
+
+    try:
+        ex.start()
+        wait_for(lambda: ex.capacity == 2, 120, "two workers")
+        # both workers busy with our files: a third waits, is handed back, no worker is restarted
+        for file_id in (1, 2):
+            ex.submit(file_id, str(files["slow"]))
+            wait_for(lambda f=file_id: started(f), 60, f"slow file {file_id} started")
+        ex.submit(3, str(files["ok"]))
+        got = outcomes_of(ex, {1, 2, 3}, 60, "two results and a re-queue")
+        assert got[1].error is None and got[2].error is None, got
+        assert got[3].requeue and "no Dask worker started it within 2 s" in got[3].error, got[3]
+        assert "stuck" not in ex.health()["restarts"] and started(3) is None
+
+        # a zombie: a file still running on a worker although nobody waits for it any more, while
+        # our slow file keeps the other worker busy, so Dask sends the next file to the zombie
+        ex.submit(5, str(files["slow"]))
+        wait_for(lambda: started(5), 60, "slow file started")
+        zombie = ex._client.submit(analyse_file, 90, "/zombie.txt", b"sleep 120", None, pure=False)
+        zombie_at = wait_for(lambda: started(90), 60, "the zombie started")
+        zombie.cancel()
+        ex.submit(4, str(files["ok"]))
+        got = outcomes_of(ex, {4, 5}, 60, "a re-queue and a result")
+        assert got[4].requeue and got[5].error is None, got
+        assert ex.health()["restarts"]["stuck"] == 1
+        ex.start_timeout_s = 30   # from here on, files must start (on a loaded machine too)
+        wait_for(lambda: ex.capacity == 2 and zombie_at not in {w["address"] for w in ex.health()["workers"]}, 120,
+                 "the zombie's worker replaced")
+        ex.submit(4, str(files["ok"]))   # as the job queue does with a re-queued file
+        again = outcomes_of(ex, {4}, 60, "the re-queued file analysed")[4]
+        assert again.error is None and again.result["command"] == "ok", again
+        assert [f for f, *_ in starts].count(4) == 1   # handed back only while not started: analysed once
+
+        # a worker that dies after finishing a file, before its result was fetched: Dask runs the
+        # file again (its result lived on that worker only); meanwhile poll() is not blocked, and
+        # no crash is counted against the file
+        crashes = ex.health()["restarts"].get("crash", 0)
+        (files["ok"].parent / "six.txt").write_text("sleep 6")
+        ex.submit(6, str(files["ok"].parent / "six.txt"))
+        wait_for(lambda: started(6), 60, "file 6 started")
+        wait_for(lambda: any(ex._client.who_has().values()), 60, "file 6 finished, result not fetched")
+        os.kill(next(pid for f, _, pid in starts if f == 6), signal.SIGKILL)
+        six = outcomes_of(ex, {6}, 120, "file 6 after its worker died")[6]
+        assert six.error is None and six.result["command"] == "sleep", six
+        assert [f for f, *_ in starts].count(6) == 2 and ex.health()["restarts"].get("crash", 0) == crashes
     finally:
         assert ex.close(grace_s=0) == []
 

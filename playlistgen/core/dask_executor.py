@@ -16,7 +16,8 @@ queue and the single source of truth.
   restarted through its nanny), and how many workers it has killed — after
   ``dask_max_attempts`` it fails with that reason (Dask's ``KilledWorker`` says the same when
   our embedded scheduler runs). A file whose worker was not at fault (scheduler lost, worker
-  refused) is handed back for re-queueing.
+  refused) is handed back for re-queueing, and so is a file no worker started within
+  ``start_timeout_s``: every submitted file ends in exactly one outcome in bounded time.
 * **Scheduler unreachable**: health says so and, with ``dask_fallback: local``, files go to a
   local :class:`AnalysisExecutor` (started on demand, stopped when the scheduler is back and it is
   idle); with ``wait`` capacity is 0 until it returns. The connection is watched by a thread that
@@ -44,6 +45,7 @@ from .executor import AnalysisExecutor, Outcome, one_line
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1
+FETCH_TIMEOUT_S = 5.0   # a result comes back in milliseconds; waiting longer would stall poll()
 MB = 1024 * 1024
 
 
@@ -53,10 +55,12 @@ class _Task:
     path: str
     future: Any
     shipped: int = 0
+    submitted_at: float = field(default_factory=time.monotonic)
     started_at: float | None = None      # monotonic, when the last start was reported
     address: str | None = None
     host: str | None = None
     attempts: int = 0                    # starts seen; attempts - 1 workers died on it
+    rerun: bool = False                  # its result was not fetched in time (see _fetch)
     killers: list[str] = field(default_factory=list)
 
 
@@ -66,12 +70,13 @@ class DaskAnalysisExecutor(SchedulerConnection):
     def __init__(self, spec: Any, *, versions: dict[str, str], scheduler: str, listen: str, tls: TlsFiles,
                  path_map: dict[str, str], max_ship_mb: int, max_attempts: int, fallback: str,
                  timeout_s: float, local_factory: Callable[[], AnalysisExecutor], models_dir: str,
-                 local_workers: int = 1) -> None:
+                 local_workers: int = 1, start_timeout_s: float | None = None) -> None:
         self.spec, self.versions, self.tls = spec, versions, tls
         self.scheduler_address, self.listen = scheduler, listen
         self.path_map = dict(sorted(path_map.items(), key=lambda kv: -len(kv[0])))  # longest prefix first
         self.max_ship_bytes, self.max_attempts, self.fallback = max_ship_mb * MB, max_attempts, fallback
         self.timeout_s, self.models_dir, self._local_factory = timeout_s, models_dir, local_factory
+        self.start_timeout_s = start_timeout_s   # unstarted this long: handed back (default in start())
         self.local_workers = local_workers
         self.max_memory_mb = self.max_tasks_per_child = None
         self._lock = threading.RLock()
@@ -120,12 +125,14 @@ class DaskAnalysisExecutor(SchedulerConnection):
     # ------------------------------------------------------------------ life cycle
 
     def start(self) -> None:
-        from .dask_worker import AnalyzerPlugin, ModelBundle
+        from .dask_worker import READY_WAIT_S, AnalyzerPlugin, ModelBundle
 
         with self._lock:
             if self._state != "new":
                 return
             self._state = "running"
+        if self.start_timeout_s is None:   # a file ahead of it timing out + a new worker loading its analyzer
+            self.start_timeout_s = self.timeout_s + READY_WAIT_S
         self._plugin = AnalyzerPlugin(self.spec, self.versions, ModelBundle.from_dir(self.models_dir))
         if not self.scheduler_address:
             from .dask_scheduler import EmbeddedScheduler
@@ -290,14 +297,23 @@ class DaskAnalysisExecutor(SchedulerConnection):
     def _fetch(future: Any) -> tuple[str, Any]:
         if future.status == "cancelled":
             return "cancelled", None
-        try:
-            if future.status == "finished":
-                return "result", future.result(timeout=30)
-            return "error", future.exception(timeout=30)
-        except Exception as exc:   # could not fetch it from the worker: not the file's fault
-            return "lost", exc
+        if future.status == "error":   # the exception is here already
+            return "error", future.exception(timeout=FETCH_TIMEOUT_S)
+        try:   # finished, or lost with its worker and being run again ("lost"/"pending")
+            return "result", future.result(timeout=FETCH_TIMEOUT_S)
+        except Exception as exc:
+            if future.status == "error":   # that re-run failed
+                return "error", future.exception(timeout=FETCH_TIMEOUT_S)
+            if isinstance(exc, TimeoutError):   # still running again, or its worker is slow to answer
+                return "rerun", None
+            return "lost", exc   # could not fetch it from the worker: not the file's fault
 
     def _finish(self, task: _Task, kind: str, value: Any) -> None:
+        if kind == "rerun":   # back in flight, so poll() never waits for it; the start deadline bounds it
+            task.started_at = task.address = task.host = None
+            task.submitted_at, task.attempts, task.rerun = time.monotonic(), len(task.killers), True
+            self._tasks[task.future.key], self._by_file[task.file_id] = task, task.future.key
+            return None
         if kind == "cancelled":
             return self._requeue(task, "the Dask scheduler connection was lost")
         if kind == "lost":
@@ -370,27 +386,62 @@ class DaskAnalysisExecutor(SchedulerConnection):
         if task.attempts > self.max_attempts:   # an external scheduler may allow more retries
             self._pop(key)
             self._outcome(task, None, self._killed_reason(task))
-            threading.Thread(target=task.future.cancel, daemon=True).start()
+            self._release(task.future, task.address)
 
     def _check_timeouts(self) -> None:
         now = time.monotonic()
         for key, task in list(self._tasks.items()):
+            if task.rerun and task.future.status not in ("lost", "pending"):   # fetch it again
+                task.rerun = False
+                self._done.put(key)
             if task.started_at is not None and now - task.started_at > self.timeout_s:
-                self._tasks.pop(key), self._by_file.pop(task.file_id, None)
+                self._pop(key)
                 log.warning("%s: timed out after %g s on %s", task.path, self.timeout_s, task.host)
                 self._outcome(task, None, f"timed out after {self.timeout_s:g} s")
                 self._restarts["timeout"] += 1
-                threading.Thread(target=self._kill_worker, args=(task.future, task.address), daemon=True).start()
+                self._release(task.future, task.address)
+            elif task.started_at is None and now - task.submitted_at > (self.start_timeout_s or self.timeout_s):
+                # No worker started it (e.g. its worker's only thread is taken by a task that was
+                # cancelled while running): hand it back, and restart the worker that holds it.
+                self._pop(key)
+                self._requeue(task, f"no Dask worker started it within {self.start_timeout_s:g} s")
+                self._release(task.future, None)
 
-    def _kill_worker(self, future: Any, address: str | None) -> None:
-        """Release the file first (so Dask does not re-run it), then restart the stuck worker."""
+    def _release(self, future: Any, address: str | None) -> None:
+        threading.Thread(target=self._cancel_and_restart, args=(future, address), daemon=True).start()
+
+    def _cancel_and_restart(self, future: Any, address: str | None) -> None:
+        """Release a file we gave up on, then restart the worker running it (``address``) or, for a
+        file never started, the worker holding it unless that worker runs one of our files.
+
+        The order matters: the cancel travels on the client's batched stream, the restart as an RPC,
+        so without waiting the restart can reach the scheduler first. Dask then re-runs the file
+        (still wanted) on another worker, where the cancel that follows cannot stop it: a hanging
+        file keeps that worker's only thread while the scheduler sees an idle worker and sends it
+        the next file, which never starts."""
         client = self._client
+        if client is None:
+            return
         try:
+            if address is None:
+                held = [w for w, keys in client.processing().items() if future.key in keys]
+                with self._lock:
+                    ours = {t.address for t in self._tasks.values() if t.started_at is not None}
+                    address = held[0] if held and held[0] not in ours else None
+                    if address:
+                        self._restarts["stuck"] += 1
             future.cancel()
-            if client is not None and address:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and client.sync(
+                    client.scheduler.get_task_status, keys=[future.key]).get(future.key) == "processing":
+                time.sleep(0.05)
+            if address:
                 client.restart_workers([address], timeout=60, raise_for_error=False)
-        except Exception:
-            log.warning("could not restart Dask worker %s after a timeout", address, exc_info=True)
+        except KeyError:   # Dask's answer when that worker is gone already (e.g. the file crashed it)
+            pass
+        except Exception:   # (closing: the client is gone)
+            log.log(logging.WARNING if self._state == "running" else logging.DEBUG,
+                    "could not release %s / restart Dask worker %s", future.key, address, exc_info=True)
 
     # ------------------------------------------------------------------ local
 

@@ -243,8 +243,8 @@ def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | N
     plugin.ready.wait(READY_WAIT_S)
     if plugin.state != "ready":
         raise WorkerNotReady(plugin.error or f"worker {worker.address} is not ready ({plugin.state})")
-    worker.log_event(TOPIC_START, {"file_id": file_id, "address": worker.address, "host": _host(),
-                                   "pid": os.getpid(), "at": time.time()})
+    _report_start(worker, {"file_id": file_id, "address": worker.address, "host": _host(), "pid": os.getpid(),
+                           "at": time.time()})
     wall0, cpu0 = time.perf_counter(), time.process_time()
     result, error, scratch = None, None, None
     try:
@@ -265,6 +265,19 @@ def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | N
     info = {"pid": os.getpid(), "rss_mb": _rss_mb(), "wall_s": round(time.perf_counter() - wall0, 3),
             "cpu_s": round(time.process_time() - cpu0, 3), "host": _host(), "address": worker.address}
     return {"result": result, "error": error, "worker": info}
+
+
+def _report_start(worker: Any, msg: dict) -> None:
+    """Tell the daemon a file starts here, in a round trip to the scheduler before analysing: an
+    event on the worker's batched stream dies with a worker that the file crashes at once, and the
+    daemon would count neither that start nor that crash (nor stop the file after max_attempts).
+    Not reported (scheduler unreachable): the daemon's start deadline hands the file back."""
+    from distributed.utils import sync
+
+    try:
+        sync(worker.loop, worker.scheduler.log_event, topic=TOPIC_START, msg=msg, callback_timeout=10)
+    except Exception as exc:
+        log.warning("could not report the start of file %s to the scheduler: %s", msg["file_id"], _one_line(exc))
 
 
 def _scratch_path(scratch: Path, path: str) -> Path:

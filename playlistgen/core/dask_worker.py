@@ -40,6 +40,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..errors import AnalysisError
+from .executor import one_line, run_analyzer
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class AnalyzerPlugin(WorkerPlugin):
         try:
             self.analyzer = await asyncio.to_thread(self._build)
         except Exception as exc:   # reported to the daemon; tasks sent here are re-queued
-            self.state, self.error = "failed", f"analyzer could not start on {_host()}: {_one_line(exc)}"
+            self.state, self.error = "failed", f"analyzer could not start on {_host()}: {one_line(exc)}"
             log.error("%s", self.error)
             self._announce(worker, TOPIC_REFUSED, self._identity(worker, reason=self.error))
         else:
@@ -253,12 +254,9 @@ def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | N
             read_path = str(_scratch_path(Path(scratch), path))
             Path(read_path).parent.mkdir(parents=True, exist_ok=True)
             Path(read_path).write_bytes(data)
-        result = plugin.analyzer.analyze(read_path)
-    except AnalysisError as exc:
-        error = _one_line(exc)
-    except Exception as exc:   # an analyzer bug fails this file, not the worker
-        log.warning("unexpected error analysing %s", path, exc_info=True)
-        error = f"{type(exc).__name__}: {_one_line(exc)}"
+        result, error = run_analyzer(plugin.analyzer, read_path)
+    except OSError as exc:   # the shipped bytes could not be staged on this worker
+        error = f"{type(exc).__name__}: {one_line(exc)}"
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
@@ -277,7 +275,7 @@ def _report_start(worker: Any, msg: dict) -> None:
     try:
         sync(worker.loop, worker.scheduler.log_event, topic=TOPIC_START, msg=msg, callback_timeout=10)
     except Exception as exc:
-        log.warning("could not report the start of file %s to the scheduler: %s", msg["file_id"], _one_line(exc))
+        log.warning("could not report the start of file %s to the scheduler: %s", msg["file_id"], one_line(exc))
 
 
 def _scratch_path(scratch: Path, path: str) -> Path:
@@ -299,11 +297,6 @@ def _rss_mb() -> float | None:
 
 def _host() -> str:
     return socket.gethostname()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 # ----------------------------------------------------------------------------- `playlistgen worker`

@@ -81,6 +81,18 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def run_analyzer(analyzer: Any, path: str) -> tuple[dict | None, str | None]:
+    """Analyse one file in a worker (local or Dask): (result, None) or (None, a one-line reason).
+    An analyzer bug fails this file, not the worker."""
+    try:
+        return analyzer.analyze(path), None
+    except AnalysisError as exc:
+        return None, one_line(exc)
+    except Exception as exc:
+        log.warning("unexpected error analysing %s", path, exc_info=True)
+        return None, f"{type(exc).__name__}: {one_line(exc)}"
+
+
 def load_factory(target: str) -> Any:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
@@ -134,14 +146,7 @@ def _analyze(seq: int, path: str) -> dict:
     if _LOCAL.init_error:
         return {"init_error": _LOCAL.init_error}
     wall0, cpu0 = time.perf_counter(), _LOCAL.cpu_clock()
-    result, error = None, None
-    try:
-        result = _LOCAL.analyzer.analyze(path)
-    except AnalysisError as exc:
-        error = one_line(exc)
-    except Exception as exc:   # an analyzer bug fails this file, not the worker
-        log.warning("unexpected error analysing %s", path, exc_info=True)
-        error = f"{type(exc).__name__}: {one_line(exc)}"
+    result, error = run_analyzer(_LOCAL.analyzer, path)
     worker = {"pid": os.getpid(), "rss_mb": _rss_mb(os.getpid()),
               "wall_s": round(time.perf_counter() - wall0, 3), "cpu_s": round(_LOCAL.cpu_clock() - cpu0, 3)}
     return {"result": result, "error": error, "worker": worker}

@@ -5,6 +5,7 @@ path real analysis results take (data, not a mock)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -109,3 +110,14 @@ def populate(db: Database, library: Path, *, artists: int = 30, per_artist: int 
         result = make_result(rng, style, centres, artist=artist, album=album, title=title, track_number=i + 1)
         facts[title] = add_track(db, library, result, fingerprint=f"fp-special-{i}", **extra)
     return facts
+
+
+def populated_library(root: Path) -> Iterator[tuple[Database, dict, Path]]:
+    """A module fixture's body: a real database under ``root`` with the synthetic library
+    (``populate``); yields (db, facts, root) and closes the database afterwards."""
+    (root / "library").mkdir()
+    db = Database(root / "test.db", pool_min=1, pool_max=4)
+    try:
+        yield db, populate(db, root / "library"), root
+    finally:
+        db.close()

@@ -16,17 +16,12 @@ from playlistgen.core.music import camelot_compatible, camelot_index, tempo_comp
 from playlistgen.core.playlists.diversity import gaps_respected
 from playlistgen.core.playlists.exclusions import ExcludeRules, effective_rules, parse_rules, path_excluded
 from playlistgen.services import Services
-from tests.playlist_fixtures import add_track, make_result, populate, style_centres
+from tests.playlist_fixtures import add_track, make_result, populated_library, style_centres
 
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, dict, Path]]:
-    root = tmp_path_factory.mktemp("excl")
-    (root / "library").mkdir()
-    db = Database(root / "test.db", pool_min=1, pool_max=4)
-    facts = populate(db, root / "library")
-    yield db, facts, root
-    db.close()
+    yield from populated_library(tmp_path_factory.mktemp("excl"))
 
 
 def client_for(library: tuple, exclude: dict | None = None):  # type: ignore[no-untyped-def]

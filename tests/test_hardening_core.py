@@ -30,14 +30,10 @@ from playlistgen.core.audio import open_audio
 from playlistgen.core.db import connect
 from tests import audio_fixtures as af
 from tests.conftest import REPO, child_env, free_port, run_cli
+from tests.helpers import ENV as DAEMON_ENV
 from tests.helpers import make_song, wait_for
 
-ENV = {
-    "PLAYLISTGEN_ANALYSIS__PRESET": "fast",
-    "PLAYLISTGEN_ANALYSIS__WORKERS": "1",
-    "PLAYLISTGEN_LIBRARY__SETTLE_SECONDS": "0.3",
-    "PLAYLISTGEN_LIBRARY__RESCAN_INTERVAL_S": "0",
-}
+ENV = {**DAEMON_ENV, "PLAYLISTGEN_ANALYSIS__WORKERS": "1", "PLAYLISTGEN_LIBRARY__SETTLE_SECONDS": "0.3"}
 
 
 def health(daemon) -> dict:  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from playlistgen.api import create_app
 from playlistgen.config import Settings
 from playlistgen.core.db import Database
 from playlistgen.services import Services
-from tests.playlist_fixtures import populate
+from tests.playlist_fixtures import populated_library
 
 XSPF = "{http://xspf.org/ns/0/}"
 TRACK_FIELDS = {"id", "path", "artist", "album", "title", "duration_s", "bpm", "key", "scale", "camelot", "energy",
@@ -25,12 +25,7 @@ TRACK_FIELDS = {"id", "path", "artist", "album", "title", "duration_s", "bpm", "
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, dict, Path]]:
-    root = tmp_path_factory.mktemp("api")
-    (root / "library").mkdir()
-    db = Database(root / "test.db", pool_min=1, pool_max=4)
-    facts = populate(db, root / "library")
-    yield db, facts, root
-    db.close()
+    yield from populated_library(tmp_path_factory.mktemp("api"))
 
 
 def make_client(library: tuple, **api: object):  # type: ignore[no-untyped-def]

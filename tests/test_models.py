@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from playlistgen.core.analysis.models import (
+    ONNX_BUILD,
     SPECS,
     WHEEL_NAME,
     install_models,
@@ -94,7 +95,9 @@ def test_manifest_describes_verified_models(installed: Installed) -> None:
         assert onnx["sha256"] == sha256(installed.models_dir / onnx["file"])
         assert (onnx["input"], onnx["output_tags"], onnx["output_embedding"]) == \
                ("mel", "tags", "embedding")
-        assert 2_500_000 < (installed.models_dir / onnx["file"]).stat().st_size < 4_000_000
+        assert onnx["build"] == ONNX_BUILD
+        # dead filters left out: MSD keeps ~40 % of the weights, MTT ~75 %
+        assert 1_000_000 < (installed.models_dir / onnx["file"]).stat().st_size < 2_800_000
     assert manifest["models"]["msd_musicnn"]["labels"][:3] == ["rock", "pop", "alternative"]
     assert manifest["models"]["mtt_musicnn"]["labels"][:3] == ["guitar", "classical", "slow"]
     assert not list(installed.models_dir.glob(".install-*")), "temporary folder left behind"
@@ -155,6 +158,30 @@ def test_manifest_without_onnx_is_rebuilt_offline(installed: Installed, tmp_path
                        "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0"}.items():
         monkeypatch.setenv(key, value)
     install_models(models_dir)
+    assert (models_dir / "manifest.json").read_bytes() == \
+           (installed.models_dir / "manifest.json").read_bytes()
+
+
+def test_onnx_models_of_an_older_layout_are_rebuilt(installed: Installed, tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """ONNX models from before the layout version was recorded still load (with a warning that
+    says how to rebuild them), and a plain `install` rebuilds them into the current layout."""
+    from playlistgen.core.analysis.factory import load_musicnn
+    from playlistgen.core.analysis.presets import get_preset
+
+    models_dir = copy_models(installed, tmp_path / "models")
+    (models_dir / ".cache").mkdir()
+    shutil.copyfile(installed.wheel, models_dir / ".cache" / WHEEL_NAME)
+    manifest = json.loads((models_dir / "manifest.json").read_text())
+    for entry in manifest["models"].values():
+        del entry["onnx"]["build"]
+    (models_dir / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING"):
+        assert len(load_musicnn(get_preset("balanced"), models_dir, "onnx")) == 1
+    assert "older, slower layout" in caplog.text and "models install" in caplog.text
+    messages: list[str] = []
+    install_models(models_dir, progress=messages.append)
+    assert not any("already installed" in message for message in messages)
     assert (models_dir / "manifest.json").read_bytes() == \
            (installed.models_dir / "manifest.json").read_bytes()
 

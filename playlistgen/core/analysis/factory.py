@@ -92,12 +92,16 @@ def analyzer_spec(settings: Any):  # type: ignore[no-untyped-def]
 
 def load_musicnn(preset: Preset, models_dir: Path, runtime: str) -> list[MusicnnModel]:
     """The preset's MusiCNN models, loaded for ``runtime`` ("onnx" | "essentia")."""
-    from .models import require_model
+    from .models import onnx_models_outdated, require_model
 
     # Resolve (and verify) every file before loading anything: a missing model fails cheaply.
     infos = [require_model(models_dir, name, runtime) for name in preset.models]
     if runtime == "onnx":
         from .onnx_musicnn import OnnxMusicnn
+
+        if onnx_models_outdated(models_dir):
+            log.warning("the ONNX models in %s have an older, slower layout (same results); "
+                        "`playlistgen models install` rebuilds them offline", models_dir)
 
         return [OnnxMusicnn(info) for info in infos]
     from .essentia_backend import TfMusicnn

@@ -50,6 +50,9 @@ CHECKPOINT_FILES = (".meta", ".index", ".data-00000-of-00001")
 INSTALL_HINT = "run `playlistgen models install`"
 RUNTIMES = ("essentia", "onnx")     # the model formats: .pb for Essentia-TF, .onnx for onnxruntime
 ONNX_IO = {"input": "mel", "output_tags": "tags", "output_embedding": "embedding"}
+# The ONNX graph's layout version (analysis.onnx_build), kept in the manifest: `install` rebuilds
+# ONNX models of an older layout (same outputs, slower). 2: dead filters left out (~4x faster).
+ONNX_BUILD = 2
 
 
 @dataclass(frozen=True)
@@ -257,7 +260,20 @@ def _installed(models_dir: Path) -> bool:
         infos = {info.name: info for info in list_models(models_dir, runtime)}
         if not all(infos[name].ok for name in SPECS):
             return False
-    return True
+    return all(_onnx_build(manifest, name) == ONNX_BUILD for name in SPECS)
+
+
+def onnx_models_outdated(models_dir: Path) -> bool:
+    """True when the installed ONNX models were built with an older graph layout."""
+    manifest = read_manifest(Path(models_dir))
+    return manifest is not None and any(_onnx_build(manifest, name) not in (0, ONNX_BUILD)
+                                        for name in SPECS)
+
+
+def _onnx_build(manifest: dict[str, Any], name: str) -> int:
+    """The layout version of an installed ONNX model (1: before versions were recorded)."""
+    entry = manifest.get("models", {}).get(name, {}).get("onnx")
+    return int(entry.get("build", 1)) if isinstance(entry, dict) else 0
 
 
 def _manual_wheel_hint(models_dir: Path) -> str:
@@ -428,7 +444,7 @@ def _manifest(source_sha256: str, labels: dict[str, tuple[str, ...]],
             "input": spec.input, "output_tags": spec.output_tags,
             "output_embedding": spec.output_embedding,
             "embedding_size": spec.embedding_size, "sample_rate": spec.sample_rate,
-            "onnx": {"file": onnx_path.name, "sha256": onnx_sha256, **ONNX_IO},
+            "onnx": {"file": onnx_path.name, "sha256": onnx_sha256, **ONNX_IO, "build": ONNX_BUILD},
         }
     return {"source": SOURCE, "source_sha256": source_sha256, "models": models}
 

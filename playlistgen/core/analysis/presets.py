@@ -3,9 +3,9 @@
 * fast      DSP only: tempo (Degara), key, EBU R128 loudness, energy, danceability, spectral,
             MFCC, chroma. No model needed.
 * balanced  fast + MusiCNN (MSD) tags and the 200-d embedding, averaged over every third
-            non-overlapping 3 s patch (3 s of every 9 s): the model is most of the cost, and on
-            14 real tracks the mean embedding stayed within cosine 0.996 (mean 0.9985) of the
-            all-patches mean.
+            non-overlapping 3 s patch (3 s of every 9 s): on Essentia's TensorFlow the model is
+            most of the cost, and on 14 real tracks the mean embedding stayed within cosine 0.996
+            (mean 0.9985) of the all-patches mean.
 * accurate  balanced with the multi-feature beat tracker, MTT tags as well, and half-overlapping
             MusiCNN patches (about 2.5x the ML cost).
 

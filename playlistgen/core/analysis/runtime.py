@@ -1,8 +1,9 @@
 """Which runtime runs MusiCNN (``analysis.ml_runtime``), decided once, without heavy imports.
 
-* ``onnx``: onnxruntime with the ``.onnx`` models — 1.9x faster per patch than Essentia's
-  TensorFlow here, and the only runtime of the librosa backend (machines without Essentia
-  wheels: Linux aarch64, i.e. Raspberry Pi and ARM NAS boxes).
+* ``onnx``: onnxruntime with the ``.onnx`` models — per patch 7.5x (MSD) and 3x (MTT) faster than
+  Essentia's TensorFlow here (dead filters left out, analysis.onnx_build), and the only runtime
+  of the librosa backend (machines without Essentia wheels: Linux aarch64, i.e. Raspberry Pi
+  and ARM NAS boxes).
 * ``essentia``: Essentia's bundled TensorFlow with the frozen ``.pb`` graphs (Essentia backend
   only).
 * ``auto``: onnx when onnxruntime is importable and the ONNX models are installed, else essentia.

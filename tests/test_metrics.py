@@ -4,12 +4,15 @@ Prometheus exposition (parsed back with prometheus_client's own parser), tracema
 from __future__ import annotations
 
 import logging
+import os
+import time
 
 import numpy as np
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from playlistgen.core import resources
 from playlistgen.core.metrics import Metrics, Timer, percentile
 from tests.feature_data import fake_result
 
@@ -128,3 +131,22 @@ def test_tracemalloc_reports_growth() -> None:
     finally:
         m.memtrace.stop()
     assert Metrics().memory()["tracemalloc"]["enabled"] is False
+
+
+def test_process_list_without_cpu_is_reused_briefly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """/metrics and /api/v1/performance/metrics read /proc at most once per PROCESSES_TTL_S; the
+    CPU figures (measured between two calls) are never reused."""
+    monkeypatch.setattr(resources, "PROCESSES_TTL_S", 0.2)
+    monitor = resources.ResourceMonitor()
+    reads: list[bool] = []
+    real = monitor.describe
+    monkeypatch.setattr(monitor, "describe", lambda *a, **k: reads.append(k.get("cpu", True)) or real(*a, **k))
+    first = monitor.processes()
+    first[0]["rss_mb"] = -1.0   # a caller's change stays its own
+    second = monitor.processes()
+    assert reads == [False] and second[0]["pid"] == os.getpid() and second[0]["rss_mb"] > 0
+    monitor.processes(cpu=True)
+    monitor.processes(cpu=True)
+    assert reads == [False, True, True]
+    time.sleep(0.3)
+    assert monitor.processes()[0]["name"] == "daemon" and reads == [False, True, True, False]

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify
 
 from ..core.jobs import failed_files
 from ..core.library import library_counts
+from ..daemon import STATUS_MAX_AGE_S
 from ..errors import PlaylistgenError
 from .args import int_arg
 
@@ -43,7 +44,7 @@ def status():  # type: ignore[no-untyped-def]
                             "rules": playlists.exclusions.configured.to_dict()}
     daemon = services.daemon
     if daemon is not None:
-        snapshot = daemon.status()
+        snapshot = daemon.status(STATUS_MAX_AGE_S)
         analysis = snapshot.analysis
         rate = analysis["files_per_min"]
         remaining = counts["pending"] + counts["analysing"]

@@ -124,6 +124,7 @@ class Metrics:
         self.memtrace = MemoryTracer() if tracemalloc else None
         self.resources = ResourceMonitor()
         self._registry = None
+        self._me: Any = None   # psutil.Process of this process, built on first use
 
     @classmethod
     def from_settings(cls, settings: Any) -> Metrics:
@@ -212,9 +213,10 @@ class Metrics:
 
     # ---- reading --------------------------------------------------------------------------
     def timers(self, group: str | None = None) -> dict[str, dict]:
+        # copies under the lock, the sorting outside it: every HTTP request's observe() waits for this lock
         with self._lock:
-            items = [(k, t) for k, t in self._timers.items() if group is None or k[0] == group]
-            return {name: t.snapshot() for (_, name), t in sorted(items)}
+            items = [(name, t.copy()) for (g, name), t in sorted(self._timers.items()) if group is None or g == group]
+        return {name: t.snapshot() for name, t in items}
 
     def timer_items(self) -> list[tuple[str, str, Timer]]:
         """Copies taken under the lock: the caller (a Prometheus scrape) reads them without it."""
@@ -289,7 +291,9 @@ class Metrics:
     def memory(self) -> dict:
         import psutil
 
-        proc = psutil.Process(os.getpid())
+        if self._me is None:  # built once: psutil.Process() reads /proc/<pid>/stat to identify it
+            self._me = psutil.Process(os.getpid())
+        proc = self._me
         info = proc.memory_info()
         out: dict[str, Any] = {"pid": proc.pid, "rss_mb": round(info.rss / 2**20, 1),
                                "vms_mb": round(info.vms / 2**20, 1)}
@@ -335,8 +339,11 @@ def register_probes(metrics: Metrics, *, db: Any = None, daemon: Any = None, cac
 
             register_dask_probes(metrics, lambda: snapshot().executor)
 
-        metrics.add_gauge("queue_depth", "Files waiting for analysis or in flight",
-                          lambda: snapshot().pending + snapshot().analysis["in_flight"])
+        def queue_depth() -> int:  # both numbers from one snapshot: a file may start between two reads
+            status = snapshot()
+            return status.pending + status.analysis["in_flight"]
+
+        metrics.add_gauge("queue_depth", "Files waiting for analysis or in flight", queue_depth)
         metrics.add_gauge("workers_alive", "Analysis workers alive", lambda: snapshot().executor["alive"])
         metrics.add_gauge("workers_busy", "Analysis workers running a file", lambda: snapshot().executor["in_flight"])
         metrics.add_counter("worker_restarts", "Analysis workers replaced (crash, memory, max_tasks, timeout)",

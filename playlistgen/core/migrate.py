@@ -5,6 +5,7 @@ version, never half of one."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ def current_version(conn: apsw.Connection) -> int:
     return conn.execute("PRAGMA user_version").fetchall()[0][0]
 
 
+@functools.cache  # the shipped files do not change while we run; /health asks on every request
 def latest_version() -> int:
     migrations = available_migrations()
     return migrations[-1].version if migrations else 0

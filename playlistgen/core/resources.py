@@ -13,10 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from cachetools import TTLCache
 
 log = logging.getLogger(__name__)
 MB = 2**20
 GB = 2**30
+# /metrics and /api/v1/performance/metrics reuse the process list this long: each listing reads
+# several /proc files per process, a quarter of the server's time under bench/load_compare.py.
+PROCESSES_TTL_S = 1.0
 
 
 class ResourceMonitor:
@@ -27,6 +31,8 @@ class ResourceMonitor:
         self._lock = threading.Lock()
         self._last: dict[int, tuple[float, float, float]] = {}  # pid → (create_time, cpu_s, wall)
         self._procs: dict[int, psutil.Process] = {}
+        # id(daemon) → its latest process list without CPU figures
+        self._recent: TTLCache = TTLCache(maxsize=4, ttl=PROCESSES_TTL_S, timer=time.monotonic)
 
     def _proc(self, pid: int) -> psutil.Process:
         proc = self._procs.get(pid)
@@ -64,7 +70,19 @@ class ResourceMonitor:
             return None
 
     def processes(self, daemon: Any = None, *, cpu: bool = False) -> list[dict]:
-        """The daemon (this process) and each analysis worker process, with RSS (and CPU)."""
+        """The daemon (this process) and each analysis worker process, with RSS (and CPU). Without
+        ``cpu`` a list up to PROCESSES_TTL_S old is reused; with it (CPU use between two calls) never."""
+        if cpu:
+            return self._processes(daemon, cpu=True)
+        with self._lock:
+            recent = self._recent.get(id(daemon))
+        if recent is None:
+            recent = self._processes(daemon, cpu=False)
+            with self._lock:
+                self._recent[id(daemon)] = recent
+        return [dict(p) for p in recent]   # copies: callers may add to them
+
+    def _processes(self, daemon: Any, *, cpu: bool) -> list[dict]:
         out = [self.describe(os.getpid(), "daemon", cpu=cpu)]
         if daemon is not None and daemon.executor.kind in ("process", "dask"):
             for worker in daemon.status(max_age_s=1.0).executor["workers"]:

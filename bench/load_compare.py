@@ -8,7 +8,7 @@ install would otherwise map ``playlistgen.migrations`` to this repository's), wi
 models, library size and default settings. The old tree is a worktree, e.g.
 ``git worktree add /tmp/oldcode 24560c6``.
 
-    .venv/bin/python bench/load_compare.py --tree old=/tmp/oldcode --tree new=. [--pairs 3] [--files 200]
+    .venv/bin/python bench/load_compare.py --tree old=/tmp/oldcode --tree new=. [--pairs 3] [--files 400]
                                            [--clients 50] [--seconds 30]
 """
 
@@ -81,6 +81,7 @@ def run_once(tree: Path, files: int, clients: int, seconds: float) -> dict:
     return {"rps": len(lat) / result["elapsed"], "p50_ms": statistics.median(lat), "p99_ms": percentile(lat, 99),
             "errors": len(result["errors"]), "error_kinds": sorted(set(result["errors"]))[:3],
             "analysed": f"{before.get('analysed')}→{after.get('analysed')}", "foreign": machine.foreign_share,
+            "still_analysing": after.get("pending", 0) + after.get("analysing", 0) > 0,
             "by_route": {r: (statistics.median(ms), percentile(ms, 99)) for r, ms in sorted(result["by_route"].items())
                          if ms}}
 
@@ -90,7 +91,8 @@ def main() -> None:
     parser.add_argument("--tree", action="append", required=True, metavar="NAME=DIR",
                         help="a source tree to measure (repeat; runs alternate in this order)")
     parser.add_argument("--pairs", type=int, default=3, help="rounds of one run per tree")
-    parser.add_argument("--files", type=int, default=200, help="generated 45 s songs in the library")
+    parser.add_argument("--files", type=int, default=400,
+                        help="generated 45 s songs in the library (enough to keep it analysing all along)")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--routes", action="store_true", help="also print p50/p99 per route")
@@ -105,7 +107,9 @@ def main() -> None:
             kinds = f" {r['error_kinds']}" if r["errors"] else ""
             print(f"{name:>5} run {i + 1}: {r['rps']:6.0f} req/s  p50 {r['p50_ms']:5.0f} ms  "
                   f"p99 {r['p99_ms']:5.0f} ms  errors {r['errors']}{kinds}  "
-                  f"(analysed {r['analysed']}, other processes {r['foreign']:.0%})", flush=True)
+                  f"(analysed {r['analysed']}, other processes {r['foreign']:.0%})"
+                  + ("" if r["still_analysing"] else "  ANALYSIS ENDED DURING THE LOAD: use more --files"),
+                  flush=True)
             if args.routes:
                 for route, (p50, p99) in r["by_route"].items():
                     print(f"        {route:34} p50 {p50:5.0f} ms  p99 {p99:5.0f} ms", flush=True)

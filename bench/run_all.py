@@ -4,6 +4,7 @@ docs/bench/*.png (plots) and docs/bench/results.json (every number, with its run
     .venv/bin/python bench/run_all.py --quick        # `make bench`: about 10 minutes
     .venv/bin/python bench/run_all.py                # `make bench FULL=1`: more files and runs (~45 min)
     .venv/bin/python bench/run_all.py --render-only  # re-render the report from results.json
+    .venv/bin/python bench/run_all.py --only hardening --merge   # re-run one section into results.json
 
 Generated inputs (the dev corpus when it is missing, long files, the 100k-file tree, the
 synthetic 100k-track library, the analysed quality library) are kept in the cache folder
@@ -50,7 +51,7 @@ QUICK = {"cost_files": 3, "cost_max_s": 150, "rounds": 3,
          "cache_runs": 3, "tune": True,
          "transition_sizes": [50, 500], "transition_runs": 7, "link_songs": 100_000, "link_runs": 2,
          "proxy_tracks": 10_000, "proxy_stream_mb": 32, "proxy_runs": 3, "proxy_queries": 50, "retag_files": 300,
-         "hard_files": 100, "hard_idle_max": 2000, "hard_clients": 50, "hard_seconds": 10.0, "dask_files": 12,
+         "hard_files": 300, "hard_idle_max": 2000, "hard_clients": 50, "hard_seconds": 10.0, "dask_files": 12,
          "dask_pairs": 3}
 FULL = {"cost_files": 8, "cost_max_s": 330, "rounds": 3,
         "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia", "accurate"),
@@ -60,7 +61,7 @@ FULL = {"cost_files": 8, "cost_max_s": 330, "rounds": 3,
         "cache_runs": 5, "tune": True,
         "transition_sizes": [50, 100, 200, 500, 1000], "transition_runs": 15, "link_songs": 100_000, "link_runs": 3,
         "proxy_tracks": 100_000, "proxy_stream_mb": 64, "proxy_runs": 5, "proxy_queries": 100, "retag_files": 1000,
-        "hard_files": 200, "hard_idle_max": 3000, "hard_clients": 50, "hard_seconds": 30.0, "dask_files": 24,
+        "hard_files": 600, "hard_idle_max": 3000, "hard_clients": 50, "hard_seconds": 30.0, "dask_files": 24,
         "dask_pairs": 4}
 
 
@@ -367,6 +368,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer files and runs, no 60-min file (~10 min)")
     parser.add_argument("--corpus", help="dev corpus folder (default: $PLAYLISTGEN_CORPUS, ../corpus, or built)")
     parser.add_argument("--only", help="comma-separated sections (a partial report, for development)")
+    parser.add_argument("--merge", action="store_true",
+                        help="with --only: replace those sections in results.json and re-render the whole report")
     parser.add_argument("--render-only", action="store_true", help="re-render the report from results.json")
     args = parser.parse_args()
     import report
@@ -381,6 +384,12 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
     results: dict = {"mode": "quick" if args.quick else "full", "sections": {}}
+    if args.merge:
+        if not args.only or not RESULTS.exists():
+            raise SystemExit("--merge needs --only and an existing " + str(RESULTS.relative_to(REPO)))
+        results = json.loads(RESULTS.read_text())
+        if results["mode"] != ("quick" if args.quick else "full"):
+            raise SystemExit(f"--merge: {RESULTS.relative_to(REPO)} holds a {results['mode']} run; use the same mode")
     failed = []
     started = time.perf_counter()
     for name in names:
@@ -397,7 +406,8 @@ def main() -> None:
         value["_seconds"] = time.perf_counter() - t0
         value["_foreign_share"] = load.foreign_share if load else None
         results["sections"][name] = value
-    results["total_s"] = time.perf_counter() - started
+    if not args.merge:
+        results["total_s"] = time.perf_counter() - started
     ASSETS.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=1, default=float))
     report.write(results, DOC, ASSETS)

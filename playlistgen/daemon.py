@@ -23,9 +23,10 @@ from .errors import DatabaseError
 log = logging.getLogger(__name__)
 # how soon a reconcile is tried again after a refused write or while a library root is unavailable
 RETRY_S = 30.0
-# /health, /api/v1/library/status and the performance routes share a snapshot this old, unless a
-# file started or finished since: under load a few builds a second (locks, a count query, /proc
-# reads) instead of one per request, and a poller that sees a file done never sees it in flight.
+# Daemon.status() reuses a snapshot this old, unless a file started or finished since: under load
+# /health, /api/v1/library/status, the performance routes and /metrics build a few a second (locks,
+# a count query, /proc reads) instead of one per request, and a poller that sees a file done never
+# sees it in flight.
 STATUS_MAX_AGE_S = 1.0
 
 
@@ -217,7 +218,7 @@ class Daemon:
         stats = self.scheduler.stats
         return stats.analysed, stats.failed, stats.requeued, len(self.scheduler.in_flight)
 
-    def status(self, max_age_s: float = 0.0) -> DaemonStatus:
+    def status(self, max_age_s: float = STATUS_MAX_AGE_S) -> DaemonStatus:
         """A snapshot of the daemon; one younger than ``max_age_s`` is reused while no file started
         or finished since (a /metrics scrape reads a dozen gauges from one snapshot)."""
         with self._status_lock:

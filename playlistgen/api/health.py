@@ -7,7 +7,6 @@ import time
 from flask import Blueprint, current_app, jsonify
 
 from ..core.migrate import latest_version
-from ..daemon import STATUS_MAX_AGE_S
 
 bp = Blueprint("health", __name__)
 
@@ -19,7 +18,7 @@ def health():  # type: ignore[no-untyped-def]
     components = {"database": {**database, "degraded": database["writer"]["degraded"],
                                "schema_version": latest_version()}}
     if services.daemon is not None:
-        status = services.daemon.status(STATUS_MAX_AGE_S)
+        status = services.daemon.status()
         components["analysis"] = status.analysis
         components["library"] = status.library
     if getattr(services, "mediaserver", None) is not None:  # degraded, never down: analysis and API go on

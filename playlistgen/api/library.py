@@ -8,7 +8,6 @@ from flask import Blueprint, current_app, jsonify
 
 from ..core.jobs import failed_files
 from ..core.library import library_counts
-from ..daemon import STATUS_MAX_AGE_S
 from ..errors import PlaylistgenError
 from .args import int_arg
 
@@ -44,7 +43,7 @@ def status():  # type: ignore[no-untyped-def]
                             "rules": playlists.exclusions.configured.to_dict()}
     daemon = services.daemon
     if daemon is not None:
-        snapshot = daemon.status(STATUS_MAX_AGE_S)
+        snapshot = daemon.status()
         analysis = snapshot.analysis
         rate = analysis["files_per_min"]
         remaining = counts["pending"] + counts["analysing"]

@@ -7,7 +7,6 @@ import time
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from ..core.advisor import Inputs, build_report
-from ..daemon import STATUS_MAX_AGE_S
 from ..errors import PlaylistgenError
 
 bp = Blueprint("performance", __name__)
@@ -106,7 +105,7 @@ def async_health():  # type: ignore[no-untyped-def]
     if daemon is None:
         raise UnavailableError("the analysis daemon is not running in this process",
                                hint="start it with `playlistgen serve`")
-    snapshot = daemon.status(STATUS_MAX_AGE_S)
+    snapshot = daemon.status()
     executor = snapshot.executor
     metrics = getattr(_services(), "metrics", None)
     body = {"ready": executor["state"] == "running" and not executor["fatal_error"],
@@ -121,7 +120,7 @@ def optimization_report():  # type: ignore[no-untyped-def]
     metrics = _metrics()
     daemon = services.daemon
     usage = metrics.resources.usage(services.settings, services.db.path, daemon)
-    snapshot = daemon.status(STATUS_MAX_AGE_S) if daemon is not None else None
+    snapshot = daemon.status() if daemon is not None else None
     executor = snapshot.executor if snapshot is not None else None
     cache = getattr(services, "cache", None)
     inputs = Inputs(settings=services.settings, cache=cache.stats() if cache is not None else None,

@@ -40,7 +40,7 @@ from typing import Any
 
 from .dask_config import TlsFiles, default_listen, tls_files
 from .dask_connection import SchedulerConnection
-from .executor import AnalysisExecutor, Outcome, one_line
+from .executor import AnalysisExecutor, Outcome, one_line, wait_for_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -230,17 +230,15 @@ class DaskAnalysisExecutor(SchedulerConnection):
                     self._counts["requeued"] += 1
 
     def poll(self, timeout: float) -> list[Outcome]:
-        deadline = time.monotonic() + timeout
-        while True:
-            self._collect(0)
-            with self._lock:
-                if self._ready or self._state == "closed":
-                    out, self._ready = self._ready, []
-                    return out
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            self._collect(min(remaining, TICK_S))
+        return wait_for_outcomes(timeout, TICK_S, self._take_ready, self._collect)
+
+    def _take_ready(self) -> list[Outcome] | None:
+        self._collect(0)
+        with self._lock:
+            if self._ready or self._state == "closed":
+                out, self._ready = self._ready, []
+                return out
+        return None
 
     # ------------------------------------------------------------------ remote
 

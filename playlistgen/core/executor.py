@@ -34,6 +34,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -154,6 +155,21 @@ def _analyze(seq: int, path: str) -> dict:
 
 # ----------------------------------------------------------------------------- parent side
 
+def wait_for_outcomes(timeout: float, tick: float, take: Callable[[], list[Outcome] | None],
+                      wait: Callable[[float], None]) -> list[Outcome]:
+    """Both executors' poll(): ``take()`` until it returns outcomes (None: none yet, still open),
+    ``wait(s)`` for progress in between; [] after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = take()
+        if out is not None:
+            return out
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return []
+        wait(min(remaining, tick))
+
+
 @dataclass
 class _Slot:
     index: int
@@ -267,17 +283,15 @@ class AnalysisExecutor:
 
     def poll(self, timeout: float) -> list[Outcome]:
         """Outcomes completed since the last call; waits up to ``timeout`` s for at least one."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._lock:
-                self._reap()
-                if self._ready or self._state == "closed":
-                    out, self._ready = self._ready, []
-                    return out
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return []
-            self._wait_busy(min(remaining, TICK_S))
+        return wait_for_outcomes(timeout, TICK_S, self._take_ready, self._wait_busy)
+
+    def _take_ready(self) -> list[Outcome] | None:
+        with self._lock:
+            self._reap()
+            if self._ready or self._state == "closed":
+                out, self._ready = self._ready, []
+                return out
+        return None
 
     def close(self, grace_s: float = 8.0) -> list[tuple[int, str]]:
         """Stop taking work, let in-flight files finish for up to ``grace_s`` s, stop the workers

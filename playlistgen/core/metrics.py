@@ -32,7 +32,6 @@ WINDOW = 1024                 # samples kept per timer
 THROUGHPUT_BUCKET_S = 60      # one throughput bar per minute ...
 THROUGHPUT_BUCKETS = 60       # ... for the last hour
 ANALYSIS_STAGES = ("decode", "dsp", "ml")
-SCRAPE_S = 1.0               # gauges of one /metrics scrape share one daemon snapshot this old
 
 Probe = Callable[[], Any]     # returns a number, or {label tuple: number} for labelled probes
 
@@ -124,7 +123,6 @@ class Metrics:
         self.memtrace = MemoryTracer() if tracemalloc else None
         self.resources = ResourceMonitor()
         self._registry = None
-        self._me: Any = None   # psutil.Process of this process, built on first use
 
     @classmethod
     def from_settings(cls, settings: Any) -> Metrics:
@@ -289,11 +287,7 @@ class Metrics:
         }
 
     def memory(self) -> dict:
-        import psutil
-
-        if self._me is None:  # built once: psutil.Process() reads /proc/<pid>/stat to identify it
-            self._me = psutil.Process(os.getpid())
-        proc = self._me
+        proc = self.resources.process(os.getpid())
         info = proc.memory_info()
         out: dict[str, Any] = {"pid": proc.pid, "rss_mb": round(info.rss / 2**20, 1),
                                "vms_mb": round(info.vms / 2**20, 1)}
@@ -332,7 +326,7 @@ def register_probes(metrics: Metrics, *, db: Any = None, daemon: Any = None, cac
         executor = daemon.executor
 
         def snapshot():  # type: ignore[no-untyped-def]
-            return daemon.status(max_age_s=SCRAPE_S)  # one snapshot for every gauge of a scrape
+            return daemon.status()  # reused for up to a second: one snapshot for every gauge of a scrape
 
         if executor.kind == "dask":  # remote workers and bytes shipped
             from .dask_health import register_probes as register_dask_probes

@@ -34,7 +34,8 @@ class ResourceMonitor:
         # id(daemon) → its latest process list without CPU figures
         self._recent: TTLCache = TTLCache(maxsize=4, ttl=PROCESSES_TTL_S, timer=time.monotonic)
 
-    def _proc(self, pid: int) -> psutil.Process:
+    def process(self, pid: int) -> psutil.Process:
+        """A psutil handle for ``pid``, kept between calls (building one reads /proc)."""
         proc = self._procs.get(pid)
         if proc is None or not proc.is_running():  # is_running also catches a reused pid
             proc = self._procs[pid] = psutil.Process(pid)
@@ -56,7 +57,7 @@ class ResourceMonitor:
 
     def describe(self, pid: int, name: str, *, cpu: bool = True, slot: int | None = None) -> dict | None:
         try:
-            proc = self._proc(pid)
+            proc = self.process(pid)
             with proc.oneshot():
                 info: dict[str, Any] = {"name": name, "pid": pid, "slot": slot,
                                         "rss_mb": round(proc.memory_info().rss / MB, 1),
@@ -85,7 +86,7 @@ class ResourceMonitor:
     def _processes(self, daemon: Any, *, cpu: bool) -> list[dict]:
         out = [self.describe(os.getpid(), "daemon", cpu=cpu)]
         if daemon is not None and daemon.executor.kind in ("process", "dask"):
-            for worker in daemon.status(max_age_s=1.0).executor["workers"]:
+            for worker in daemon.status().executor["workers"]:
                 if worker["pid"] and not worker.get("remote"):
                     out.append(self.describe(worker["pid"], f"worker-{worker['slot']}", cpu=cpu,
                                              slot=worker["slot"]))

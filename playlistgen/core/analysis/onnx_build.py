@@ -174,9 +174,9 @@ def _front_conv(g: _Graph, x: str, conv: str, bn: str, shape: tuple[int, int, in
 
 
 def _concat(g: _Graph, parts: list[_Features], name: str) -> _Features:
-    offsets = np.cumsum([0] + [len(p.const) for p in parts])
+    offsets = np.cumsum([0] + [len(p.const) for p in parts[:-1]])     # each part's first channel
     tensor = g.node("Concat", [p.tensor for p in parts], name, axis=1)
-    return _Features(tensor, np.concatenate([p.alive + o for p, o in zip(parts, offsets, strict=False)]),
+    return _Features(tensor, np.concatenate([p.alive + o for p, o in zip(parts, offsets, strict=True)]),
                      np.concatenate([p.const for p in parts]))
 
 

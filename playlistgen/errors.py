@@ -4,6 +4,11 @@ print one clear line and the API can build its JSON error body from the same fie
 from __future__ import annotations
 
 
+def exception_text(exc: BaseException, limit: int = 300) -> str:
+    """An exception's message on one line (whitespace collapsed, at most ``limit`` characters)."""
+    return " ".join(str(exc).split())[:limit] or type(exc).__name__
+
+
 class PlaylistgenError(Exception):
     """Base of every error the project raises on purpose.
 

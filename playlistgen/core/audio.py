@@ -40,13 +40,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AnalysisError
+from ..errors import AnalysisError, exception_text
 from .audio_chain import ChainedOgg, match_channels, mp3_rest, ogg_links
 from .optional import essentia_available
 
 log = logging.getLogger(__name__)
 
 CHUNK_SECONDS = 20.0
+REASON_CHARS = 160               # a decoder's error, as it appears in a failure reason
 # Files libsndfile cannot read and longer than this are decoded by Essentia in segments
 # (a whole hour would need about 1.3 GB as stereo float32).
 LONG_FILE_S = 20 * 60.0
@@ -84,11 +85,6 @@ class Chunk:
     start_s: float
     mono: dict[int, np.ndarray] = field(default_factory=dict)
     native: np.ndarray | None = None     # (frames, channels) float32 at the source rate
-
-
-def _one_line(exc: BaseException, limit: int = 160) -> str:
-    text = " ".join(str(exc).split())
-    return text[:limit] or type(exc).__name__
 
 
 def _check_file(path: str) -> None:
@@ -299,11 +295,11 @@ def _open_source(path: str) -> _Source:
         if links:
             return ChainedOgg(path, links)  # a _Source: blocks, info, stopped_early, rest, close
     except Exception as exc:
-        errors.append(f"chained ogg: {_one_line(exc)}")
+        errors.append(f"chained ogg: {exception_text(exc, REASON_CHARS)}")
     try:
         return _SoundfileSource(path)
     except Exception as exc:  # libsndfile raises several types for unreadable input
-        errors.append(f"libsndfile: {_one_line(exc)}")
+        errors.append(f"libsndfile: {exception_text(exc, REASON_CHARS)}")
     source = _open_other(path, errors)
     if source is not None:
         return source
@@ -323,7 +319,7 @@ def _open_other(path: str, errors: list[str], exclude: str = "soundfile") -> _So
                 return _EssentiaSegmentSource(path, *long)
             return _EssentiaSource(path)
         except Exception as exc:
-            text = _one_line(exc).replace("Error while configuring AudioLoader: ", "")
+            text = exception_text(exc, REASON_CHARS).replace("Error while configuring AudioLoader: ", "")
             errors.append(f"ffmpeg: {text.replace('AudioLoader: ', '')}")
     if exclude != "audioread":
         try:
@@ -332,7 +328,7 @@ def _open_other(path: str, errors: list[str], exclude: str = "soundfile") -> _So
             if audioread.available_backends():
                 return _AudioreadSource(path)
         except Exception as exc:
-            errors.append(f"audioread: {_one_line(exc)}")
+            errors.append(f"audioread: {exception_text(exc, REASON_CHARS)}")
     return None
 
 
@@ -396,7 +392,7 @@ class DecodedAudio:
             except StopIteration:
                 break
             except Exception as exc:
-                raise AnalysisError(f"decode error after {self.duration_s:.1f} s: {_one_line(exc)}",
+                raise AnalysisError(f"decode error after {self.duration_s:.1f} s: {exception_text(exc, REASON_CHARS)}",
                                     path=self.path) from exc
             start_s = self.frames_decoded / sr
             self.frames_decoded += len(block)
@@ -425,7 +421,7 @@ class DecodedAudio:
             why = self._source.stopped_early() or self._shortfall()
         except Exception as exc:
             error = exc
-            why = f"decode error after {self.duration_s:.1f} s: {_one_line(exc)}"
+            why = f"decode error after {self.duration_s:.1f} s: {exception_text(exc, REASON_CHARS)}"
         if why is None:
             return
         rest = self._source.rest(self.chunk_frames) if error is None else None

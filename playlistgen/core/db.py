@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import apsw
 import apsw.bestpractice
 
-from ..errors import DatabaseDamagedError, DatabaseError
+from ..errors import DatabaseDamagedError, DatabaseError, exception_text
 from .migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ class Writer:
             with_busy_retry(run_batch, on_retry=self._count_busy)
         except Exception as exc:
             self.consecutive_failures += 1
-            self.last_error, self.last_error_at = _one_line(exc), time.time()
+            self.last_error, self.last_error_at = exception_text(exc), time.time()
             if self.consecutive_failures == 1 or self.consecutive_failures % 100 == 0:
                 log.error("cannot write to the database %s: %s (%d batch(es) failed in a row; "
                           "retried when more work comes)", self._path, self.last_error, self.consecutive_failures)
@@ -259,10 +259,6 @@ class Writer:
         return {"ready": self._thread.is_alive(), "degraded": self.consecutive_failures > 0,
                 "consecutive_failures": self.consecutive_failures, "last_error": self.last_error,
                 "last_error_at": self.last_error_at, "queue_depth": self.queue_depth}
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split())[:300] or type(exc).__name__
 
 
 class WriteFailedError(DatabaseError):

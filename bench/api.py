@@ -39,8 +39,8 @@ def serve(db_path: str, port: int) -> None:
 
     from playlistgen.api import create_app
     from playlistgen.config import Settings
-    from playlistgen.core.db import Database
     from playlistgen.core.playlists.service import PlaylistService
+    from playlistgen.core.storage.db import Database
     from playlistgen.core.threads import single_threaded_blas
     from playlistgen.services import Services
 

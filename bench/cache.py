@@ -18,10 +18,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playlistgen.core.cache import FeatureCache  # noqa: E402
-from playlistgen.core.db import Database  # noqa: E402
-from playlistgen.core.metrics import percentile  # noqa: E402
-from playlistgen.core.records import get_many_features, get_track_features  # noqa: E402
+from playlistgen.core.observe.metrics import percentile  # noqa: E402
+from playlistgen.core.storage.cache import FeatureCache  # noqa: E402
+from playlistgen.core.storage.db import Database  # noqa: E402
+from playlistgen.core.storage.records import get_many_features, get_track_features  # noqa: E402
 from tests.feature_data import populate  # noqa: E402
 
 

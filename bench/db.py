@@ -15,7 +15,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from playlistgen.core.db import Database  # noqa: E402
+from playlistgen.core.storage.db import Database  # noqa: E402
 
 
 def insert_rate(rows: int, batch_size: int) -> float:

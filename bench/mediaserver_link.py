@@ -107,9 +107,9 @@ def fill_db(db, ours: list[tuple]) -> None:  # type: ignore[no-untyped-def]
 def measure(songs: int, runs: int, log=print) -> dict:  # type: ignore[no-untyped-def]
     """``runs`` links of a ``songs``-song fixture server (the first inserts the mapping, the
     others update it): wall and CPU seconds of our process, matches by method, the goal."""
-    from playlistgen.core.db import Database
-    from playlistgen.core.mediaserver.client import SubsonicClient
-    from playlistgen.core.mediaserver.link import link
+    from playlistgen.core.integrations.mediaserver.client import SubsonicClient
+    from playlistgen.core.integrations.mediaserver.link import link
+    from playlistgen.core.storage.db import Database
 
     out: dict = {"songs": songs, "goal_cpu_s": 60.0 * songs / 100_000, "runs": []}
     with tempfile.TemporaryDirectory(prefix="pg-mslink-") as tmp:

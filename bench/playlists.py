@@ -22,11 +22,11 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playlistgen.config import Settings  # noqa: E402
-from playlistgen.core.db import Database  # noqa: E402
 from playlistgen.core.playlists.catalog import SCALARS, build_catalog  # noqa: E402
 from playlistgen.core.playlists.diversity import Diversity  # noqa: E402
 from playlistgen.core.playlists.registry import run  # noqa: E402
 from playlistgen.core.playlists.service import PlaylistService  # noqa: E402
+from playlistgen.core.storage.db import Database  # noqa: E402
 from playlistgen.core.threads import single_threaded_blas  # noqa: E402
 
 LABELS = ["rock", "pop", "electronic", "jazz", "chill", "dance", "ambient", "metal", "happy", "sad", "party",

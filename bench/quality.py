@@ -273,7 +273,7 @@ def library_db(corpus: Path, models_dir: Path, ml_runtime: str = "auto") -> tupl
         subprocess.run([sys.executable, "-m", "playlistgen", "scan", str(corpus), str(folder / "versions"),
                         "--db", str(tmp), "--preset", "balanced"], cwd=folder, env=env, check=True,
                        stdout=subprocess.DEVNULL)
-        from playlistgen.core.db import Database
+        from playlistgen.core.storage.db import Database
 
         Database(tmp).close()  # checkpoint the WAL into the file
         tmp.rename(db)
@@ -284,7 +284,7 @@ class Library:
     """The analysed corpus: the project's catalog for given weights, labels, identities."""
 
     def __init__(self, db_path: Path, corpus: Path, versions: dict[str, str]) -> None:
-        from playlistgen.core.db import Database
+        from playlistgen.core.storage.db import Database
 
         self.db = Database(db_path, pool_min=1, pool_max=2)
         labels = {t.path: t.label for t in corpus_tracks(corpus)}

@@ -17,8 +17,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playlistgen.config import LibrarySettings  # noqa: E402
-from playlistgen.core.db import Database  # noqa: E402
-from playlistgen.core.library import Library  # noqa: E402
+from playlistgen.core.library.reconcile import Library  # noqa: E402
+from playlistgen.core.storage.db import Database  # noqa: E402
 
 
 def make_tree(root: Path, files: int) -> None:

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from playlistgen.config import load_settings  # noqa: E402
 from playlistgen.core.analysis.factory import analyzer_version  # noqa: E402
-from playlistgen.core.audio_fingerprint import audio_fingerprint  # noqa: E402
-from playlistgen.core.db import Database  # noqa: E402
-from playlistgen.core.jobs import JobQueue  # noqa: E402
-from playlistgen.core.library import Library  # noqa: E402
+from playlistgen.core.audio.fingerprint import audio_fingerprint  # noqa: E402
+from playlistgen.core.library.reconcile import Library  # noqa: E402
+from playlistgen.core.storage.db import Database  # noqa: E402
+from playlistgen.core.storage.jobs import JobQueue  # noqa: E402
 from tests.tagged_library import make_library, set_tags  # noqa: E402
 
 

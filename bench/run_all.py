@@ -133,8 +133,8 @@ def reconcile(cfg: dict, corpus: Path) -> dict:
     from reconcile import make_tree
 
     from playlistgen.config import LibrarySettings
-    from playlistgen.core.db import Database
-    from playlistgen.core.library import Library
+    from playlistgen.core.library.reconcile import Library
+    from playlistgen.core.storage.db import Database
 
     files = 100_000
     root = cache_dir() / "reconcile" / f"lib-{files}"
@@ -171,7 +171,7 @@ def db_writes(cfg: dict, corpus: Path) -> dict:
 def _api_library(tracks: int) -> Path:
     from playlists import write_database
 
-    from playlistgen.core.migrate import latest_version
+    from playlistgen.core.storage.migrate import latest_version
 
     path = cache_dir() / "api" / f"library-{tracks}-schema{latest_version()}.db"
     if not path.exists():
@@ -257,9 +257,9 @@ def common_free_port() -> int:
 def cache(cfg: dict, corpus: Path) -> dict:
     from cache import per_track, workload
 
-    from playlistgen.core.cache import FeatureCache
-    from playlistgen.core.db import Database
-    from playlistgen.core.records import get_many_features
+    from playlistgen.core.storage.cache import FeatureCache
+    from playlistgen.core.storage.db import Database
+    from playlistgen.core.storage.records import get_many_features
     from tests.feature_data import populate
 
     out: dict = {"tracks": cfg["cache_tracks"], "requests": cfg["cache_requests"], "zipf": 1.1, "configs": {}}

@@ -46,7 +46,7 @@ def library_db(n: int) -> Path:
         leftover.unlink()
     started = time.perf_counter()
     cols = write_database(tmp, n, np.random.default_rng(11))
-    from playlistgen.core.db import Database
+    from playlistgen.core.storage.db import Database
 
     db = Database(tmp, pool_min=1, pool_max=2)
     rows = [(f"so-{i}", i + 1, "path", f"{cols['artists'][i]}/LP/Song {i}.flac", cols["artists"][i], "LP",
@@ -88,7 +88,7 @@ def serve_child(args: argparse.Namespace) -> None:
     from playlistgen.api import create_app
     from playlistgen.api.server import server_options
     from playlistgen.config import Settings
-    from playlistgen.core.db import Database
+    from playlistgen.core.storage.db import Database
     from playlistgen.core.threads import single_threaded_blas
     from playlistgen.services import Services
 

@@ -317,7 +317,7 @@ def validate(settings: Settings, *, require_library: bool = False) -> None:
     if not settings.library.paths:
         raise ConfigError("config key 'library.paths' is empty", hint="give at least one music folder")
     _validate_playlist_maps(settings.playlists)
-    from .core.dask_config import validate_analysis  # no Dask import
+    from .core.execution.dask.config import validate_analysis  # no Dask import
 
     validate_analysis(settings.analysis)
     settings.library.extensions = [e.lower() if e.startswith(".") else "." + e.lower()

@@ -14,10 +14,10 @@ import time
 from dataclasses import dataclass
 
 from .config import Settings
-from .core.db import Database
-from .core.jobs import JobQueue
-from .core.library import Library
-from .core.scheduler import Scheduler
+from .core.execution.scheduler import Scheduler
+from .core.library.reconcile import Library
+from .core.storage.db import Database
+from .core.storage.jobs import JobQueue
 from .errors import DatabaseError
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class LibraryService:
             self._start_watcher()
 
     def _start_watcher(self) -> None:
-        from .core.watcher import LibraryWatcher
+        from .core.library.watcher import LibraryWatcher
 
         lib = self.settings.library
         self.watcher = LibraryWatcher(lib.paths, extensions=lib.extensions, ignore=lib.ignore,
@@ -175,7 +175,7 @@ class Daemon:
 
     def __init__(self, settings: Settings, db: Database, metrics=None) -> None:  # type: ignore[no-untyped-def]
         from .core.analysis.factory import analyzer_spec, analyzer_version, check_models
-        from .core.executor import AnalysisExecutor
+        from .core.execution.local import AnalysisExecutor
 
         check_models(settings)
         version = analyzer_version(settings)
@@ -183,7 +183,7 @@ class Daemon:
         self.db = db
         self.queue = JobQueue(db, version)
         if settings.analysis.executor == "dask":  # Dask is imported only here
-            from .core.dask_executor import DaskAnalysisExecutor
+            from .core.execution.dask.executor import DaskAnalysisExecutor
 
             self.executor = DaskAnalysisExecutor.from_settings(settings, analyzer_spec(settings), version)
         else:

@@ -8,17 +8,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .config import Settings
-from .core.db import Database
+from .core.storage.db import Database
 
 if TYPE_CHECKING:  # the real types, without importing them at run time
-    from .core.cache import FeatureCache
-    from .core.mediaserver.service import MediaServerService
-    from .core.mediaserver.sonic import SonicSearch
-    from .core.metrics import Metrics
-    from .core.mpd_radio import MpdRadio
+    from .core.integrations.mediaserver.service import MediaServerService
+    from .core.integrations.mediaserver.sonic import SonicSearch
+    from .core.integrations.mpd import MpdRadio
+    from .core.integrations.tags.service import TagWriterService
+    from .core.observe.metrics import Metrics
     from .core.playlists.schedule import MixScheduler
     from .core.playlists.service import PlaylistService
-    from .core.tagwriter_service import TagWriterService
+    from .core.storage.cache import FeatureCache
     from .daemon import Daemon
 
 

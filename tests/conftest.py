@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from playlistgen.core.db import Database
+from playlistgen.core.storage.db import Database
 
 REPO = Path(__file__).resolve().parents[1]
 

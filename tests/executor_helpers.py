@@ -20,7 +20,7 @@ import os
 import time
 from pathlib import Path
 
-from playlistgen.core.executor import AnalyzerSpec
+from playlistgen.core.execution.protocol import AnalyzerSpec
 from playlistgen.errors import AnalysisError, ModelMissingError
 
 FACTORY = "tests.executor_helpers:create"

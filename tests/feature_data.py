@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from playlistgen.core.db import Database
-from playlistgen.core.jobs import Job, JobQueue
+from playlistgen.core.storage.db import Database
+from playlistgen.core.storage.jobs import Job, JobQueue
 
 MSD_LABELS = [f"tag{i:02d}" for i in range(50)]
 CAMELOT_KEYS = [("A", "minor", "8A"), ("C", "major", "8B"), ("E", "minor", "9A"), ("G", "major", "9B"),

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import requests
 
-from playlistgen.core.db import connect
+from playlistgen.core.storage.db import connect
 from tests import audio_fixtures as af
 
 SR = 22050

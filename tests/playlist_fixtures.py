@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from playlistgen.core.db import Database
-from playlistgen.core.jobs import Job, JobQueue
+from playlistgen.core.storage.db import Database
+from playlistgen.core.storage.jobs import Job, JobQueue
 
 STYLES = {
     # name: (bpm, energy, danceability, genre, {tag: probability})

@@ -277,7 +277,7 @@ def test_unusual_but_valid_files(fast, audio_dir: Path) -> None:
 @needs_essentia
 def test_ffmpeg_fallback_whole_and_segmented(fast, audio_dir: Path, monkeypatch) -> None:
     """What libsndfile cannot read goes to Essentia's FFmpeg: whole, or in segments when long."""
-    from playlistgen.core import audio
+    from playlistgen.core.audio import decode as audio
 
     path = af.write(audio_dir / "fallback.ogg", af.song(12.0, SR, 2, bpm=110, tonic=7), SR)
     reference = fast.analyze(str(path))

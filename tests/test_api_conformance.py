@@ -14,11 +14,11 @@ from prometheus_client.exposition import generate_latest
 
 from playlistgen.api import create_app
 from playlistgen.config import Settings
-from playlistgen.core.db import Database
-from playlistgen.core.metrics import Metrics
+from playlistgen.core.observe.metrics import Metrics
 from playlistgen.core.playlists.export import MEDIA_TYPES
 from playlistgen.core.playlists.registry import STRATEGIES
 from playlistgen.core.playlists.service import REQUEST_KEYS
+from playlistgen.core.storage.db import Database
 from playlistgen.logs import RepeatFilter
 from playlistgen.services import Services
 from tests.playlist_fixtures import populate

@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from playlistgen.core.cache import FeatureCache
-from playlistgen.core.db import Database
-from playlistgen.core.jobs import Job, JobQueue
-from playlistgen.core.records import get_many_features, get_track_features
+from playlistgen.core.storage.cache import FeatureCache
+from playlistgen.core.storage.db import Database
+from playlistgen.core.storage.jobs import Job, JobQueue
+from playlistgen.core.storage.records import get_many_features, get_track_features
 from playlistgen.errors import ConfigError
 from tests.feature_data import VERSION, fake_result, populate
 

@@ -104,7 +104,7 @@ def test_serve_refuses_public_bind_without_key(tmp_path: Path) -> None:
 
 
 def test_db_commands_end_to_end(tmp_path: Path) -> None:
-    from playlistgen.core.migrate import latest_version
+    from playlistgen.core.storage.migrate import latest_version
 
     versions = ", ".join(str(v) for v in range(1, latest_version() + 1))
     assert f"applied migrations {versions};" in run_cli("db", "init", cwd=tmp_path).stdout

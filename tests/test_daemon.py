@@ -14,8 +14,8 @@ import pytest
 import requests
 
 from playlistgen.commands.serve import DUPLICATE_SIGNAL_S
-from playlistgen.core import maintenance
-from playlistgen.core.db import connect
+from playlistgen.core.storage import maintenance
+from playlistgen.core.storage.db import connect
 from tests import audio_fixtures as af
 from tests.helpers import ENV, SR, features_per_track, make_song, status, wait_for
 

@@ -21,10 +21,10 @@ import requests
 
 from playlistgen import __version__
 from playlistgen.config import Settings, validate
-from playlistgen.core import maintenance
 from playlistgen.core.analysis.version import ANALYZER_VERSION
-from playlistgen.core.db import connect
-from playlistgen.core.records import from_blob
+from playlistgen.core.storage import maintenance
+from playlistgen.core.storage.db import connect
+from playlistgen.core.storage.records import from_blob
 from playlistgen.errors import ConfigError
 from tests.conftest import REPO, child_env, free_port, run_cli
 from tests.helpers import features_per_track, make_song, status, wait_for
@@ -331,9 +331,9 @@ def test_tls_cluster_with_certs_and_models_from_the_daemon(tmp_path: Path, daemo
 def scripted_cluster(tmp_path: Path, procs, timeout_s: float = 8, **kwargs):  # type: ignore[no-untyped-def]
     """A scheduler, two `playlistgen worker` processes and, in this process, a Dask executor with
     the scripted test analyzer (tests/executor_helpers.py); returns it (not started) and the files."""
-    from playlistgen.core.dask_config import TlsFiles
-    from playlistgen.core.dask_executor import DaskAnalysisExecutor
-    from playlistgen.core.executor import AnalysisExecutor
+    from playlistgen.core.execution.dask.config import TlsFiles
+    from playlistgen.core.execution.dask.executor import DaskAnalysisExecutor
+    from playlistgen.core.execution.local import AnalysisExecutor
     from tests.executor_helpers import spec
 
     port = free_port()
@@ -413,7 +413,7 @@ def test_executor_hands_back_a_file_no_worker_starts(tmp_path: Path, procs) -> N
     """A file no worker starts within start_timeout_s is handed back (one re-queue outcome) and
     never runs later. Its worker is left alone when it is busy with one of our files, and
     restarted when its only thread is taken by a task nobody waits for any more (a "zombie")."""
-    from playlistgen.core.dask_worker import analyse_file
+    from playlistgen.core.execution.dask.worker import analyse_file
 
     ex, files = scripted_cluster(tmp_path, procs, timeout_s=30, start_timeout_s=2)
     starts: list[tuple[int, str, int]] = []
@@ -475,7 +475,7 @@ def test_executor_hands_back_a_file_no_worker_starts(tmp_path: Path, procs) -> N
 def test_dask_is_imported_only_by_the_dask_executor() -> None:
     """`playlistgen --help` and the serve process with another executor never import Dask."""
     code = ("import sys; from playlistgen.cli import cli; import playlistgen.daemon, playlistgen.api, "
-            "playlistgen.core.metrics, playlistgen.core.resources, playlistgen.commands.worker; "
+            "playlistgen.core.observe.metrics, playlistgen.core.observe.resources, playlistgen.commands.worker; "
             "from playlistgen.config import load_settings; load_settings(environ={}); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)

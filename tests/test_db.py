@@ -14,9 +14,9 @@ from pathlib import Path
 import apsw
 import pytest
 
-from playlistgen.core import maintenance
-from playlistgen.core.db import Database, ReaderPool, connect
-from playlistgen.core.migrate import current_version, latest_version, migrate
+from playlistgen.core.storage import maintenance
+from playlistgen.core.storage.db import Database, ReaderPool, connect
+from playlistgen.core.storage.migrate import current_version, latest_version, migrate
 from playlistgen.errors import DatabaseError, MigrationError
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -181,7 +181,7 @@ def test_busy_error_escaping_timeout_is_retried(tmp_path: Path) -> None:
 
 CRASH_SCRIPT = textwrap.dedent("""
     import sys
-    from playlistgen.core.db import Database
+    from playlistgen.core.storage.db import Database
     db = Database(sys.argv[1], batch_size=16)
     rows = 50
     def batch(conn, b):

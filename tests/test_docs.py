@@ -80,7 +80,7 @@ def test_readme_routes_exist(tmp_path: Path) -> None:
 
     from playlistgen.api import create_app
     from playlistgen.config import Settings
-    from playlistgen.core.db import Database
+    from playlistgen.core.storage.db import Database
     from playlistgen.services import Services
 
     settings = Settings()

@@ -11,10 +11,10 @@ import pytest
 
 from playlistgen.api import create_app
 from playlistgen.config import Settings
-from playlistgen.core.db import Database
 from playlistgen.core.music import camelot_compatible, camelot_index, tempo_compatible
 from playlistgen.core.playlists.diversity import gaps_respected
 from playlistgen.core.playlists.exclusions import ExcludeRules, effective_rules, parse_rules, path_excluded
+from playlistgen.core.storage.db import Database
 from playlistgen.services import Services
 from tests.playlist_fixtures import add_track, make_result, populated_library, style_centres
 

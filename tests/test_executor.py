@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from playlistgen.core.executor import AnalysisExecutor, AnalyzerSpec, Outcome
+from playlistgen.core.execution.local import AnalysisExecutor
+from playlistgen.core.execution.protocol import AnalyzerSpec, Outcome
 from tests.executor_helpers import spec
 
 

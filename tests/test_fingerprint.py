@@ -12,10 +12,10 @@ from mutagen.id3 import TIT2
 from mutagen.wave import WAVE
 
 from playlistgen.config import LibrarySettings
-from playlistgen.core.audio_fingerprint import audio_fingerprint
-from playlistgen.core.db import Database, connect
-from playlistgen.core.jobs import JobQueue
-from playlistgen.core.library import Library
+from playlistgen.core.audio.fingerprint import audio_fingerprint
+from playlistgen.core.library.reconcile import Library
+from playlistgen.core.storage.db import Database, connect
+from playlistgen.core.storage.jobs import JobQueue
 from tests import audio_fixtures as af
 from tests.helpers import ENV, status, wait_for
 from tests.tagged_library import make_library, make_song, set_tags

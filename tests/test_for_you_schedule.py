@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from playlistgen.config import Settings
-from playlistgen.core.db import Database
 from playlistgen.core.playlists.schedule import MixScheduler
 from playlistgen.core.playlists.service import PlaylistService
+from playlistgen.core.storage.db import Database
 from playlistgen.errors import ConfigError
 from tests.playlist_fixtures import populate
 

@@ -26,8 +26,8 @@ import pytest
 import requests
 import soundfile as sf
 
-from playlistgen.core.audio import open_audio
-from playlistgen.core.db import connect
+from playlistgen.core.audio.decode import open_audio
+from playlistgen.core.storage.db import connect
 from tests import audio_fixtures as af
 from tests.conftest import REPO, child_env, free_port, run_cli
 from tests.helpers import ENV as DAEMON_ENV
@@ -381,8 +381,8 @@ def test_unreadable_folder_inside_a_root_keeps_its_files(nobody_dir: Path) -> No
     script = (
         "import os, sys\n"
         "from playlistgen.config import LibrarySettings\n"
-        "from playlistgen.core.db import Database\n"
-        "from playlistgen.core.library import Library\n"
+        "from playlistgen.core.storage.db import Database\n"
+        "from playlistgen.core.library.reconcile import Library\n"
         f"db = Database({str(nobody_dir / 'x.db')!r})\n"
         f"lib = Library(db, LibrarySettings(paths=[{str(library)!r}]), 'v')\n"
         "lib.reconcile()\n"

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from playlistgen.config import LibrarySettings
-from playlistgen.core.db import Database
-from playlistgen.core.jobs import JobQueue
-from playlistgen.core.library import Library, library_counts
+from playlistgen.core.library.reconcile import Library, library_counts
+from playlistgen.core.storage.db import Database
+from playlistgen.core.storage.jobs import JobQueue
 
 VERSION = "test-1"
 

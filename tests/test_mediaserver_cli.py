@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 
-from playlistgen.core.mediaserver.client import SubsonicClient
+from playlistgen.core.integrations.mediaserver.client import SubsonicClient
 
 from .conftest import free_port, run_cli
 

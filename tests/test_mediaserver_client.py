@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from playlistgen.core.mediaserver.client import SubsonicClient
+from playlistgen.core.integrations.mediaserver.client import SubsonicClient
 from playlistgen.errors import MediaServerError, PlaylistgenError
 
 from .conftest import free_port

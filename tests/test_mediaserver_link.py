@@ -11,10 +11,10 @@ import pytest
 
 from playlistgen.api import create_app
 from playlistgen.config import load_settings
-from playlistgen.core.db import Database
-from playlistgen.core.mediaserver.client import SubsonicClient
-from playlistgen.core.mediaserver.service import MediaServerService, hook_playlists
+from playlistgen.core.integrations.mediaserver.client import SubsonicClient
+from playlistgen.core.integrations.mediaserver.service import MediaServerService, hook_playlists
 from playlistgen.core.playlists.service import PlaylistService
+from playlistgen.core.storage.db import Database
 from playlistgen.errors import MediaServerError
 from playlistgen.services import Services
 
@@ -80,7 +80,7 @@ def test_path_map_change_falls_back_to_suffix_and_tags(supysonic, db_copy, tmp_p
 def test_wrong_password_is_logged_once_and_degrades(supysonic, db_copy, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     settings = _settings(tmp_path, supysonic, password="wrong-password-123")
     service = MediaServerService(db_copy, settings)
-    caplog.set_level(logging.DEBUG, logger="playlistgen.core.mediaserver")
+    caplog.set_level(logging.DEBUG, logger="playlistgen.core.integrations.mediaserver")
     for _ in range(3):
         with pytest.raises(MediaServerError) as caught:
             service.link_now()

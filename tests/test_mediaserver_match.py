@@ -3,7 +3,7 @@ id, artist + title + duration, and the reasons of songs that match nothing."""
 
 from __future__ import annotations
 
-from playlistgen.core.mediaserver.link import LibraryIndex, Matcher, map_prefix
+from playlistgen.core.integrations.mediaserver.link import LibraryIndex, Matcher, map_prefix
 
 
 def _matcher(path_map: dict | None = None) -> Matcher:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from playlistgen.core.mediaserver.client import SubsonicClient
+from playlistgen.core.integrations.mediaserver.client import SubsonicClient
 
 
 def _start(daemon_factory, supysonic, supysonic_db: Path, tmp_path: Path, password: str):  # type: ignore[no-untyped-def]

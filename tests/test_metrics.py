@@ -12,8 +12,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from playlistgen.core import resources
-from playlistgen.core.metrics import Metrics, Timer, percentile
+from playlistgen.core.observe import resources
+from playlistgen.core.observe.metrics import Metrics, Timer, percentile
 from tests.feature_data import fake_result
 
 
@@ -75,7 +75,7 @@ def test_record_analysis_counts_stages_presets_and_throughput() -> None:
 
 def test_slow_operations_are_logged_with_their_parameters(caplog: pytest.LogCaptureFixture) -> None:
     m = Metrics(slow_ms=100)
-    with caplog.at_level(logging.WARNING, logger="playlistgen.core.metrics"):
+    with caplog.at_level(logging.WARNING, logger="playlistgen.core.observe.metrics"):
         m.observe("playlist_build", 0.05, strategy="radio")
         m.observe("playlist_build", 0.25, strategy="path", seeds=2)
         m.observe("analysis", 30.0, log_slow=False)

@@ -128,7 +128,7 @@ def test_same_patches_same_outputs_real_audio(runtimes) -> None:
     corpus = _corpus()
     if corpus is None:
         pytest.skip("no dev corpus (bash ../shared/corpus/dev_corpus.sh ../corpus)")
-    from playlistgen.core.audio import open_audio
+    from playlistgen.core.audio.decode import open_audio
 
     files = sorted(corpus.rglob("*.ogg"))
     for path in files[::max(1, len(files) // 4)][:4]:    # four spread over the corpus (styles)

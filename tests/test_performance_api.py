@@ -13,11 +13,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from playlistgen.api import create_app
 from playlistgen.config import Settings
-from playlistgen.core.advisor import Inputs, build_report
-from playlistgen.core.cache import FeatureCache
-from playlistgen.core.db import Database
-from playlistgen.core.metrics import Metrics, register_probes
-from playlistgen.core.records import get_track_features
+from playlistgen.core.observe.advisor import Inputs, build_report
+from playlistgen.core.observe.metrics import Metrics, register_probes
+from playlistgen.core.storage.cache import FeatureCache
+from playlistgen.core.storage.db import Database
+from playlistgen.core.storage.records import get_track_features
 from playlistgen.services import Services
 from tests.feature_data import populate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from playlistgen.core.db import Database
+from playlistgen.core.storage.db import Database
 from tests.conftest import run_cli
 from tests.playlist_fixtures import populate
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from playlistgen.config import Settings
-from playlistgen.core.db import Database
 from playlistgen.core.playlists.service import PlaylistService, library_index
+from playlistgen.core.storage.db import Database
 from tests.playlist_fixtures import add_track, make_result, populate, style_centres
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from playlistgen.api import create_app
 from playlistgen.config import Settings
-from playlistgen.core.db import Database
+from playlistgen.core.storage.db import Database
 from playlistgen.services import Services
 from tests.playlist_fixtures import populated_library
 
@@ -83,7 +83,7 @@ def test_track_detail_similar_and_failed_route(client, library) -> None:  # type
 
 
 def test_track_detail_through_the_feature_cache(library) -> None:  # type: ignore[no-untyped-def]
-    from playlistgen.core.cache import FeatureCache
+    from playlistgen.core.storage.cache import FeatureCache
 
     db, facts, root = library
     settings = Settings()

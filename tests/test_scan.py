@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from soxr import resample
 
-from playlistgen.core.db import connect
+from playlistgen.core.storage.db import connect
 from tests import audio_fixtures as af
 from tests.conftest import run_cli
 

@@ -21,7 +21,7 @@ from playlistgen.api import create_app
 from playlistgen.api.security import HostPolicy
 from playlistgen.api.server import CONNECTION_LIMIT, raise_open_file_limit
 from playlistgen.config import Settings
-from playlistgen.core.db import Database
+from playlistgen.core.storage.db import Database
 from playlistgen.services import Services
 from tests.conftest import Daemon, run_cli
 

@@ -17,10 +17,10 @@ from waitress import create_server
 
 from playlistgen.api import create_app
 from playlistgen.config import Settings
-from playlistgen.core.db import Database
-from playlistgen.core.mediaserver.client import SubsonicClient
-from playlistgen.core.mediaserver.link import link
-from playlistgen.core.mediaserver.service import hook_playlists
+from playlistgen.core.integrations.mediaserver.client import SubsonicClient
+from playlistgen.core.integrations.mediaserver.link import link
+from playlistgen.core.integrations.mediaserver.service import hook_playlists
+from playlistgen.core.storage.db import Database
 from playlistgen.services import Services
 
 NS = "{http://subsonic.org/restapi}"

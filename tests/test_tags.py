@@ -17,7 +17,7 @@ import mutagen
 import pytest
 import requests
 
-from playlistgen.core.tagwriter import read_values, write_tags
+from playlistgen.core.integrations.tags.writer import read_values, write_tags
 from tests import audio_fixtures as af
 from tests.conftest import child_env, run_cli
 from tests.helpers import status, wait_for
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.skipif(not af.ffmpeg() or not shutil.which("ffprobe"),
 
 
 def _samples(path: Path) -> str:
-    from playlistgen.core.tagwriter import _decode
+    from playlistgen.core.integrations.tags.writer import _decode
     return _decode(str(path))[0]
 
 

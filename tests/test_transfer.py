@@ -7,7 +7,7 @@ import gzip
 import json
 from pathlib import Path
 
-from playlistgen.core.db import connect
+from playlistgen.core.storage.db import connect
 from tests.conftest import run_cli
 from tests.tagged_library import make_library, set_tags
 

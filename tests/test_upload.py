@@ -10,8 +10,8 @@ import pytest
 
 from playlistgen.api import create_app
 from playlistgen.config import Settings
-from playlistgen.core.db import Database
-from playlistgen.core.library import Library
+from playlistgen.core.library.reconcile import Library
+from playlistgen.core.storage.db import Database
 from playlistgen.services import Services
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from watchdog.observers import Observer
 
-from playlistgen.core.paths import is_candidate
-from playlistgen.core.watcher import LibraryChange, LibraryWatcher
+from playlistgen.core.library.paths import is_candidate
+from playlistgen.core.library.watcher import LibraryChange, LibraryWatcher
 from playlistgen.errors import PlaylistgenError
 
 EXTS = [".mp3", ".flac"]

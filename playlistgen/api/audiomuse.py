@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..core.mediaserver.sonic import Match, SonicSearch
+from ..core.integrations.mediaserver.sonic import Match, SonicSearch
 from ..core.playlists.diversity import Diversity
 from ..errors import BadRequestError, NotFoundError
 from .args import int_arg, str_arg

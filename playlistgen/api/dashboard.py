@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, render_template
 
-from ..core.overview import cached_overview
+from ..core.observe.overview import cached_overview
 
 REFRESH_S = 5
 

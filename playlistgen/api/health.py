@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, current_app, jsonify
 
-from ..core.migrate import latest_version
+from ..core.storage.migrate import latest_version
 
 bp = Blueprint("health", __name__)
 

@@ -14,7 +14,7 @@ from .schedule import bp as schedule_bp
 
 def register_integrations(app: Flask, settings: Settings, services: Services) -> None:
     if services.sonic is None:
-        from ..core.mediaserver.sonic import SonicSearch
+        from ..core.integrations.mediaserver.sonic import SonicSearch
 
         services.sonic = SonicSearch(services.db, services.playlists, settings)
     if services.mixes is None:
@@ -24,8 +24,8 @@ def register_integrations(app: Flask, settings: Settings, services: Services) ->
     app.register_blueprint(audiomuse_bp)
     app.register_blueprint(schedule_bp)
     if settings.mediaserver.proxy and settings.mediaserver.url:
-        from .subsonic_proxy import bp as proxy_bp
-        from .subsonic_upstream import Upstream
+        from .subsonic.proxy import bp as proxy_bp
+        from .subsonic.upstream import Upstream
 
         app.extensions["subsonic_upstream"] = Upstream(settings.mediaserver.url)
         app.register_blueprint(proxy_bp)

@@ -6,8 +6,8 @@ import time
 
 from flask import Blueprint, current_app, jsonify
 
-from ..core.jobs import failed_files
-from ..core.library import library_counts
+from ..core.library.reconcile import library_counts
+from ..core.storage.jobs import failed_files
 from ..errors import PlaylistgenError
 from .args import int_arg
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..core.mediaserver.status import link_status
+from ..core.integrations.mediaserver.status import link_status
 from ..errors import PlaylistgenError
 
 bp = Blueprint("mediaserver", __name__, url_prefix="/api/v1/mediaserver")

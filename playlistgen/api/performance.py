@@ -6,7 +6,7 @@ import time
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from ..core.advisor import Inputs, build_report
+from ..core.observe.advisor import Inputs, build_report
 from ..errors import PlaylistgenError
 
 bp = Blueprint("performance", __name__)

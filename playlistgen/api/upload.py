@@ -1,7 +1,7 @@
 """POST /api/v1/library/upload: a multipart upload (field ``file``) into the first library folder.
 
 The multipart parser streams the file part in chunks straight into the staging of
-core/uploads.py (a hidden temporary file in the library folder, published under its final name
+core/library/uploads.py (a hidden temporary file in the library folder, published under its final name
 only when complete, never replacing an existing file). The size limit
 is ``api.max_upload_mb`` (413 at once for a larger Content-Length, and as soon as a chunked body
 passes it; waitress enforces the same bound before the app runs), a full disk is 507 and a folder
@@ -18,7 +18,7 @@ from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
-from ..core.uploads import FIELD, UploadStaging
+from ..core.library.uploads import FIELD, UploadStaging
 from ..errors import BadRequestError
 from .server import UPLOAD_OVERHEAD
 

@@ -6,8 +6,8 @@ import json
 
 import click
 
-from ..core import maintenance
-from ..core.dblock import DatabaseLock
+from ..core.storage import maintenance
+from ..core.storage.lock import DatabaseLock
 from .common import settings_from_ctx, user_errors
 
 db_option = click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None,

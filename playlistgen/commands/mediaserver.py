@@ -30,8 +30,8 @@ def _link(ctx: click.Context, db_path: str | None) -> Iterator[Any]:
         raise PlaylistgenError(f"no database at '{settings.database.path}'",
                                hint="analyse a library first (`playlistgen scan DIR`) or pass --db FILE",
                                path=settings.database.path)
-    from ..core.db import Database
-    from ..core.mediaserver.service import MediaServerService
+    from ..core.integrations.mediaserver.service import MediaServerService
+    from ..core.storage.db import Database
 
     db = Database.from_settings(settings)
     try:
@@ -67,7 +67,7 @@ def check(ctx: click.Context, db_path: str | None) -> None:
       playlistgen mediaserver check
       PLAYLISTGEN_MEDIASERVER__URL=http://127.0.0.1:4533 playlistgen mediaserver check
     """
-    from ..core.mediaserver.client import SubsonicClient
+    from ..core.integrations.mediaserver.client import SubsonicClient
 
     settings = _settings(ctx, db_path)
     ms = settings.mediaserver
@@ -144,7 +144,7 @@ def doctor_line(settings: Any) -> tuple[bool, str, str]:
     ms = settings.mediaserver
     if not ms.url:
         return True, "off (mediaserver.url is empty)", ""
-    from ..core.mediaserver.client import SubsonicClient
+    from ..core.integrations.mediaserver.client import SubsonicClient
     from ..errors import MediaServerError
 
     try:

@@ -39,10 +39,10 @@ def radio(ctx: click.Context, seeds: tuple[str, ...], host: str | None, port: in
     """
     settings = settings_from_ctx(ctx, {"mpd": {"host": host, "port": port, "min_queue": min_queue},
                                        "database": {"path": db_path}})
-    from ..core.db import Database
-    from ..core.mpd_radio import MpdRadio
+    from ..core.integrations.mpd import MpdRadio
     from ..core.playlists.service import PlaylistService
     from ..core.playlists.tracks import resolve_seed
+    from ..core.storage.db import Database
     from ..logs import configure_logging
 
     configure_logging(settings.logging.level, settings.logging.format)

@@ -123,9 +123,9 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
         if value is not None:
             body[key] = value
 
-    from ..core.db import Database
     from ..core.playlists.export import PathOptions, atomic_write, render
     from ..core.playlists.service import PlaylistService
+    from ..core.storage.db import Database
     from ..core.threads import single_threaded_blas
 
     single_threaded_blas()  # one query: thread start-up would cost more than it saves
@@ -133,7 +133,7 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
     try:
         service = PlaylistService(db, settings)
         if save:  # a saved playlist is also pushed to the media server (mediaserver.url set)
-            from ..core.mediaserver.service import hook_playlists
+            from ..core.integrations.mediaserver.service import hook_playlists
 
             hook_playlists(service, db, settings)
         result = service.generate(body)

@@ -77,12 +77,12 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
     settings = settings_from_ctx(ctx, overrides, require_library=True)
 
     from ..core.analysis.factory import analyzer_spec, analyzer_version, check_models
-    from ..core.db import Database
-    from ..core.dblock import DatabaseLock
-    from ..core.executor import AnalysisExecutor
-    from ..core.jobs import JobQueue
-    from ..core.library import Library, library_counts
-    from ..core.scheduler import Scheduler
+    from ..core.execution.local import AnalysisExecutor
+    from ..core.execution.scheduler import Scheduler
+    from ..core.library.reconcile import Library, library_counts
+    from ..core.storage.db import Database
+    from ..core.storage.jobs import JobQueue
+    from ..core.storage.lock import DatabaseLock
     from ..logs import configure_logging
 
     configure_logging("WARNING" if settings.logging.level == "INFO" else settings.logging.level,

@@ -45,11 +45,11 @@ def _install_signal_handlers() -> None:
 def _attach_mpd_and_tags(settings, db, daemon, services) -> None:  # type: ignore[no-untyped-def]
     """The MPD radio (mpd.enabled) and tag writing after each analysis (library.write_tags)."""
     if settings.mpd.enabled:
-        from ..core.mpd_radio import MpdRadio
+        from ..core.integrations.mpd import MpdRadio
 
         services.mpd = MpdRadio(settings, db, services.playlists.generate)
     if settings.library.write_tags:
-        from ..core.tagwriter_service import TagWriterService
+        from ..core.integrations.tags.service import TagWriterService
 
         services.tagwriter = TagWriterService(db, settings)
         previous = daemon.scheduler.on_outcome
@@ -97,11 +97,11 @@ def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...
     # Imported here so `playlistgen --help` stays light; none of these import Essentia/TF.
     from ..api import create_app
     from ..api.server import check_address, create_http_server
-    from ..core.cache import FeatureCache
-    from ..core.db import Database
-    from ..core.dblock import DatabaseLock
-    from ..core.metrics import Metrics, register_probes
+    from ..core.observe.metrics import Metrics, register_probes
     from ..core.playlists.service import PlaylistService
+    from ..core.storage.cache import FeatureCache
+    from ..core.storage.db import Database
+    from ..core.storage.lock import DatabaseLock
     from ..daemon import Daemon
     from ..logs import configure_logging
     from ..services import Services
@@ -123,7 +123,7 @@ def serve(ctx: click.Context, config_file: str | None, libraries: tuple[str, ...
     services = Services(settings=settings, db=db, daemon=daemon, metrics=metrics, cache=cache,
                         playlists=PlaylistService(db, settings, cache=cache, metrics=metrics))
     try:
-        from ..core.mediaserver.service import attach as attach_mediaserver
+        from ..core.integrations.mediaserver.service import attach as attach_mediaserver
 
         attach_mediaserver(services)  # None when mediaserver.url is empty
         _attach_mpd_and_tags(settings, db, daemon, services)  # issue 12: mpd.enabled, library.write_tags

@@ -45,7 +45,7 @@ def write(ctx: click.Context, paths: tuple[str, ...], fields: str, key_notation:
       playlistgen tags write ~/Music/Album --fields bpm,key --key-notation camelot
       playlistgen tags write song.flac --fields bpm,key,replaygain,mood,genre
     """
-    from ..core.tagwriter import FIELDS, write_tags
+    from ..core.integrations.tags.writer import FIELDS, write_tags
     from ..errors import BadRequestError
 
     chosen = [f.strip() for f in fields.split(",") if f.strip()]
@@ -54,8 +54,8 @@ def write(ctx: click.Context, paths: tuple[str, ...], fields: str, key_notation:
         raise BadRequestError(f"unknown field(s) {', '.join(unknown) or '(none)'} in --fields",
                               hint=f"choose from {', '.join(FIELDS)}")
     settings = settings_from_ctx(ctx, {"database": {"path": db_path}})
-    from ..core.db import Database
-    from ..core.records import get_many_features
+    from ..core.storage.db import Database
+    from ..core.storage.records import get_many_features
 
     db = Database.from_settings(settings)
     counts: dict[str, int] = {}

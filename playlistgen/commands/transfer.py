@@ -28,8 +28,8 @@ def export(ctx: click.Context, file: str, db_path: str | None) -> None:
       playlistgen export /backup/music-analysis.jsonl --db /srv/playlistgen.db
     """
     settings = settings_from_ctx(ctx, {"database": {"path": db_path}})
-    from ..core.db import Database
-    from ..core.transfer import export_file
+    from ..core.library.transfer import export_file
+    from ..core.storage.db import Database
 
     started = time.monotonic()
     db = Database.from_settings(settings)
@@ -62,10 +62,10 @@ def import_(ctx: click.Context, file: str, libraries: tuple[str, ...], db_path: 
     settings = settings_from_ctx(ctx, {"library": {"paths": list(libraries) or None},
                                        "database": {"path": db_path}}, require_library=True)
     from ..core.analysis.factory import analyzer_version
-    from ..core.db import Database
-    from ..core.jobs import JobQueue
-    from ..core.library import Library
-    from ..core.transfer import import_file
+    from ..core.library.reconcile import Library
+    from ..core.library.transfer import import_file
+    from ..core.storage.db import Database
+    from ..core.storage.jobs import JobQueue
 
     started = time.monotonic()
     version = analyzer_version(settings)

@@ -41,7 +41,7 @@ def worker(ctx: click.Context, scheduler: str | None, nworkers: int, preset: str
     """
     settings = settings_from_ctx(ctx, {"analysis": {"dask_tls_ca": tls_ca, "dask_tls_cert": tls_cert,
                                                     "dask_tls_key": tls_key}})
-    from ..core.dask_config import check_address, tls_files
+    from ..core.execution.dask.config import check_address, tls_files
 
     tls = tls_files(settings.analysis)
     address = scheduler or settings.analysis.dask_scheduler
@@ -54,7 +54,7 @@ def worker(ctx: click.Context, scheduler: str | None, nworkers: int, preset: str
 
     import asyncio
 
-    from ..core.dask_worker import run_workers
+    from ..core.execution.dask.worker import run_workers
     from ..logs import configure_logging
 
     configure_logging(settings.logging.level, settings.logging.format)
@@ -84,7 +84,7 @@ def certs(directory: Path, hosts: tuple[str, ...], force: bool) -> None:
     Example:
       playlistgen cluster certs ~/.config/playlistgen/certs --host nas.local
     """
-    from ..core.dask_certs import make_certs
+    from ..core.execution.dask.certs import make_certs
 
     paths = make_certs(directory, hosts=list(hosts), force=force)
     d = directory.resolve()

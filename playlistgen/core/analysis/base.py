@@ -53,8 +53,8 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from ...errors import AnalysisError
-from ..audio import Chunk, SourceInfo, open_audio
-from ..audio_fingerprint import audio_fingerprint_or_none
+from ..audio.decode import Chunk, SourceInfo, open_audio
+from ..audio.fingerprint import audio_fingerprint_or_none
 from ..music import camelot
 from ..threads import single_threaded_blas
 from . import dsp

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import Chunk, SourceInfo
+from ..audio.decode import Chunk, SourceInfo
 from ..music import pitch_class
 from . import dsp
 from .base import PipelineAnalyzer
@@ -145,13 +145,11 @@ class EssentiaAnalyzer(PipelineAnalyzer):
     def __init__(self, preset: Preset, models_dir: Path | str | None = None, *,
                  single_thread: bool = True,
                  musicnn: list[MusicnnModel] | None = None) -> None:
-        """``musicnn``: the preset's loaded models (factory.load_musicnn); None loads them on
-        Essentia's TensorFlow."""
+        """``musicnn``: the preset's loaded models (``factory.load_musicnn`` builds them; the
+        factory is the only caller, so the backends never import it)."""
         super().__init__(preset)
-        if musicnn is None and preset.uses_ml:
-            from .factory import load_musicnn
-
-            musicnn = load_musicnn(preset, Path(models_dir or "models"), "essentia")
+        if preset.uses_ml and not musicnn:
+            raise ValueError(f"preset {preset.name!r} needs its MusiCNN models (factory.load_musicnn)")
         es = load_essentia(single_thread)
         self._tempo_tap = es.TempoTapDegara(sampleRateODF=dsp.ODF_RATE, resample="x2")
         self._keyx = _KeyHpcp(es)

@@ -80,7 +80,7 @@ def check_models(settings: Any) -> None:
 
 def analyzer_spec(settings: Any):  # type: ignore[no-untyped-def]
     """What a worker process needs to build its analyzer (picklable; also sent to Dask workers)."""
-    from ..executor import AnalyzerSpec
+    from ..execution.protocol import AnalyzerSpec
     from .runtime import factory_target
 
     return AnalyzerSpec(factory=factory_target(resolved_ml_runtime(settings) or "auto"),

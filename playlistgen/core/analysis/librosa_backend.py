@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import Chunk, SourceInfo
+from ..audio.decode import Chunk, SourceInfo
 from . import dsp
 from .base import PipelineAnalyzer
 from .mel import MUSICNN_RATE
@@ -36,12 +36,10 @@ class LibrosaAnalyzer(PipelineAnalyzer):
 
     def __init__(self, preset: Preset, models_dir: Path | str | None = None, *,
                  musicnn: list[MusicnnModel] | None = None) -> None:
-        """``musicnn``: the preset's models loaded on onnxruntime (factory.load_musicnn)."""
+        """``musicnn``: the preset's models loaded on onnxruntime (``factory.load_musicnn``)."""
         super().__init__(preset)
         if preset.uses_ml and not musicnn:
-            from .factory import load_musicnn
-
-            musicnn = load_musicnn(preset, Path(models_dir or "models"), "onnx")
+            raise ValueError(f"preset {preset.name!r} needs its MusiCNN models (factory.load_musicnn)")
         import librosa  # heavy (numba): only inside the worker
 
         self._librosa = librosa

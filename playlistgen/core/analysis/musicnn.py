@@ -19,7 +19,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..audio import Chunk
+from ..audio.decode import Chunk
 from . import dsp
 from .mel import MUSICNN_BANDS, MUSICNN_RATE, MusicnnMel
 from .presets import MUSICNN_PATCH_FRAMES, Preset

@@ -11,8 +11,8 @@ from typing import Any
 import apsw
 import numpy as np
 
-from ..db import Database
-from ..records import LIVE, NEWEST_FEATURES
+from ..storage.db import Database
+from ..storage.records import LIVE, NEWEST_FEATURES
 from .catalog import SCALARS, VECTOR_DIMS, Catalog, build_catalog
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import apsw
 import numpy as np
 
-from ..db import Database
+from ..storage.db import Database
 from .strategies import Context, Param, Strategy, fill_ranked, similar_interleaved
 
 log = logging.getLogger(__name__)

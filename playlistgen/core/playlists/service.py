@@ -13,8 +13,8 @@ import numpy as np
 
 from ...config import Settings
 from ...errors import BadRequestError
-from ..db import Database
-from ..records import library_state
+from ..storage.db import Database
+from ..storage.records import library_state
 from ..threads import single_threaded_blas
 from . import store, tracks
 from .catalog import Catalog

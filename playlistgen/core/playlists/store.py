@@ -11,7 +11,7 @@ from typing import Any
 import apsw
 
 from ...errors import NotFoundError, PlaylistgenError
-from ..db import Database
+from ..storage.db import Database
 from .export import PathOptions, atomic_write, safe_filename, to_m3u8
 from .tracks import track_objects
 

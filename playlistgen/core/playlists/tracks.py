@@ -12,9 +12,9 @@ from typing import Any
 import apsw
 
 from ...errors import BadRequestError
-from ..db import Database
 from ..music import camelot_name, key_spellings
-from ..records import CURRENT_PATH, LIVE, NEWEST_FEATURES, SCALAR_FEATURES, from_blob, get_track_features
+from ..storage.db import Database
+from ..storage.records import CURRENT_PATH, LIVE, NEWEST_FEATURES, SCALAR_FEATURES, from_blob, get_track_features
 from .diversity import normalise_artist, normalise_title
 from .filters import parse_key
 from .names import UnknownTrackError, no_tags_error, unknown_tag

@@ -1,0 +1,62 @@
+"""What every analysis executor shares: how a worker builds its analyzer (:class:`AnalyzerSpec`),
+what comes back for each file (:class:`Outcome`), and the interface the scheduler, the daemon and
+the resource monitor use (:class:`Executor`). Local processes (``local.AnalysisExecutor``) and
+Dask (``dask.executor.DaskAnalysisExecutor``) implement it; nothing outside ``execution/`` asks
+which one it has."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class AnalyzerSpec:
+    """How a worker builds its analyzer: ``factory`` is ``"module:function"``, called as
+    ``factory(backend, preset, Path(models_dir))`` once per worker."""
+
+    factory: str
+    backend: str
+    preset: str
+    models_dir: str
+
+
+@dataclass
+class Outcome:
+    file_id: int
+    path: str
+    result: dict | None          # analyzer output plus "worker": {"pid", "rss_mb", "wall_s", "cpu_s"}
+    error: str | None            # one-line reason when failed
+    requeue: bool = False        # the file was not at fault: put it back to pending
+
+
+class Executor(Protocol):
+    """The analysis executor's interface (see ``docs/architecture.md``, "execution")."""
+
+    kind: str                       # "process" | "thread" | "dask": shown in status, never branched on
+    on_capacity: Callable[[], None] | None   # called when capacity grows (a worker joined)
+
+    def start(self) -> None: ...
+    def capacity(self) -> int: ...
+    def submit(self, file_id: int, path: str) -> None: ...
+    def poll(self, timeout: float) -> list[Outcome]: ...
+    def close(self, grace_s: float = 8.0) -> list[tuple[int, str]]: ...
+    def health(self) -> dict: ...
+    def processes(self) -> list[Any]: ...   # local psutil processes to watch (none for remote workers)
+
+
+def wait_for_outcomes(timeout: float, tick: float, take: Callable[[], list[Outcome] | None],
+                      wait: Callable[[float], None]) -> list[Outcome]:
+    """Both executors' poll(): ``take()`` until it returns outcomes (None: none yet, still open),
+    ``wait(s)`` for progress in between; [] after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = take()
+        if out is not None:
+            return out
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return []
+        wait(min(remaining, tick))

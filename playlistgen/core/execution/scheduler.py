@@ -1,0 +1,234 @@
+"""The scheduler: pulls pending files from the database queue into the analysis executor and
+hands outcomes to the writer. In-flight work is bounded by the executor's capacity, so a
+100k-file library never sits in memory — it waits in the files table."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from ...errors import DatabaseError
+from ..storage.db import WriteFailedError
+from ..storage.jobs import Job, JobQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunStats:
+    started_at: float = field(default_factory=time.time)
+    analysed: int = 0
+    failed: int = 0
+    requeued: int = 0
+    audio_s: float = 0.0
+    cpu_s: float = 0.0
+    completions: deque = field(default_factory=lambda: deque(maxlen=10000))
+
+    def per_minute(self, window_s: float = 300.0) -> float:
+        """Files finished per minute over the last ``window_s`` (or since start if shorter)."""
+        now = time.time()
+        recent = [t for t in self.completions if now - t <= window_s]
+        span = min(window_s, max(now - self.started_at, 1e-6))
+        return len(recent) / span * 60.0
+
+    def to_dict(self) -> dict:
+        return {"analysed": self.analysed, "failed": self.failed, "requeued": self.requeued,
+                "audio_s": round(self.audio_s, 1), "cpu_s": round(self.cpu_s, 2),
+                "cpu_s_per_audio_min": round(self.cpu_s / (self.audio_s / 60), 3) if self.audio_s else None,
+                "files_per_min": round(self.per_minute(), 2)}
+
+
+def _size(path: str) -> int | None:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
+
+
+class Scheduler:
+    def __init__(self, queue: JobQueue, executor, *, idle_wait_s: float = 5.0,  # type: ignore[no-untyped-def]
+                 metrics=None) -> None:
+        self.metrics = metrics  # core.metrics.Metrics or None
+        self.queue = queue
+        self.executor = executor
+        self.stats = RunStats()
+        self.in_flight: dict[int, Job] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._idle_wait_s = idle_wait_s
+        self.on_outcome: Callable[[Job, dict | None, str | None], None] | None = None
+        # Outcomes whose write the storage refused (disk full...): kept here and written again
+        # when writes work; no new file is claimed meanwhile. The rows stay 'analysing', so a
+        # restart re-queues them if the process ends first.
+        self._unsaved: dict[int, tuple[Job, object]] = {}
+        self._store_errors: list[tuple[Job, object, BaseException]] = []
+        self._unsaved_lock = threading.Lock()
+        self._unsaved_since: float | None = None
+        self._next_store_retry = 0.0
+        self.store_retry_s = 2.0
+        self.last_store_error: str | None = None
+        self.requeue_at_start = False   # set when the start-up re-queue could not be written
+
+    def wake(self) -> None:
+        """Called when new files were queued."""
+        self._wake.set()
+
+    def step(self, poll_s: float = 0.2) -> bool:
+        """Fill the executor, collect finished work. Returns False when there was nothing to do."""
+        claimed = []
+        if not self._stopping.is_set() and self._writes_ok():
+            try:
+                claimed = self.queue.claim(self.executor.capacity)
+            except WriteFailedError as exc:  # the writer logs it and reports it in /health
+                self.last_store_error = exc.message
+            for job in claimed:
+                self.in_flight[job.file_id] = job
+                self.executor.submit(job.file_id, job.path)
+        if not self.in_flight:
+            return bool(claimed)
+        for outcome in self.executor.poll(poll_s):
+            job = self.in_flight.pop(outcome.file_id, None)
+            if job is None:
+                continue
+            self._record(job, outcome)
+        return True
+
+    def _record(self, job: Job, outcome) -> None:  # type: ignore[no-untyped-def]
+        if outcome.requeue:
+            self.queue.requeue([job.file_id])
+            self.stats.requeued += 1
+            return
+        self.stats.completions.append(time.time())
+        if outcome.error:
+            log.warning("failed: %s: %s", job.path, outcome.error)
+            self._store(job, outcome)
+            self.stats.failed += 1
+        else:
+            self._store(job, outcome)
+            self.stats.analysed += 1
+            self.stats.audio_s += outcome.result.get("duration_s") or 0.0
+            self.stats.cpu_s += outcome.result.get("cpu_s") or 0.0
+        if self.metrics is not None:
+            self.metrics.record_analysis(outcome.result, outcome.error, bytes_read=_size(job.path))
+        if self.on_outcome:
+            self.on_outcome(job, outcome.result, outcome.error)
+
+    # ---- storing outcomes, and what to do when the storage refuses --------------------------
+    def _store(self, job: Job, outcome) -> None:  # type: ignore[no-untyped-def]
+        future = self.queue.fail(job, outcome.error) if outcome.error else self.queue.complete(job, outcome.result)
+        # runs in the writer thread: only note the outcome, the scheduler thread acts on it
+        future.add_done_callback(lambda f: self._stored(job, outcome, f))
+
+    def _stored(self, job: Job, outcome, future) -> None:  # type: ignore[no-untyped-def]
+        exc = future.exception()
+        with self._unsaved_lock:
+            if exc is None:
+                self._unsaved.pop(job.file_id, None)
+            elif isinstance(exc, WriteFailedError):
+                self._unsaved[job.file_id] = (job, outcome)
+                self.last_store_error = exc.message
+            else:
+                self._unsaved.pop(job.file_id, None)
+                self._store_errors.append((job, outcome, exc))
+            if not self._unsaved:
+                self._unsaved_since = None
+            elif self._unsaved_since is None:
+                self._unsaved_since = time.monotonic()
+
+    def _writes_ok(self) -> bool:
+        """Retry refused writes (with backoff); True when nothing is waiting to be written."""
+        with self._unsaved_lock:
+            errors, self._store_errors = self._store_errors, []
+            waiting = list(self._unsaved.values())
+        for job, outcome, exc in errors:
+            # this result cannot be stored (a value the schema refuses): the file fails with why
+            log.error("cannot store the result for %s: %s", job.path, exc)
+            if not outcome.error:
+                self._store(job, replace(outcome, result=None,
+                                         error=f"result could not be stored: {exc}"))
+        if self.requeue_at_start:
+            try:
+                count = self.queue.requeue_in_flight()
+            except DatabaseError as exc:
+                self.last_store_error = exc.message
+                return False
+            self.requeue_at_start = False
+            log.info("re-queued %d file(s) left in flight by the last run", count)
+        if not waiting:
+            return True
+        now = time.monotonic()
+        if now >= self._next_store_retry:
+            self._next_store_retry = now + self.store_retry_s
+            for job, outcome in waiting:
+                self._store(job, outcome)
+        return False
+
+    def unsaved_count(self) -> int:
+        with self._unsaved_lock:
+            return len(self._unsaved)
+
+    def run_until_idle(self, progress: Callable[[RunStats], None] | None = None,
+                       give_up_after_s: float = 60.0) -> RunStats:
+        """Analyse everything pending, in the caller's thread (used by `playlistgen scan`).
+        Raises WriteFailedError when results could not be written for ``give_up_after_s``."""
+        while (self.step() or self.unsaved_count()) and not self._stopping.is_set():
+            since = self._unsaved_since
+            if since is not None and time.monotonic() - since > give_up_after_s:
+                raise WriteFailedError(f"results of {self.unsaved_count()} file(s) could not be written for "
+                                       f"{give_up_after_s:.0f} s: {self.last_store_error}",
+                                       hint="free space on the database's filesystem and run scan again")
+            if not self.in_flight:
+                time.sleep(0.2)
+            if progress:
+                progress(self.stats)
+        if progress:
+            progress(self.stats)
+        self.queue.db.writer.flush()
+        return self.stats
+
+    # ---- background mode (the daemon) -----------------------------------------------------
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                busy = self.step()
+            except Exception:  # keep the daemon alive; the error is logged and retried
+                log.exception("scheduler step failed")
+                busy = False
+            if not busy:
+                self._wake.wait(self._idle_wait_s)
+                self._wake.clear()
+
+    def stop(self, grace_s: float = 8.0) -> None:
+        """Stop taking work, let in-flight files finish within ``grace_s``, re-queue the rest."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(grace_s + 5)
+        deadline = time.monotonic() + grace_s
+        while self.in_flight and time.monotonic() < deadline:
+            for outcome in self.executor.poll(min(0.2, max(deadline - time.monotonic(), 0))):
+                job = self.in_flight.pop(outcome.file_id, None)
+                if job:
+                    self._record(job, outcome)
+        self.executor.close(grace_s=0)
+        if self.in_flight:
+            log.info("re-queueing %d unfinished file(s)", len(self.in_flight))
+            self.queue.requeue(list(self.in_flight))
+            self.in_flight.clear()
+
+    def health(self) -> dict:
+        unsaved = self.unsaved_count()
+        return {"ready": not self._stopping.is_set(), "in_flight": len(self.in_flight),
+                "degraded": bool(unsaved) or self.requeue_at_start, "unsaved_results": unsaved,
+                "last_store_error": self.last_store_error if unsaved or self.requeue_at_start else None,
+                **self.stats.to_dict()}

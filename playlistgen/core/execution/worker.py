@@ -1,0 +1,105 @@
+"""The worker side of local analysis (runs inside each worker process or thread): build the
+analyzer once, analyse one file at a time and report when it started through a shared status
+array. ``run_analyzer`` is shared with the Dask worker."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from ...errors import AnalysisError
+from .protocol import AnalyzerSpec
+
+log = logging.getLogger(__name__)
+
+PID, SEQ, STARTED, BORN = range(4)   # fields of the status array a worker shares with the parent
+MB = 1024 * 1024
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def run_analyzer(analyzer: Any, path: str) -> tuple[dict | None, str | None]:
+    """Analyse one file in a worker (local or Dask): (result, None) or (None, a one-line reason).
+    An analyzer bug fails this file, not the worker."""
+    try:
+        return analyzer.analyze(path), None
+    except AnalysisError as exc:
+        return None, one_line(exc)
+    except Exception as exc:
+        log.warning("unexpected error analysing %s", path, exc_info=True)
+        return None, f"{type(exc).__name__}: {one_line(exc)}"
+
+
+def load_factory(target: str) -> Any:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+_LOCAL = threading.local()   # the analyzer of this worker process (or thread)
+
+
+WORKER_NICENESS = 5
+
+
+def exit_with_parent(interval_s: float = 1.0) -> None:
+    """If the daemon dies without closing the pool (kill -9, a second Ctrl+C), its workers
+    would idle forever holding their models: watch the parent and leave when it is gone."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def worker_init(spec: AnalyzerSpec, status: Any, kind: str) -> None:
+    if kind == "process":
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # Ctrl+C is for the parent; it stops us
+        # Analysis is background work: a lower priority keeps the HTTP API and the writer
+        # responsive while every core decodes (also during the workers' heavy start-up).
+        os.nice(WORKER_NICENESS)
+        exit_with_parent()
+    status[PID], status[BORN] = os.getpid(), time.monotonic()
+    _LOCAL.status, _LOCAL.analyzer, _LOCAL.init_error = status, None, None
+    _LOCAL.cpu_clock = time.process_time if kind == "process" else time.thread_time
+    try:
+        _LOCAL.analyzer = load_factory(spec.factory)(spec.backend, spec.preset, Path(spec.models_dir))
+    except Exception as exc:   # reported to the parent, which decides what to do
+        log.warning("analyzer could not start", exc_info=True)
+        _LOCAL.init_error = f"analyzer could not start: {one_line(exc)}"
+
+
+def ping() -> str | None:
+    return _LOCAL.init_error
+
+
+def analyze(seq: int, path: str) -> dict:
+    status = _LOCAL.status
+    status[SEQ], status[STARTED] = seq, time.monotonic()
+    if _LOCAL.init_error:
+        return {"init_error": _LOCAL.init_error}
+    wall0, cpu0 = time.perf_counter(), _LOCAL.cpu_clock()
+    result, error = run_analyzer(_LOCAL.analyzer, path)
+    worker = {"pid": os.getpid(), "rss_mb": rss_mb(os.getpid()),
+              "wall_s": round(time.perf_counter() - wall0, 3), "cpu_s": round(_LOCAL.cpu_clock() - cpu0, 3)}
+    return {"result": result, "error": error, "worker": worker}
+
+
+def rss_mb(pid: int) -> float | None:
+    try:
+        return round(psutil.Process(pid).memory_info().rss / MB, 1)
+    except psutil.Error:
+        return None

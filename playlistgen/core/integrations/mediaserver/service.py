@@ -1,0 +1,249 @@
+"""The media-server link while serving: one background thread that links every
+``mediaserver.link_interval_s``, after the library changed (a reconcile or analysis that changed
+files, once it has been quiet for a moment), and on request; pushes saved playlists; keeps the
+state that /api/v1/mediaserver/status, /health, /metrics and the dashboard show.
+
+A wrong URL, a wrong password or a server that is down is one log line (repeated only when the
+error changes), ``degraded`` in /health, and never stops analysis or the API.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from ....config import Settings
+from ....errors import MediaServerError
+from ...storage.db import Database
+from ...storage.records import library_state
+from .client import SubsonicClient
+from .link import link
+from .push import PlaylistPusher
+from .status import counts, link_status, read_state, write_state
+
+log = logging.getLogger(__name__)
+
+CHECK_S = 5.0            # how often the thread looks at the library state
+QUIET_S = 10.0           # link after a library change once nothing changed for this long
+MIN_SPACING_S = 60.0     # never re-link for library changes more often than this
+
+
+class MediaServerService:
+    def __init__(self, db: Database, settings: Settings, *, client: Any = None, metrics: Any = None) -> None:
+        ms = settings.mediaserver
+        self.db = db
+        self.settings = settings
+        self.metrics = metrics
+        self.client = client or SubsonicClient(ms.url, ms.user, ms.password)
+        self.pusher = PlaylistPusher(db, self.client)
+        self._lock = threading.Lock()          # one link or push at a time
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+        self.linking = False
+        self.last_report: dict | None = None
+        self.check_s, self.quiet_s, self.min_spacing_s = CHECK_S, QUIET_S, MIN_SPACING_S
+
+    # --- errors: one line per distinct failure -------------------------------------------------
+    def _failed(self, exc: MediaServerError) -> None:
+        line = exc.one_line()
+        if line != self.last_error:
+            log.error("media server link: %s", line)
+        else:
+            log.debug("media server link still failing: %s", line)
+        self.last_error = line
+        write_state(self.db, last_error=line, last_error_at=time.time())
+
+    def _ok(self) -> None:
+        if self.last_error is not None:
+            log.info("media server link works again (%s)", self.client.url)
+        self.last_error = None
+        write_state(self.db, last_error=None, last_ok_at=time.time())
+
+    # --- operations ----------------------------------------------------------------------------
+    def check(self) -> dict:
+        """Ping (authenticated) and remember the server's name and version."""
+        info = self.client.ping()
+        write_state(self.db, server=json.dumps(info))
+        return info
+
+    def link_now(self) -> dict:
+        """Link (and push playlists not yet on the server); raises MediaServerError."""
+        with self._lock:
+            self.linking = True
+            try:
+                self.check()
+                report = link(self.db, self.client, self.settings.library.paths, self.settings.mediaserver.path_map)
+                result = report.to_dict()
+                write_state(self.db, last_link_at=time.time(), last_link_s=report.seconds,
+                            last_link_cpu_s=report.cpu_s, last_report=json.dumps(result))
+                if self.settings.mediaserver.push_playlists:
+                    self.pusher.retry_deletes()
+                    result["playlists"] = self.pusher.push_all(self.pusher.unpushed())
+                self.last_report = result
+            except MediaServerError as exc:
+                self._failed(exc)
+                raise
+            finally:
+                self.linking = False
+        self._ok()
+        log.info("linked %d server songs in %.1f s (%.1f CPU-s): %s, %d unmatched", report.songs, report.seconds,
+                 report.cpu_s, ", ".join(f"{k} {v}" for k, v in report.by_method.items()), report.unmatched)
+        if self.metrics is not None:
+            self.metrics.observe("mediaserver_link", report.seconds, songs=report.songs)
+        return result
+
+    def linked_any(self) -> bool:
+        return bool(self.db.query("SELECT EXISTS (SELECT 1 FROM mediaserver_songs WHERE track_id IS NOT NULL)")[0][0])
+
+    def push(self, playlist_id: int, *, adopt_name: bool = False) -> dict:
+        with self._lock:
+            try:
+                result = self.pusher.push(playlist_id, adopt_name=adopt_name)
+            except MediaServerError as exc:
+                if exc.subsonic_code is None or exc.subsonic_code == 40:
+                    self._failed(exc)
+                raise
+        return result
+
+    # --- hooks the playlist service calls ------------------------------------------------------
+    def on_saved(self, meta: dict) -> None:
+        """A playlist was saved: push it now; a failure becomes a note (retried after the next link)."""
+        if not self.settings.mediaserver.push_playlists or meta.get("id") is None:
+            return
+        notes = meta.setdefault("notes", [])
+        if not self.linked_any():
+            notes.append("not pushed to the media server yet: its songs are not linked; it is pushed after the "
+                         "first link")
+            return
+        try:
+            result = self.push(int(meta["id"]))
+        except MediaServerError as exc:
+            notes.append(f"not pushed to the media server ({exc.message}); retried after the next link")
+            return
+        meta["mediaserver"] = result
+        if result["songs_left_out"]:
+            notes.append(f"{result['songs_left_out']} track(s) left out of the media-server playlist: "
+                         "the server has no song linked to them")
+
+    def before_delete(self, playlist_id: int) -> None:
+        if self.settings.mediaserver.push_playlists:
+            with self._lock:
+                self.pusher.before_delete(playlist_id)
+
+    # --- the thread ----------------------------------------------------------------------------
+    def request_link(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="mediaserver", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(15)
+
+    def _loop(self) -> None:
+        interval = self.settings.mediaserver.link_interval_s
+        next_periodic = time.monotonic()  # link once at start-up
+        state = library_state(self.db)
+        changed_at: float | None = None
+        last_link = 0.0
+        while not self._stop.is_set():
+            requested = self._wake.wait(self.check_s)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            now = time.monotonic()
+            try:
+                current = library_state(self.db)
+            except Exception as exc:  # the database is closing or busy: try again later
+                log.debug("library state unavailable: %s", exc)
+                continue
+            if current != state:
+                state, changed_at = current, now
+            due = requested or (next_periodic is not None and now >= next_periodic)
+            due = due or (changed_at is not None and now - changed_at >= self.quiet_s
+                          and now - last_link >= self.min_spacing_s)
+            if not due:
+                continue
+            changed_at = None
+            last_link = now
+            next_periodic = now + interval if interval else None
+            try:
+                self.link_now()
+            except MediaServerError:
+                pass  # logged once by _failed; shown in /health and the status
+            except Exception:
+                log.exception("media server link failed")
+
+    # --- what the API shows --------------------------------------------------------------------
+    def health(self) -> dict:
+        return {"ready": True, "degraded": self.last_error is not None, "url": self.client.url,
+                "error": self.last_error, "linking": self.linking}
+
+    def status(self) -> dict:
+        return link_status(self.db, self.settings, linking=self.linking)
+
+
+def hook_playlists(playlists: Any, db: Database, settings: Settings, *,
+                   metrics: Any = None) -> MediaServerService | None:
+    """A link (not started) whose push follows ``playlists``' saves and deletes; None when
+    ``mediaserver.url`` is empty. `playlist --save` uses it without a daemon."""
+    if not settings.mediaserver.url:
+        return None
+    service = MediaServerService(db, settings, metrics=metrics)
+    if playlists is not None:
+        playlists.on_saved.append(service.on_saved)
+        playlists.before_delete.append(service.before_delete)
+    return service
+
+
+def attach(services: Any) -> MediaServerService | None:
+    """Build the link for a running daemon when ``mediaserver.url`` is set and hook it into the
+    playlist service (push on save, delete before delete). Started later by ``start()``."""
+    settings = services.settings
+    service = hook_playlists(services.playlists, services.db, settings, metrics=services.metrics)
+    if service is None:
+        return None
+    services.mediaserver = service
+    if services.metrics is not None:
+        register_probes(services.metrics, service)
+    log.info("media server link: %s as user '%s' (re-link every %d s)", service.client.url,
+             settings.mediaserver.user, settings.mediaserver.link_interval_s)
+    return service
+
+
+def register_probes(metrics: Any, service: MediaServerService) -> None:
+    """/metrics and /performance gauges of the link (counts read at most every few seconds)."""
+    cached: dict[str, Any] = {"at": -1e9, "value": None}
+
+    def current() -> dict:
+        if time.monotonic() - cached["at"] > 5:
+            c = counts(service.db)
+            state = read_state(service.db)
+            c["last_link_at"] = float(state.get("last_link_at") or 0)
+            c["last_link_s"] = float(state.get("last_link_s") or 0)
+            cached.update(at=time.monotonic(), value=c)
+        return cached["value"]
+
+    metrics.add_gauge("mediaserver_up", "1 while the media server answers (0 after a failed link or push)",
+                      lambda: 0 if service.last_error else 1)
+    metrics.add_gauge("mediaserver_songs", "Songs of the media server seen by the last link",
+                      lambda: current()["songs_seen"])
+    metrics.add_gauge("mediaserver_songs_linked", "Server songs linked to a playlistgen track, by match method",
+                      lambda: {(m,): n for m, n in current()["by_method"].items()}, labels=("method",))
+    metrics.add_gauge("mediaserver_songs_unmatched", "Server songs no playlistgen track matched",
+                      lambda: current()["unmatched"])
+    metrics.add_gauge("mediaserver_playlists_pushed", "Saved playlists that have a server copy",
+                      lambda: current()["playlists_pushed"])
+    metrics.add_gauge("mediaserver_last_link_timestamp_seconds", "Unix time of the last successful link",
+                      lambda: current()["last_link_at"])
+    metrics.add_gauge("mediaserver_last_link_duration_seconds", "Wall seconds the last link took",
+                      lambda: current()["last_link_s"])

@@ -1,0 +1,243 @@
+"""Endless radio for MPD: keep the queue filled with songs similar to what was just played.
+
+One :class:`MpdRadio` holds one python-mpd2 client. Each step (every ``poll_s``) it reads MPD's
+status and queue; a change of the current song is recorded in the play history. When fewer than
+``mpd.min_queue`` songs follow the current one, it asks the playlist engine for a ``radio``
+playlist seeded by the last few played songs (multi-seed blend; before anything was played:
+the ``--seed`` songs, else the songs in the queue), drops every song among the last
+``mpd.history`` played or already queued, keeps the artist gap across the join, and appends the
+rest. MPD URIs are paths relative to ``mpd.music_directory`` (default: the first library folder).
+
+A missing or restarted MPD is not an error storm: the radio reconnects with exponential backoff
+(1 s … 60 s), logs one warning per outage and one line when it is back, and its health entry
+says ``degraded`` meanwhile (the daemon stays ready: MPD is optional).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from ...config import Settings
+from ...errors import PlaylistgenError
+from ..storage.db import Database
+
+log = logging.getLogger(__name__)
+
+SEEDS_FROM_HISTORY = 3
+BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 60.0
+
+
+class MpdRadio:
+    def __init__(self, settings: Settings, db: Database, generate: Callable[[dict], dict], *,
+                 seeds: list[str] | None = None, poll_s: float = 1.0, timeout_s: float = 5.0) -> None:
+        """``generate`` is ``PlaylistService.generate`` (a request body → a playlist response)."""
+        self.cfg = settings.mpd
+        self.db = db
+        self.generate = generate
+        self.seeds = list(seeds or [])
+        self.artist_gap = settings.playlists.artist_gap
+        root = self.cfg.music_directory or (settings.library.paths[0] if settings.library.paths else ".")
+        self.root = os.path.abspath(root)
+        self.poll_s = poll_s
+        self.timeout_s = timeout_s
+        self.history: deque[str] = deque(maxlen=max(self.cfg.history, 1))
+        self._client: Any = None
+        self._current: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._backoff = BACKOFF_MIN_S
+        self._next_try = 0.0
+        self.connected = False
+        self.last_error: str | None = None
+        self.reconnects = 0
+        self.added = 0
+        self.last_fill: float | None = None
+
+    # ---- connection ------------------------------------------------------------------------
+    def _connect(self) -> bool:
+        from mpd import MPDClient
+
+        if time.monotonic() < self._next_try:
+            return False
+        client = MPDClient()
+        client.timeout = self.timeout_s
+        client.idletimeout = None
+        try:
+            client.connect(self.cfg.host, self.cfg.port)
+            if self.cfg.password:
+                client.password(self.cfg.password)
+        except Exception as exc:
+            self._lost(exc)
+            return False
+        if self.last_error is not None or self.reconnects or self.added:
+            log.info("MPD at %s:%d is back", self.cfg.host, self.cfg.port)
+        self._client, self.connected, self.last_error = client, True, None
+        self._backoff = BACKOFF_MIN_S
+        return True
+
+    def _lost(self, exc: BaseException) -> None:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        reason = reason.replace(self.cfg.password, "***") if self.cfg.password else reason
+        if self.connected or self.last_error is None:   # one warning per outage
+            log.warning("MPD at %s:%d unavailable (%s); retrying with backoff up to %.0f s",
+                        self.cfg.host, self.cfg.port, reason, BACKOFF_MAX_S)
+        if self.connected:
+            self.reconnects += 1
+        self.connected, self.last_error = False, reason
+        self._close_client()
+        self._next_try = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, BACKOFF_MAX_S)
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.disconnect()
+            except Exception:   # already gone
+                pass
+            self._client = None
+
+    # ---- one step ----------------------------------------------------------------------------
+    def step(self) -> int:
+        """Connect if needed, record what is playing, top the queue up. Returns songs added."""
+        from mpd import ConnectionError as MpdConnectionError
+        from mpd import ProtocolError
+
+        if self._client is None and not self._connect():
+            return 0
+        try:
+            return self._step(self._client)
+        except (MpdConnectionError, ProtocolError, OSError) as exc:   # gone or confused: reconnect
+            self._lost(exc)
+            return 0
+
+    def _step(self, client: Any) -> int:
+        status = client.status()
+        queue = client.playlistinfo()
+        pos = int(status["song"]) if "song" in status else -1
+        if pos >= 0 and pos < len(queue):
+            uri = queue[pos]["file"]
+            if uri != self._current:
+                self._current = uri
+                if not self.history or self.history[-1] != uri:
+                    self.history.append(uri)
+        following = len(queue) - pos - 1 if pos >= 0 else len(queue)
+        need = self.cfg.min_queue - following
+        if need <= 0:
+            return 0
+        from mpd import CommandError
+
+        added = 0
+        for uri in self.continuations(need, [s["file"] for s in queue]):
+            try:
+                client.add(uri)
+                added += 1
+            except CommandError as exc:   # not in MPD's database yet (no `mpc update` since)
+                log.debug("MPD refused %s: %s", uri, exc)
+        self.added += added
+        if added:
+            self.last_fill = time.time()
+            log.info("MPD radio: added %d song(s)", added)
+        return added
+
+    # ---- choosing songs ------------------------------------------------------------------------
+    def _path(self, uri: str) -> str:
+        return os.path.normpath(os.path.join(self.root, uri))
+
+    def _uri(self, path: str) -> str | None:
+        prefix = self.root.rstrip(os.sep) + os.sep
+        return path[len(prefix):] if path.startswith(prefix) else None
+
+    def _track_ids(self, uris: list[str]) -> list[int]:
+        if not uris:
+            return []
+        paths = [self._path(u) for u in uris]
+        found = dict(self.db.query(
+            f"SELECT path, track_id FROM files WHERE status = 'done' AND path IN ({', '.join('?' * len(paths))})",
+            paths))
+        return [found[p] for p in paths if p in found]
+
+    def _seed_ids(self, queue: list[str]) -> list[Any]:
+        played = list(dict.fromkeys(reversed(self.history)))   # newest first, distinct
+        ids = self._track_ids(played[:SEEDS_FROM_HISTORY * 3])[:SEEDS_FROM_HISTORY]
+        if ids:
+            return ids
+        if self.seeds:
+            return self.seeds
+        return self._track_ids(queue[-SEEDS_FROM_HISTORY:])
+
+    def continuations(self, need: int, queue: list[str]) -> list[str]:
+        """Up to ``need`` URIs to append: radio from the seeds, minus history and queue."""
+        seeds = self._seed_ids(queue)
+        if not seeds:
+            if self.last_error != "no seed":
+                log.warning("MPD radio: the queue is empty and nothing was played; add a song or pass --seed")
+            self.last_error = "no seed"
+            return []
+        if self.last_error == "no seed":
+            self.last_error = None
+        recent = set(list(self.history)[-self.cfg.history:]) if self.cfg.history else set()
+        blocked = recent | set(queue)
+        size = min(need + len(blocked) + 10, 10000)
+        try:
+            body = self.generate({"strategy": "radio", "seeds": seeds, "size": size})
+        except PlaylistgenError as exc:   # e.g. a --seed that is not in the library
+            if self.last_error != exc.one_line():
+                log.warning("MPD radio: %s", exc.one_line())
+            self.last_error = exc.one_line()
+            return []
+        tail_artists = deque(maxlen=max(self.artist_gap, 0) or 1)
+        for uri in queue[-self.artist_gap:] if self.artist_gap else []:
+            tail_artists.append(self._artist_of(uri))
+        out: list[str] = []
+        held: list[str] = []      # allowed, but too close to an artist just queued: only if short
+        for track in body.get("tracks", []):
+            uri = self._uri(track.get("path") or "")
+            if uri is None or uri in blocked or uri in out:
+                continue
+            if self.artist_gap and track.get("artist") and track["artist"] in tail_artists:
+                held.append(uri)
+                continue
+            out.append(uri)
+            if self.artist_gap:
+                tail_artists.append(track.get("artist"))
+            if len(out) == need:
+                break
+        return (out + held)[:need]
+
+    def _artist_of(self, uri: str) -> str | None:
+        rows = self.db.query("SELECT t.artist FROM files f JOIN tracks t ON t.id = f.track_id WHERE f.path = ?",
+                             (self._path(uri),))
+        return rows[0][0] if rows else None
+
+    # ---- running ---------------------------------------------------------------------------------
+    def run(self) -> None:
+        """Step until :meth:`stop` (the foreground command and the thread both run this)."""
+        while not self._stop.is_set():
+            try:
+                self.step()
+            except Exception:   # a playlist error must not end the radio; logged, retried
+                log.exception("MPD radio step failed")
+            self._stop.wait(self.poll_s)
+        self._close_client()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="mpd-radio", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(self.timeout_s + 2)
+
+    def health(self) -> dict:
+        """Never makes the daemon unready (MPD is optional): ``degraded`` while it is away."""
+        return {"ready": True, "degraded": not self.connected, "connected": self.connected,
+                "server": f"{self.cfg.host}:{self.cfg.port}", "last_error": self.last_error,
+                "reconnects": self.reconnects, "songs_added": self.added, "history": len(self.history),
+                "last_fill": self.last_fill}

@@ -1,0 +1,94 @@
+"""`library.write_tags: true`: `serve` writes each new analysis into the file's tags.
+
+The scheduler hands every successful result to :meth:`TagWriterService.on_outcome` (non-blocking;
+a bounded queue). A thread waits until the result is committed (so the retag the write causes is
+recognised by its audio fingerprint and keeps the analysis), then runs the safe write of
+`core.tagwriter` in a one-process spawn pool: decoding for verification may load Essentia (m4a),
+which the serve process itself must never import.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any
+
+from ....config import Settings
+from ...storage.db import Database
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 10000
+COMMIT_WAIT_S = 30.0
+
+
+def _write(path: str, result: dict, threshold: float) -> tuple[str, str | None]:
+    from .writer import write_tags
+
+    outcome = write_tags(path, result, threshold=threshold)
+    return outcome.status, outcome.reason
+
+
+class TagWriterService:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.threshold = settings.playlists.tag_min_probability
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="tagwriter", daemon=True)
+        self._pool: ProcessPoolExecutor | None = None
+        self.counts: dict[str, int] = {}
+
+    def on_outcome(self, job: Any, result: dict | None, error: str | None) -> None:
+        if result is None or error:
+            return
+        try:
+            self._queue.put_nowait((job.path, result))
+        except queue.Full:
+            self.counts["dropped"] = self.counts.get("dropped", 0) + 1
+            log.warning("tag writing is behind; %s left for `playlistgen tags write`", job.path)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _committed(self, path: str) -> bool:
+        deadline = time.monotonic() + COMMIT_WAIT_S
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            if self.db.query("SELECT 1 FROM files WHERE path = ? AND status = 'done'", (path,)):
+                return True
+            self._stop.wait(0.1)
+        return False
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                path, result = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if not self._committed(path):
+                continue
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            try:
+                status, reason = self._pool.submit(_write, path, result, self.threshold).result()
+            except Exception as exc:   # a crashed writer process: the next file gets a new one
+                status, reason = "failed", str(exc)
+                self._pool.shutdown(wait=False, cancel_futures=True)
+                self._pool = None
+            self.counts[status] = self.counts.get(status, 0) + 1
+            if status in ("failed", "skipped"):
+                log.warning("tags not written to %s: %s", path, reason)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.ident is not None:
+            self._thread.join(30)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def health(self) -> dict:
+        return {"ready": True, "queued": self._queue.qsize(), **self.counts}

@@ -1,0 +1,232 @@
+"""Analysis that survives reinstalls: export every analysed file as JSON Lines, import it on a
+new machine with the same music instead of analysing for hours.
+
+One record (one line) per analysed file: ``fingerprint`` (the cheap byte one), ``audio_fingerprint``
+(core.audio_fingerprint: tags ignored), ``analyzer_version``, ``preset``, ``path`` (relative to its
+library folder, for people reading the file), every field of the analysis contract (DESIGN §6:
+scalars, the vectors as lists, ``tags``, ``metadata``). A ``.gz`` suffix means gzip.
+
+Import reconciles the library, then matches each pending file to a record — by byte fingerprint
+(no read) or else by audio fingerprint (one read of the file, no decode; its current tags are
+read too, since they differ from the exported ones) — and stores the record exactly as an
+analysis result is stored (`JobQueue`), so an imported file counts as analysed. A record from
+another analyzer version is refused before anything is written: its numbers would not be
+comparable with the ones this installation computes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from ...errors import PlaylistgenError
+from ..audio.fingerprint import audio_fingerprint
+from ..storage.db import Database
+from ..storage.jobs import Job, JobQueue
+from ..storage.records import SCALAR_FEATURES, VECTOR_FEATURES, get_many_features
+from .reconcile import Library
+
+log = logging.getLogger(__name__)
+
+REQUIRED = ("fingerprint", "audio_fingerprint", "analyzer_version", "preset")
+METADATA_KEYS = ("artist", "album", "title", "genre", "year", "track_number", "musicbrainz_trackid")
+_CHUNK = 500
+
+
+class TransferError(PlaylistgenError):
+    """A bad export file or a refused import."""
+
+
+def _open(path: Path, mode: str) -> IO[str]:
+    if path.suffix == ".gz":
+        return gzip.open(path, mode + "t", encoding="utf-8")  # type: ignore[return-value]
+    return open(path, mode, encoding="utf-8")
+
+
+# ------------------------------------------------------------------------------------- export
+
+def _relative(path: str | None, roots: list[str]) -> str | None:
+    if path is None:
+        return None
+    for root in roots:
+        prefix = root.rstrip(os.sep) + os.sep
+        if path.startswith(prefix):
+            return path[len(prefix):]
+    return path
+
+
+def export_records(db: Database, roots: list[str]) -> Iterator[dict]:
+    """One record per analysed (done) file, in track order."""
+    roots = [os.path.abspath(r) for r in roots]
+    rows = db.query("SELECT f.path, f.fingerprint, t.id, t.audio_fingerprint FROM files f "
+                    "JOIN tracks t ON t.id = f.track_id WHERE f.status = 'done' ORDER BY t.id, f.id")
+    extra = {tid: mbid for tid, mbid in db.query("SELECT id, musicbrainz_trackid FROM tracks")} \
+        if "musicbrainz_trackid" in {r[1] for r in db.query("PRAGMA table_info(tracks)")} else {}
+    for start in range(0, len(rows), _CHUNK):
+        part = rows[start:start + _CHUNK]
+        found = get_many_features(db, None, [r[2] for r in part])
+        for path, fp, track_id, audio_fp in part:
+            rec = found.get(track_id)
+            if rec is None:
+                continue
+            if audio_fp is None:   # analysed before audio fingerprints existed
+                try:
+                    audio_fp = audio_fingerprint(path)
+                except OSError as exc:
+                    log.warning("left out %s: %s", path, exc.strerror)
+                    continue
+            out: dict[str, Any] = {"fingerprint": fp, "audio_fingerprint": audio_fp,
+                                   "analyzer_version": rec["analyzer_version"], "preset": rec["preset"],
+                                   "path": _relative(path, roots)}
+            for name in SCALAR_FEATURES:
+                out[name] = rec[name]
+            for name in VECTOR_FEATURES:
+                out[name] = None if rec[name] is None else rec[name].tolist()
+            out["tags"] = rec["tags"]
+            meta = {k: rec[k] for k in METADATA_KEYS[:6]}
+            if extra.get(track_id):
+                meta["musicbrainz_trackid"] = extra[track_id]
+            out["metadata"] = meta
+            yield out
+
+
+def export_file(db: Database, dest: Path, roots: list[str]) -> int:
+    """Write the export to ``dest`` (via a temporary file: a failure never leaves half a file)."""
+    dest = Path(dest)
+    fd, tmp = tempfile.mkstemp(prefix=".export-", suffix=dest.suffix, dir=dest.parent or ".")
+    os.close(fd)
+    count = 0
+    try:
+        with _open(Path(tmp), "w") as fh:
+            for record in export_records(db, roots):
+                fh.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+                count += 1
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count
+
+
+# ------------------------------------------------------------------------------------- import
+
+@dataclass
+class ImportReport:
+    records: int = 0
+    imported: int = 0          # files that became analysed
+    by_fingerprint: int = 0
+    by_audio: int = 0
+    unmatched_records: int = 0
+    still_pending: int = 0
+    reconcile: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """Records of an export file; a broken line raises TransferError naming the line."""
+    try:
+        with _open(Path(path), "r") as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise TransferError(f"{path}:{number}: not JSON ({exc.msg})",
+                                        hint="is this a file written by `playlistgen export`?") from None
+                if not isinstance(record, dict) or any(k not in record for k in REQUIRED):
+                    raise TransferError(f"{path}:{number}: not an analysis record (needs {', '.join(REQUIRED)})",
+                                        hint="is this a file written by `playlistgen export`?")
+                yield record
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise TransferError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+
+
+def _check(path: Path, analyzer_version: str) -> tuple[int, dict[str, str], set[str]]:
+    """First pass: count, refuse other analyzer versions, and index the fingerprints."""
+    by_fp: dict[str, str] = {}
+    audio: set[str] = set()
+    other: dict[str, int] = {}
+    count = 0
+    for record in read_records(path):
+        count += 1
+        if record["analyzer_version"] != analyzer_version:
+            other[record["analyzer_version"]] = other.get(record["analyzer_version"], 0) + 1
+            continue
+        by_fp[record["fingerprint"]] = record["audio_fingerprint"]
+        audio.add(record["audio_fingerprint"])
+    if other:
+        found = ", ".join(f"{v} ({n} record{'s' if n > 1 else ''})" for v, n in sorted(other.items()))
+        raise TransferError(
+            f"{path} holds analyses by {found}; this installation analyses with {analyzer_version}: import refused, "
+            "nothing was changed",
+            hint="import with the playlistgen version that exported it, or analyse with `playlistgen scan`")
+    return count, by_fp, audio
+
+
+def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
+                progress: Callable[[str], None] | None = None) -> ImportReport:
+    """Reconcile, match pending files to the export's records, store them as analysed."""
+    from ..analysis.metadata import read_metadata  # mutagen only
+
+    report = ImportReport()
+    report.records, by_fp, audio_fps = _check(Path(path), queue.analyzer_version)
+    report.reconcile = library.reconcile(trigger="import").to_dict()
+    pending = db.query("SELECT id, path, fingerprint FROM files WHERE status = 'pending' ORDER BY id")
+    wanted: dict[str, list[tuple[int, str, str, dict | None]]] = {}   # audio fp → files
+    for file_id, file_path, fp in pending:
+        if fp in by_fp:
+            wanted.setdefault(by_fp[fp], []).append((file_id, file_path, fp, None))
+            report.by_fingerprint += 1
+            continue
+        try:
+            afp = audio_fingerprint(file_path)
+        except OSError as exc:
+            log.warning("cannot read %s: %s", file_path, exc.strerror)
+            continue
+        if afp in audio_fps:   # same audio, other tags: keep the file's own metadata
+            wanted.setdefault(afp, []).append((file_id, file_path, fp, read_metadata(file_path)[0]))
+            report.by_audio += 1
+    if progress:
+        progress(f"{len(pending)} file(s) to analyse, {report.by_fingerprint + report.by_audio} found in {path}")
+    used: set[str] = set()
+    futures = []
+    for record in read_records(Path(path)):
+        files = wanted.get(record["audio_fingerprint"])
+        if not files:
+            if record["audio_fingerprint"] not in used:
+                report.unmatched_records += 1
+            continue
+        used.add(record["audio_fingerprint"])
+        for file_id, file_path, fp, metadata in files:
+            result = dict(record)
+            if metadata is not None:
+                result["metadata"] = metadata
+            # batched by the writer; a copy stored with the first of its fingerprint counts too
+            futures.append(db.submit(lambda c, f=file_id, p=file_path, fp=fp, r=result: _store(c, queue, f, p, fp, r)))
+        del wanted[record["audio_fingerprint"]]
+    for future in futures:
+        future.result()
+    report.imported = len(futures)
+    report.still_pending = queue.pending_count()
+    return report
+
+
+def _store(conn: Any, queue: JobQueue, file_id: int, path: str, fp: str, result: dict) -> bool:
+    """Store a record the way an analysis result is stored (one transaction); False if the file
+    was linked meanwhile (a copy with the fingerprint of a record stored just before)."""
+    claimed = conn.execute("UPDATE files SET status = 'analysing' WHERE id = ? AND status = 'pending' "
+                           "AND fingerprint = ? RETURNING id", (file_id, fp)).fetchall()
+    if not claimed:
+        return False
+    queue.store_result(conn, Job(file_id, path, fp), result)
+    return True

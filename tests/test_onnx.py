@@ -375,6 +375,9 @@ def test_stream_equals_plain_patch_mean() -> None:
     chosen = patches_of(signal)[::3]
     ref_tags, ref_emb = model.predict(chosen)
     assert state.analysed == len(chosen) >= 3
-    np.testing.assert_allclose(embedding, ref_emb.mean(0), rtol=0, atol=1e-9)
-    assert tags["msd"] == {label: round(float(p), 4)
-                           for label, p in zip(model.labels, ref_tags.mean(0), strict=True)}
+    # float32 outputs computed in other batches differ in the last bits, and by how much depends on
+    # the CPU's kernels (AVX-512 or not): a float32-sized tolerance, never an exact one.
+    np.testing.assert_allclose(embedding, ref_emb.mean(0), rtol=1e-5, atol=1e-6)
+    expected = {label: float(p) for label, p in zip(model.labels, ref_tags.mean(0), strict=True)}
+    assert tags["msd"].keys() == expected.keys()
+    assert all(abs(tags["msd"][k] - v) <= 5e-5 + 1e-6 for k, v in expected.items())   # rounded to 4 places

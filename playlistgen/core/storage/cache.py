@@ -80,7 +80,6 @@ class FeatureCache:
         self._compress, self._decompress = _codec(compression)
         self.max_bytes = int(size_mb * MB) if max_bytes is None else int(max_bytes)
         self.ttl_s = ttl_s
-        self._timer = timer
         self._lock = threading.Lock()
         self._store = _Store(max(self.max_bytes, 1), ttl_s, timer)
         self._hits = self._misses = self._puts = self._too_large = 0

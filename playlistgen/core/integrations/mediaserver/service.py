@@ -50,7 +50,6 @@ class MediaServerService:
         self._next_periodic: float | None = 0.0  # link at the first look
         self.last_error: str | None = None
         self.linking = False
-        self.last_report: dict | None = None
         self.quiet_s, self.min_spacing_s = QUIET_S, MIN_SPACING_S
 
     @property
@@ -98,7 +97,6 @@ class MediaServerService:
                 if self.settings.mediaserver.push_playlists:
                     self.pusher.retry_deletes()
                     result["playlists"] = self.pusher.push_all(self.pusher.unpushed())
-                self.last_report = result
             except MediaServerError as exc:
                 self._failed(exc)
                 raise

@@ -1,5 +1,6 @@
-"""BackgroundLoop: start/stop/join, wake, the interval and the body's own delay, errors that keep
-the loop alive and are reported, stop before start, double stop, restart, a foreground run."""
+"""BackgroundLoop: start/stop/join, wake (also by the body), a fixed or callable interval, errors
+that keep the loop alive and are reported, stop before start, double stop, restart, a foreground
+run."""
 
 from __future__ import annotations
 
@@ -21,13 +22,11 @@ def until(predicate: Callable[[], object], timeout: float = 5.0) -> None:
 
 
 class Counter:
-    def __init__(self, result: float | None = None) -> None:
+    def __init__(self) -> None:
         self.calls = 0
-        self.result = result
 
-    def __call__(self) -> float | None:
+    def __call__(self) -> None:
         self.calls += 1
-        return self.result
 
 
 def test_start_runs_the_body_on_a_named_thread_and_stop_joins_it() -> None:
@@ -109,16 +108,55 @@ def test_a_wake_during_a_call_is_not_lost() -> None:
     assert loop.stop()
 
 
-def test_the_body_chooses_its_next_delay() -> None:
-    body = Counter(result=0)   # 0: call again at once (work left)
-    loop = BackgroundLoop("busy", body, interval_s=60)
+def test_a_body_with_work_left_wakes_itself() -> None:
+    body = Counter()
+    loop: BackgroundLoop
+
+    def busy() -> bool:   # like the analysis scheduler's step(): True while there is work
+        body()
+        if body.calls < 50:
+            loop.wake()
+        return True        # ignored
+
+    loop = BackgroundLoop("busy", busy, interval_s=60)
     loop.start()
     until(lambda: body.calls >= 50, timeout=2)
-    body.result = 30.0          # idle: the next wait is the body's, not the interval
-    calls = body.calls
-    time.sleep(0.2)
-    assert body.calls <= calls + 2   # the call in progress may still have returned 0
+    time.sleep(0.1)
+    assert body.calls == 50   # then idle: the 60 s wait
     assert loop.stop(timeout=2)
+
+
+def test_a_callable_interval_is_asked_before_every_wait() -> None:
+    body = Counter()
+    asked: list[float] = []
+
+    def interval() -> float:
+        asked.append(time.monotonic())
+        return 0.01 if len(asked) <= 3 else 60
+
+    loop = BackgroundLoop("callable", body, interval_s=interval, wait_first=True)
+    loop.start()
+    until(lambda: body.calls == 3)
+    time.sleep(0.1)
+    assert body.calls == 3 and len(asked) == 4   # the fourth wait is 60 s
+    assert loop.stop(timeout=2)
+
+
+def test_a_failing_interval_is_reported_and_retried() -> None:
+    body = Counter()
+    attempts: list[int] = []
+
+    def interval() -> float:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ValueError("no schedule")
+        return 0.01
+
+    loop = BackgroundLoop("retry", body, interval_s=interval, wait_first=True)
+    loop.start()
+    until(lambda: body.calls >= 1, timeout=3)   # after RETRY_S
+    assert loop.running and loop.errors == 1 and loop.last_error == "no schedule"
+    assert loop.stop()
 
 
 def test_errors_keep_the_loop_alive_and_are_reported(caplog: pytest.LogCaptureFixture) -> None:
@@ -163,10 +201,11 @@ def test_on_error_logs_instead_and_a_failing_handler_does_not_end_the_loop() -> 
 def test_stop_before_start_and_double_stop() -> None:
     loop = BackgroundLoop("never", Counter(), interval_s=1)
     assert loop.stop() and loop.stop()
-    assert not loop.is_alive and not loop.running
+    assert not loop.is_alive and not loop.running and not loop.started
     loop.start()
+    assert loop.started
     assert loop.stop() and loop.stop(timeout=0.1)
-    assert not loop.is_alive
+    assert not loop.is_alive and loop.started
 
 
 def test_stop_waits_for_the_call_in_progress_and_reports_a_thread_that_does_not_end(

@@ -18,21 +18,24 @@ from ..errors import exception_text
 
 log = logging.getLogger(__name__)
 
+Interval = float | Callable[[], float] | None
+RETRY_S = 1.0   # the wait after an ``interval_s`` callable failed
+
 
 class BackgroundLoop:
     """Calls ``body()`` on a daemon thread named ``name`` until :meth:`stop`.
 
     Between two calls the loop waits ``interval_s`` seconds or until :meth:`wake`, whichever
-    comes first; ``interval_s=None`` waits for a wake only. ``body`` may return the seconds to
-    wait before its next call instead (0: call again at once, e.g. while there is work left);
-    None means ``interval_s``, read at every wait so an owner may change it. ``wait_first`` waits
-    once before the first call too.
+    comes first. ``interval_s`` may be a callable, asked before every wait (a delay that depends
+    on the time of day, or on an attribute a test shortens); ``None`` waits for a wake only. A body
+    that has more work calls ``wake()`` itself: its next call follows at once. ``wait_first`` waits
+    once before the first call too. What ``body`` returns is ignored.
 
-    An exception from ``body`` is counted in ``errors``, kept in ``last_error`` and logged by
-    ``on_error(exc)`` (called inside the ``except`` block, so ``log.exception`` shows the
-    traceback) or, without one, here; the loop carries on with the next wait."""
+    An exception from ``body`` (or from an ``interval_s`` callable) is counted in ``errors``, kept
+    in ``last_error`` and logged by ``on_error(exc)`` (called inside the ``except`` block, so
+    ``log.exception`` shows the traceback) or, without one, here; the loop carries on."""
 
-    def __init__(self, name: str, body: Callable[[], float | None], *, interval_s: float | None,
+    def __init__(self, name: str, body: Callable[[], object], *, interval_s: Interval,
                  wait_first: bool = False, on_error: Callable[[Exception], None] | None = None) -> None:
         self.name = name
         self.interval_s = interval_s
@@ -60,7 +63,7 @@ class BackgroundLoop:
             self._thread.start()
 
     def wake(self) -> None:
-        """End the current wait now; a wake during a call ends the next wait at once."""
+        """End the current wait now; a wake during a call (also by the body) skips the next wait."""
         self._wake.set()
 
     def stop(self, timeout: float = 5.0) -> bool:
@@ -88,6 +91,11 @@ class BackgroundLoop:
         return self._thread is not None and self._thread.is_alive()
 
     @property
+    def started(self) -> bool:
+        """``start()`` was called (the thread may have ended since)."""
+        return self._thread is not None
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
@@ -104,27 +112,33 @@ class BackgroundLoop:
     def run(self) -> None:
         """The loop itself: ``start()`` runs it on the thread; a foreground command may call it
         directly (it returns after ``stop()``, e.g. from a signal handler)."""
-        delay = self.interval_s if self._wait_first else 0.0
+        wait = self._wait_first
         while not self._stop.is_set():
-            if delay is None or delay > 0:
-                self._wake.wait(delay)
+            if wait:
+                self._wake.wait(self._next_wait())
                 self._wake.clear()
                 if self._stop.is_set():
                     break
-            delay = self._call_body()
+            wait = True
+            try:
+                self._body()
+            except Exception as exc:  # one bad iteration must not end the thread
+                self._failed(exc)
+            self.iterations += 1
 
-    def _call_body(self) -> float | None:
+    def _next_wait(self) -> float | None:
+        interval = self.interval_s
+        if not callable(interval):
+            return interval
         try:
-            wait = self._body()
-        except Exception as exc:  # one bad iteration must not end the thread
-            self.errors += 1
-            self.last_error, self.last_error_at = exception_text(exc), time.time()
-            self._report(exc)
-            wait = None
-        self.iterations += 1
-        return self.interval_s if wait is None else wait
+            return interval()
+        except Exception as exc:
+            self._failed(exc)
+            return RETRY_S
 
-    def _report(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception) -> None:
+        self.errors += 1
+        self.last_error, self.last_error_at = exception_text(exc), time.time()
         if self._on_error is None:
             log.exception("%s: background iteration failed", self.name)
             return

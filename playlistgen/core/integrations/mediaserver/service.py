@@ -41,7 +41,7 @@ class MediaServerService:
         self.client = client or SubsonicClient(ms.url, ms.user, ms.password)
         self.pusher = PlaylistPusher(db, self.client)
         self._lock = threading.Lock()          # one link or push at a time
-        self._loop = BackgroundLoop("mediaserver", self._look, interval_s=CHECK_S, wait_first=True,
+        self._loop = BackgroundLoop("mediaserver", self._look, interval_s=lambda: self.check_s, wait_first=True,
                                     on_error=lambda exc: log.exception("media server link failed"))
         self._requested = threading.Event()    # a link was asked for (API, CLI)
         self._seen_state: tuple | None = None  # the library state at the last look
@@ -50,16 +50,7 @@ class MediaServerService:
         self._next_periodic: float | None = 0.0  # link at the first look
         self.last_error: str | None = None
         self.linking = False
-        self.quiet_s, self.min_spacing_s = QUIET_S, MIN_SPACING_S
-
-    @property
-    def check_s(self) -> float:
-        """Seconds between two looks at the library state: the loop's interval (tests shorten it)."""
-        return CHECK_S if self._loop.interval_s is None else self._loop.interval_s
-
-    @check_s.setter
-    def check_s(self, seconds: float) -> None:
-        self._loop.interval_s = seconds
+        self.check_s, self.quiet_s, self.min_spacing_s = CHECK_S, QUIET_S, MIN_SPACING_S
 
     # --- errors: one line per distinct failure -------------------------------------------------
     def _failed(self, exc: MediaServerError) -> None:

@@ -133,10 +133,10 @@ class LibraryWatcher:
         if self._stopped:
             return
         self._stopped = True
+        self._debounce.stop(timeout)  # first: no batch goes out once stop() has begun
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
-        self._debounce.stop(timeout)
 
     @property
     def mode(self) -> str:

@@ -35,12 +35,6 @@ def pitch_class(name: str) -> int | None:
     return pc % 12
 
 
-def key_name(name: str) -> str | None:
-    """Any spelling ('Db', 'C♯') → the canonical one ('C#'); None if it is not a key name."""
-    pc = pitch_class(name)
-    return None if pc is None else KEY_NAMES[pc]
-
-
 def key_spellings(pc: int) -> list[str]:
     """Every common spelling of a pitch class: 1 → ['C#', 'Db']."""
     sharps = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")

@@ -16,10 +16,6 @@ XMLNS = "http://subsonic.org/restapi"
 _CALLBACK_RE = re.compile(r"^[A-Za-z_$][\w$.]{0,99}$")
 
 
-def wants_json(fmt: str | None) -> bool:
-    return (fmt or "xml").lower() in ("json", "jsonp")
-
-
 def _scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

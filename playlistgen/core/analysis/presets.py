@@ -45,7 +45,6 @@ PRESETS: dict[str, Preset] = {
     "accurate": Preset("accurate", "multi-feature beats, MSD + MTT tags, overlapping patches.",
                        ("msd_musicnn", "mtt_musicnn"), "multifeature", 93),
 }
-DEFAULT_PRESET = "balanced"
 
 
 def get_preset(name: str) -> Preset:

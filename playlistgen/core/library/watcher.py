@@ -37,6 +37,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from ...errors import PlaylistgenError
+from ..loops import BackgroundLoop
 from .paths import hidden_or_temp, ignored, is_candidate, norm_exts
 
 log = logging.getLogger(__name__)
@@ -105,8 +106,8 @@ class LibraryWatcher:
         self._seq = self._events = self._dropped = self._rescans = 0
         self._last_event_at: float | None = None
         self._observer: BaseObserver | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._debounce = BackgroundLoop("watcher-debounce", self._flush, interval_s=_TICK, wait_first=True,
+                                        on_error=_log_flush_error)
         self._stopped = False
 
     # ---- lifecycle ----------------------------------------------------------------------
@@ -125,20 +126,17 @@ class LibraryWatcher:
             observer.stop()
             raise _start_error(exc, self.roots) from exc
         self._observer = observer
-        self._thread = threading.Thread(target=self._run, name="watcher-debounce", daemon=True)
-        self._thread.start()
+        self._debounce.start()
         log.info("watching %s (%s, settle %.1f s)", ", ".join(self.roots), self.mode, self.settle)
 
     def stop(self, timeout: float = 5) -> None:
         if self._stopped:
             return
         self._stopped = True
-        self._stop.set()
+        self._debounce.stop(timeout)  # first: no batch goes out once stop() has begun
         if self._observer is not None:
             self._observer.stop()
             self._observer.join(timeout)
-        if self._thread is not None:
-            self._thread.join(timeout)
 
     @property
     def mode(self) -> str:
@@ -231,14 +229,10 @@ class LibraryWatcher:
             del self._pending[key]
 
     # ---- debounce thread ------------------------------------------------------------------
-    def _run(self) -> None:
-        while not self._stop.wait(_TICK):
-            try:
-                batch = self._tick()
-                if batch:
-                    self._on_changes(batch)
-            except Exception:  # keep watching; the periodic reconcile repairs what is lost
-                log.exception("watcher: handling changes failed")
+    def _flush(self) -> None:
+        batch = self._tick()
+        if batch:
+            self._on_changes(batch)
 
     def _tick(self) -> list[LibraryChange]:
         now = time.monotonic()
@@ -305,6 +299,11 @@ class LibraryWatcher:
             del self._rescan[root]
             self._rescans += 1
         return [LibraryChange("rescan", root) for root in due]
+
+
+def _log_flush_error(exc: Exception) -> None:
+    # the loop keeps watching; the periodic reconcile repairs what is lost
+    log.exception("watcher: handling changes failed")
 
 
 def _stat(path: str) -> os.stat_result | None | OSError:

@@ -28,6 +28,7 @@ from typing import Any
 import cachetools
 
 from ...errors import ConfigError
+from ..loops import BackgroundLoop
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -79,13 +80,11 @@ class FeatureCache:
         self._compress, self._decompress = _codec(compression)
         self.max_bytes = int(size_mb * MB) if max_bytes is None else int(max_bytes)
         self.ttl_s = ttl_s
-        self._timer = timer
         self._lock = threading.Lock()
         self._store = _Store(max(self.max_bytes, 1), ttl_s, timer)
         self._hits = self._misses = self._puts = self._too_large = 0
         self._raw_bytes = self._stored_bytes = 0     # of every put, for the compression ratio
-        self._purger: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._purger: BackgroundLoop | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> FeatureCache:
@@ -130,14 +129,6 @@ class FeatureCache:
                 self.put(key, value)
         return value
 
-    def invalidate(self, predicate: Callable[[Hashable], bool]) -> int:
-        """Drop entries whose key matches (e.g. one track id); returns how many."""
-        with self._lock:
-            keys = [k for k in list(self._store.keys()) if predicate(k)]
-            for key in keys:
-                self._store.pop(key, None)
-        return len(keys)
-
     def clear(self) -> dict:
         with self._lock:
             entries, size = len(self._store), self._store.currsize
@@ -162,7 +153,7 @@ class FeatureCache:
                 "puts": self._puts, "too_large": self._too_large,
                 "compression_ratio": round(self._raw_bytes / self._stored_bytes, 3) if self._stored_bytes else None,
                 "avg_entry_bytes": round(self._store.currsize / len(self._store)) if len(self._store) else None,
-                "purger_running": bool(self._purger and self._purger.is_alive()),
+                "purger_running": self._purger is not None and self._purger.is_alive,
             }
 
     # ---- background purge ------------------------------------------------------------------
@@ -171,21 +162,16 @@ class FeatureCache:
         if self._purger is not None or not self.enabled:
             return
         interval = interval_s if interval_s is not None else min(max(self.ttl_s / 4, 1.0), 60.0)
-        self._stop.clear()
-        self._purger = threading.Thread(target=self._purge_loop, args=(interval,), name="cache-purge", daemon=True)
+        self._purger = BackgroundLoop("cache-purge", self._purge, interval_s=interval, wait_first=True,
+                                      on_error=lambda exc: log.exception("feature cache purge failed"))
         self._purger.start()
 
     def stop_purger(self) -> None:
-        self._stop.set()
         if self._purger is not None:
-            self._purger.join(5)
+            self._purger.stop(5)
             self._purger = None
 
-    def _purge_loop(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                purged = self.purge_expired()
-                if purged:
-                    log.debug("feature cache: purged %d expired entries", purged)
-            except Exception:   # never let the purge thread die silently
-                log.exception("feature cache purge failed")
+    def _purge(self) -> None:
+        purged = self.purge_expired()
+        if purged:
+            log.debug("feature cache: purged %d expired entries", purged)

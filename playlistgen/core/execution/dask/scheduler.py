@@ -1,7 +1,7 @@
 """A Dask scheduler inside `playlistgen serve` (``analysis.executor: dask`` with an empty
 ``analysis.dask_scheduler``), so a user only has to start workers on the other machines.
 
-It runs on its own event loop in a daemon thread, listens on ``analysis.dask_listen`` (validated
+It runs on its own event loop in a background thread, listens on ``analysis.dask_listen`` (validated
 by ``config``: loopback, or TLS), fails a file after it killed ``dask_max_attempts`` workers
 (Dask's ``allowed-failures``), and forgets a silent worker (cable out, machine off) after
 ``WORKER_TTL_S`` so its file runs elsewhere.
@@ -14,6 +14,7 @@ import logging
 import threading
 
 from ....errors import ConfigError
+from ...loops import BackgroundLoop
 from .config import TlsFiles, split_address
 
 log = logging.getLogger(__name__)
@@ -30,23 +31,24 @@ class EmbeddedScheduler:
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        # _serve() runs once, until stop(); the loop then waits for a wake that never comes
+        self._runner = BackgroundLoop("dask-scheduler", self._serve, interval_s=None)
 
     def start(self) -> str:
         """Start listening; returns the address workers connect to. Raises ConfigError when the
         address cannot be bound."""
-        self._thread = threading.Thread(target=self._run, name="dask-scheduler", daemon=True)
-        self._thread.start()
+        self._runner.start()
         if not self._ready.wait(START_TIMEOUT_S):
             raise ConfigError(f"the Dask scheduler did not start on {self.listen} within {START_TIMEOUT_S:g} s")
         if self._error is not None:
+            self._runner.stop()
             raise ConfigError(f"cannot start the Dask scheduler on {self.listen}: {self._error}",
                               hint="is the port in use? set analysis.dask_listen to another address") from None
         log.info("Dask scheduler listening on %s (start workers with `playlistgen worker --scheduler %s`)",
                  self.address, self.address)
         return self.address or self.listen
 
-    def _run(self) -> None:
+    def _serve(self) -> None:
         try:
             asyncio.run(self._main())
         except BaseException as exc:  # reported by start()
@@ -79,5 +81,4 @@ class EmbeddedScheduler:
                 self._loop.call_soon_threadsafe(self._stop.set)
             except RuntimeError:  # loop already gone
                 pass
-        if self._thread is not None:
-            self._thread.join(timeout)
+        self._runner.stop(timeout)

@@ -1,4 +1,4 @@
-"""The media-server link while serving: one background thread that links every
+"""The media-server link while serving: one background loop that links every
 ``mediaserver.link_interval_s``, after the library changed (a reconcile or analysis that changed
 files, once it has been quiet for a moment), and on request; pushes saved playlists; keeps the
 state that /api/v1/mediaserver/status, /health, /metrics and the dashboard show.
@@ -17,6 +17,7 @@ from typing import Any
 
 from ....config import Settings
 from ....errors import MediaServerError
+from ...loops import BackgroundLoop
 from ...storage.db import Database
 from ...storage.records import library_state
 from .client import SubsonicClient
@@ -40,12 +41,15 @@ class MediaServerService:
         self.client = client or SubsonicClient(ms.url, ms.user, ms.password)
         self.pusher = PlaylistPusher(db, self.client)
         self._lock = threading.Lock()          # one link or push at a time
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("mediaserver", self._look, interval_s=lambda: self.check_s, wait_first=True,
+                                    on_error=lambda exc: log.exception("media server link failed"))
+        self._requested = threading.Event()    # a link was asked for (API, CLI)
+        self._seen_state: tuple | None = None  # the library state at the last look
+        self._changed_at: float | None = None  # when the library last changed, until linked
+        self._last_link = 0.0
+        self._next_periodic: float | None = 0.0  # link at the first look
         self.last_error: str | None = None
         self.linking = False
-        self.last_report: dict | None = None
         self.check_s, self.quiet_s, self.min_spacing_s = CHECK_S, QUIET_S, MIN_SPACING_S
 
     # --- errors: one line per distinct failure -------------------------------------------------
@@ -84,7 +88,6 @@ class MediaServerService:
                 if self.settings.mediaserver.push_playlists:
                     self.pusher.retry_deletes()
                     result["playlists"] = self.pusher.push_all(self.pusher.unpushed())
-                self.last_report = result
             except MediaServerError as exc:
                 self._failed(exc)
                 raise
@@ -137,51 +140,41 @@ class MediaServerService:
 
     # --- the thread ----------------------------------------------------------------------------
     def request_link(self) -> None:
-        self._wake.set()
+        self._requested.set()
+        self._loop.wake()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="mediaserver", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(15)
+        self._loop.stop(15)
 
-    def _loop(self) -> None:
+    def _look(self) -> None:
+        """One look every ``check_s`` (or on request): link when asked, when the periodic link is
+        due, or once the library has been quiet for ``quiet_s`` after a change."""
+        requested = self._requested.is_set()
+        self._requested.clear()
+        now = time.monotonic()
+        try:
+            current = library_state(self.db)
+        except Exception as exc:  # the database is closing or busy: try again later
+            log.debug("library state unavailable: %s", exc)
+            return
+        if current != self._seen_state:
+            self._seen_state, self._changed_at = current, now
+        due = requested or (self._next_periodic is not None and now >= self._next_periodic)
+        due = due or (self._changed_at is not None and now - self._changed_at >= self.quiet_s
+                      and now - self._last_link >= self.min_spacing_s)
+        if not due:
+            return
         interval = self.settings.mediaserver.link_interval_s
-        next_periodic = time.monotonic()  # link once at start-up
-        state = library_state(self.db)
-        changed_at: float | None = None
-        last_link = 0.0
-        while not self._stop.is_set():
-            requested = self._wake.wait(self.check_s)
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            now = time.monotonic()
-            try:
-                current = library_state(self.db)
-            except Exception as exc:  # the database is closing or busy: try again later
-                log.debug("library state unavailable: %s", exc)
-                continue
-            if current != state:
-                state, changed_at = current, now
-            due = requested or (next_periodic is not None and now >= next_periodic)
-            due = due or (changed_at is not None and now - changed_at >= self.quiet_s
-                          and now - last_link >= self.min_spacing_s)
-            if not due:
-                continue
-            changed_at = None
-            last_link = now
-            next_periodic = now + interval if interval else None
-            try:
-                self.link_now()
-            except MediaServerError:
-                pass  # logged once by _failed; shown in /health and the status
-            except Exception:
-                log.exception("media server link failed")
+        self._changed_at = None
+        self._last_link = now
+        self._next_periodic = now + interval if interval else None
+        try:
+            self.link_now()
+        except MediaServerError:
+            pass  # logged once by _failed; shown in /health and the status
 
     # --- what the API shows --------------------------------------------------------------------
     def health(self) -> dict:

@@ -256,7 +256,7 @@ class PlaylistService:
         cat, seed_rows = self.rows_of(seed_ids) if seed_ids else (self.catalog(), np.zeros(0, dtype=np.int64))
         ctx = run(cat, req.strategy, seeds=[int(r) for r in seed_rows], size=req.size, duration_s=req.duration_s,
                   params=req.params, filters=req.filters, rules=req.diversity, tag_min=self.tag_min,
-                  random_seed=req.random_seed, diversity_explicit=req.diversity_explicit, validated=True,
+                  random_seed=req.random_seed, diversity_explicit=req.diversity_explicit,
                   history=load_history(self.db) if req.strategy.uses_history else None, order=req.order,
                   transition_weights=self.settings.playlists.transition_weights,
                   excluded=self.exclusions.for_request(cat, req.exclude, req.include_excluded))

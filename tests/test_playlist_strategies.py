@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from playlistgen.config import Settings
 from playlistgen.core.music import camelot_compatible, tempo_compatible
 from playlistgen.core.music import camelot_index as camelot_code
 from playlistgen.core.playlists.catalog import Catalog, build_catalog
@@ -13,6 +14,7 @@ from playlistgen.core.playlists.groups import kmeans
 from playlistgen.core.playlists.index import distances, query_of
 from playlistgen.core.playlists.names import UnknownNameError
 from playlistgen.core.playlists.registry import STRATEGIES, run
+from playlistgen.core.playlists.service import PlaylistRequest
 from playlistgen.core.playlists.strategies import coerce_params
 from playlistgen.errors import BadRequestError
 
@@ -198,6 +200,17 @@ def test_a_continuation_keeps_the_gaps_from_what_came_before() -> None:
         assert len(ctx.transition_costs) == 11, order   # costs within the playlist only
     alone = run(cat, "radio", seeds=[40], size=12, rules=rules, order="as_is").picker.rows
     assert alone[0] == 40 and artists[alone[1]] != "Artist 0"
+
+
+def test_a_request_from_python_gets_the_same_defaults_as_a_parsed_one() -> None:
+    settings = Settings()
+    for body, typed in [({"strategy": "radio", "seeds": [3]}, PlaylistRequest.of("radio", settings, seeds=[3])),
+                        ({"strategy": "all"}, PlaylistRequest.of("all", settings)),
+                        ({"strategy": "mood", "tags": ["chill"], "duration_min": 30},
+                         PlaylistRequest.of("mood", settings, params={"tags": ["chill"]}, duration_s=1800.0)),
+                        ({"strategy": "filter", "sort": "bpm", "diversity": False},
+                         PlaylistRequest.of("filter", settings, params={"sort": "bpm"}, diversity=Diversity.off()))]:
+        assert PlaylistRequest.parse(body, settings) == typed, body
 
 
 def test_dedupe_merges_versions_but_keeps_different_songs() -> None:

@@ -25,7 +25,7 @@ from playlistgen.config import Settings  # noqa: E402
 from playlistgen.core.playlists.catalog import SCALARS, build_catalog  # noqa: E402
 from playlistgen.core.playlists.diversity import Diversity  # noqa: E402
 from playlistgen.core.playlists.registry import run  # noqa: E402
-from playlistgen.core.playlists.service import PlaylistService  # noqa: E402
+from playlistgen.core.playlists.service import PlaylistRequest, PlaylistService  # noqa: E402
 from playlistgen.core.storage.db import Database  # noqa: E402
 from playlistgen.core.threads import single_threaded_blas  # noqa: E402
 
@@ -161,9 +161,11 @@ def with_database(n: int, queries: int) -> None:
         service.index.refresh()
         print(f"  catalog load from SQLite  {time.perf_counter() - started:.2f} s")
         ids = rng.integers(1, n + 1, queries)
-        body = {"strategy": "radio", "size": 30}
-        service.generate({**body, "seeds": [int(ids[0])]})
-        samples = time_calls(lambda i: service.generate({**body, "seeds": [int(ids[i])]}), queries)
+        def radio(i: int) -> dict:
+            return service.generate(PlaylistRequest.of("radio", settings, seeds=[int(ids[i])], size=30))
+
+        radio(0)
+        samples = time_calls(radio, queries)
         print(f"  service radio (30 tracks) {percentiles(samples)}")
         db.close()
 

@@ -12,7 +12,7 @@ import pytest
 
 from playlistgen.config import Settings
 from playlistgen.core.playlists.schedule import MixScheduler
-from playlistgen.core.playlists.service import PlaylistService
+from playlistgen.core.playlists.service import PlaylistRequest, PlaylistService
 from playlistgen.core.storage.db import Database
 from playlistgen.errors import ConfigError
 from tests.playlist_fixtures import populate
@@ -49,10 +49,14 @@ def set_history(db: Database, rows: list[tuple[int, int, float | None, float | N
     db.write(write)
 
 
+def generate(service: PlaylistService, body: dict) -> dict:
+    return service.generate(PlaylistRequest.parse(body, service.settings))
+
+
 def test_without_history_it_says_so_and_mixes_the_whole_library(library) -> None:  # type: ignore[no-untyped-def]
     db, _, root = library
     set_history(db, [])
-    out = PlaylistService(db, settings_for(root)).generate({"strategy": "for_you", "size": 12, "random_seed": 5})
+    out = generate(PlaylistService(db, settings_for(root)), {"strategy": "for_you", "size": 12, "random_seed": 5})
     assert len(out["tracks"]) == 12
     assert any("no listening history" in n for n in out["playlist"]["notes"])
     assert out["playlist"]["name"] == "Library mix"
@@ -70,7 +74,7 @@ def test_seeds_come_from_history_and_recent_plays_are_left_out(library) -> None:
                      *[(t, 40 + i, now - 60 * DAY, None) for i, t in enumerate(most)],
                      *[(t, 0, None, now - 90 * DAY) for t in starred]])
     service = PlaylistService(db, settings_for(root))
-    out = service.generate({"strategy": "for_you", "size": 15, "random_seed": 2, "seed_count": 6})
+    out = generate(service, {"strategy": "for_you", "size": 15, "random_seed": 2, "seed_count": 6})
     info = out["playlist"]["for_you"]
     assert set(info["seeds"]["recent"]) <= set(recent) and info["seeds"]["recent"]
     assert set(info["seeds"]["most_played"]) <= set(most) and info["seeds"]["most_played"]
@@ -85,13 +89,13 @@ def test_seeds_come_from_history_and_recent_plays_are_left_out(library) -> None:
     artists = [t["artist"] for t in out["tracks"]]
     assert all(a != b for a, b in zip(artists, artists[1:], strict=False))  # the usual diversity
 
-    only_most = service.generate({"strategy": "for_you", "size": 10, "random_seed": 2,
-                                  "params": {"recent_weight": 0, "starred_weight": 0, "seed_count": 3}})
+    only_most = generate(service, {"strategy": "for_you", "size": 10, "random_seed": 2,
+                                   "params": {"recent_weight": 0, "starred_weight": 0, "seed_count": 3}})
     seeds = only_most["playlist"]["for_you"]["seeds"]
     assert seeds["recent"] == [] and seeds["starred"] == [] and len(seeds["most_played"]) == 3
     assert sum(t["id"] in set(by_style["jazz"]) for t in only_most["tracks"]) >= 6  # mostly the seeds' style
 
-    keep = service.generate({"strategy": "for_you", "size": 10, "random_seed": 2, "exclude_played_days": 0})
+    keep = generate(service, {"strategy": "for_you", "size": 10, "random_seed": 2, "exclude_played_days": 0})
     assert keep["playlist"]["for_you"]["excluded_recently_played"] == 0
 
 

@@ -13,7 +13,7 @@ from playlistgen.api import create_app
 from playlistgen.config import load_settings
 from playlistgen.core.integrations.mediaserver.client import SubsonicClient
 from playlistgen.core.integrations.mediaserver.service import MediaServerService, hook_playlists
-from playlistgen.core.playlists.service import PlaylistService
+from playlistgen.core.playlists.service import PlaylistRequest, PlaylistService
 from playlistgen.core.storage.db import Database
 from playlistgen.errors import MediaServerError
 from playlistgen.services import Services
@@ -126,8 +126,9 @@ def test_push_repush_update_in_place_and_delete(supysonic, db_copy, tmp_path) ->
     client = SubsonicClient(supysonic.url, supysonic.user, supysonic.password)
     theirs = client.create_or_update_playlist("not ours", [s["id"] for s in client.iter_songs()][:2])
 
-    saved = playlists.generate({"strategy": "random", "size": 6, "save": True, "name": "push test",
-                                "diversity": False, "random_seed": 1})
+    saved = playlists.generate(PlaylistRequest.parse({"strategy": "random", "size": 6, "save": True,
+                                                      "name": "push test", "diversity": False, "random_seed": 1},
+                                                     settings))
     meta = saved["playlist"]
     server_id = meta["mediaserver"]["server_playlist_id"]
     assert meta["mediaserver"]["songs_pushed"] == 6 and meta["mediaserver"]["songs_left_out"] == 0
@@ -164,7 +165,8 @@ def test_link_pushes_playlists_saved_while_the_server_was_down(supysonic, db_cop
         "mediaserver": {"url": f"http://127.0.0.1:{free_port()}", "user": "u", "password": "pw"}})
     playlists = PlaylistService(db_copy, down)
     hook_playlists(playlists, db_copy, down)
-    saved = playlists.generate({"strategy": "random", "size": 3, "save": True, "name": "while down"})
+    saved = playlists.generate(PlaylistRequest.parse({"strategy": "random", "size": 3, "save": True,
+                                                      "name": "while down"}, down))
     assert any("not pushed to the media server" in n for n in saved["playlist"]["notes"])
     service = MediaServerService(db_copy, _settings(tmp_path, supysonic))
     report = service.link_now()

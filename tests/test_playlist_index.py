@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from playlistgen.config import Settings
-from playlistgen.core.playlists.service import PlaylistService, library_index
+from playlistgen.core.playlists.diversity import Diversity
+from playlistgen.core.playlists.service import PlaylistRequest, PlaylistService, library_index
 from playlistgen.core.storage.db import Database
 from tests.playlist_fixtures import add_track, make_result, populate, style_centres
 
@@ -22,20 +23,20 @@ def test_index_rebuilds_on_library_change_only(database: Database, tmp_path: Pat
     service = PlaylistService(database, settings, index=library_index(database, settings, min_rebuild_s=3600))
     first = service.catalog()
     for _ in range(5):
-        service.generate({"strategy": "radio", "seeds": [facts["Teardrop"]], "size": 5})
+        service.generate(PlaylistRequest.of("radio", settings, seeds=[facts["Teardrop"]], size=5))
     assert service.index.builds == 1 and service.catalog() is first  # nothing changed: no rebuild
     rng = np.random.default_rng(3)
     result = make_result(rng, "jazz", style_centres(rng), artist="New Artist", album="New", title="Fresh",
                          track_number=1)
     new_id = add_track(database, tmp_path / "library", result, fingerprint="fp-new")
     # a seed analysed after the last build is found at once (synchronous refresh)
-    body = service.generate({"strategy": "radio", "seeds": ["New Artist - Fresh"], "size": 3})
+    body = service.generate(PlaylistRequest.of("radio", settings, seeds=["New Artist - Fresh"], size=3))
     assert body["tracks"][0]["id"] == new_id and service.index.builds == 2
     assert new_id in service.catalog().track_ids
     # a file that goes missing is never returned, even before the index is rebuilt
     database.write(lambda c: c.execute("UPDATE files SET status = 'missing', updated_at = unixepoch('subsec') "
                                        "WHERE track_id = ?", (new_id,)))
-    everything = service.generate({"strategy": "all", "diversity": False})
+    everything = service.generate(PlaylistRequest.of("all", settings, diversity=Diversity.off()))
     assert new_id not in {t["id"] for t in everything["tracks"]}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from playlistgen.config import Settings
 from playlistgen.core.music import camelot_compatible, tempo_compatible
 from playlistgen.core.music import camelot_index as camelot_code
 from playlistgen.core.playlists.catalog import Catalog, build_catalog
@@ -13,6 +14,8 @@ from playlistgen.core.playlists.groups import kmeans
 from playlistgen.core.playlists.index import distances, query_of
 from playlistgen.core.playlists.names import UnknownNameError
 from playlistgen.core.playlists.registry import STRATEGIES, run
+from playlistgen.core.playlists.service import PlaylistRequest
+from playlistgen.core.playlists.strategies import coerce_params
 from playlistgen.errors import BadRequestError
 
 CODES = [f"{n}{letter}" for n in range(1, 13) for letter in "AB"]
@@ -181,6 +184,35 @@ def test_diversity_gaps_and_cap_are_respected() -> None:
     assert len(names) == 25  # 10 artists × cap 3 leaves enough room
 
 
+def test_a_continuation_keeps_the_gaps_from_what_came_before() -> None:
+    """``after`` (e.g. MPD's queue): never repeated, and the gaps run on across the join (energy_arc
+    trades gaps for its blocks even without ``after``, so it is left out here)."""
+    n = 200
+    artists = [f"Artist {i % 8}" for i in range(n)]
+    cat = synthetic(n, artists=artists, seed=21)
+    before = [40, 1, 2, 3]                      # artists 0, 1, 2, 3; the radio's seed is queued already
+    rules = Diversity(artist_gap=3, album_gap=0, max_per_artist=0, dedupe=False)
+    for order in ("as_is", "smooth"):
+        ctx = run(cat, "radio", seeds=[40], size=12, rules=rules, order=order, after=before)
+        rows = ctx.picker.rows
+        assert len(rows) == 12 and not set(rows) & set(before), order
+        assert gaps_respected([artists[r] for r in [*before, *rows]], 3), order
+        assert len(ctx.transition_costs) == 11, order   # costs within the playlist only
+    alone = run(cat, "radio", seeds=[40], size=12, rules=rules, order="as_is").picker.rows
+    assert alone[0] == 40 and artists[alone[1]] != "Artist 0"
+
+
+def test_a_request_from_python_gets_the_same_defaults_as_a_parsed_one() -> None:
+    settings = Settings()
+    for body, typed in [({"strategy": "radio", "seeds": [3]}, PlaylistRequest.of("radio", settings, seeds=[3])),
+                        ({"strategy": "all"}, PlaylistRequest.of("all", settings)),
+                        ({"strategy": "mood", "tags": ["chill"], "duration_min": 30},
+                         PlaylistRequest.of("mood", settings, params={"tags": ["chill"]}, duration_s=1800.0)),
+                        ({"strategy": "filter", "sort": "bpm", "diversity": False},
+                         PlaylistRequest.of("filter", settings, params={"sort": "bpm"}, diversity=Diversity.off()))]:
+        assert PlaylistRequest.parse(body, settings) == typed, body
+
+
 def test_dedupe_merges_versions_but_keeps_different_songs() -> None:
     assert song_key("Queen", "Song (Remastered 2011)") == song_key("Queen", "Song")
     assert normalise_title("Song - Live at Wembley") == normalise_title("Song [Radio Edit]") == "song"
@@ -260,7 +292,7 @@ def test_duration_budget_and_bad_parameters() -> None:
     cat = synthetic(300, duration=np.full(300, 240.0), seed=13)
     ctx = run(cat, "random", size=1000, duration_s=30 * 60, rules=Diversity.off(), random_seed=0)
     assert len(ctx.picker.rows) == 8  # 8 × 4 min ≥ 30 min
-    with pytest.raises(UnknownNameError):
-        run(cat, "clusters", params={"kk": 3})
+    with pytest.raises(UnknownNameError):  # raw parameters are checked once, where they come in
+        run(cat, "clusters", params=coerce_params(STRATEGIES["clusters"], {"kk": 3}))
     with pytest.raises(BadRequestError):
-        run(cat, "clusters", params={"k": 1000})
+        run(cat, "clusters", params=coerce_params(STRATEGIES["clusters"], {"k": 1000}))

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ..core.playlists.export import FORMATS, MEDIA_TYPES, render, safe_filename
 from ..core.playlists.names import UnknownNameError
+from ..core.playlists.service import PlaylistRequest
 from ..errors import BadRequestError
 from .args import int_arg, playlist_service, str_arg
 
@@ -50,7 +51,8 @@ def create():  # type: ignore[no-untyped-def]
     if body is None:
         raise BadRequestError("the request body must be JSON (Content-Type: application/json)",
                               hint='e.g. {"strategy": "radio", "seeds": ["Artist - Title"], "size": 25}')
-    result = playlist_service().generate(body)
+    service = playlist_service()
+    result = service.generate(PlaylistRequest.parse(body, service.settings))
     return _respond(result, fmt, 201 if result["playlist"].get("id") else 200)
 
 

@@ -124,7 +124,7 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
             body[key] = value
 
     from ..core.playlists.export import PathOptions, atomic_write, render
-    from ..core.playlists.service import PlaylistService
+    from ..core.playlists.service import PlaylistRequest, PlaylistService
     from ..core.storage.db import Database
     from ..core.threads import single_threaded_blas
 
@@ -136,7 +136,7 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
             from ..core.integrations.mediaserver.service import hook_playlists
 
             hook_playlists(service, db, settings)
-        result = service.generate(body)
+        result = service.generate(PlaylistRequest.parse(body, settings))
     finally:
         db.close()
     if fmt == "json":

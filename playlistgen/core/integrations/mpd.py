@@ -2,11 +2,12 @@
 
 One :class:`MpdRadio` holds one python-mpd2 client. Each step (every ``poll_s``) it reads MPD's
 status and queue; a change of the current song is recorded in the play history. When fewer than
-``mpd.min_queue`` songs follow the current one, it asks the playlist engine for a ``radio``
+``mpd.min_queue`` songs follow the current one, it asks the playlist service for a ``radio``
 playlist seeded by the last few played songs (multi-seed blend; before anything was played:
-the ``--seed`` songs, else the songs in the queue), drops every song among the last
-``mpd.history`` played or already queued, keeps the artist gap across the join, and appends the
-rest. MPD URIs are paths relative to ``mpd.music_directory`` (default: the first library folder).
+the ``--seed`` songs, else the songs in the queue) that continues the queue: the service leaves
+out the last ``mpd.history`` played and everything queued, and keeps the diversity rules (artist
+and album gaps...) across the join. MPD URIs are paths relative to ``mpd.music_directory``
+(default: the first library folder).
 
 A missing or restarted MPD is not an error storm: the radio reconnects with exponential backoff
 (1 s … 60 s), logs one warning per outage and one line when it is back, and its health entry
@@ -15,6 +16,7 @@ says ``degraded`` meanwhile (the daemon stays ready: MPD is optional).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -25,23 +27,25 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import PlaylistgenError
+from ..playlists.service import MAX_SIZE, PlaylistRequest
 from ..storage.db import Database
 
 log = logging.getLogger(__name__)
 
 SEEDS_FROM_HISTORY = 3
+SPARE = 10   # songs asked for beyond the need, in case some lie outside mpd.music_directory
 BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 60.0
 
 
 class MpdRadio:
-    def __init__(self, settings: Settings, db: Database, generate: Callable[[dict], dict], *,
-                 seeds: list[str] | None = None, poll_s: float = 1.0, timeout_s: float = 5.0) -> None:
-        """``generate`` is ``PlaylistService.generate`` (a request body → a playlist response)."""
+    def __init__(self, settings: Settings, db: Database, generate: Callable[[PlaylistRequest], dict], *,
+                 seeds: list[int | str] | None = None, poll_s: float = 1.0, timeout_s: float = 5.0) -> None:
+        """``generate`` is ``PlaylistService.generate`` (a request → a playlist response)."""
+        self.settings = settings
         self.cfg = settings.mpd
         self.db = db
         self.generate = generate
         self.seeds = list(seeds or [])
-        self.artist_gap = settings.playlists.artist_gap
         root = self.cfg.music_directory or (settings.library.paths[0] if settings.library.paths else ".")
         self.root = os.path.abspath(root)
         self.poll_s = poll_s
@@ -157,9 +161,8 @@ class MpdRadio:
         if not uris:
             return []
         paths = [self._path(u) for u in uris]
-        found = dict(self.db.query(
-            f"SELECT path, track_id FROM files WHERE status = 'done' AND path IN ({', '.join('?' * len(paths))})",
-            paths))
+        found = dict(self.db.query("SELECT path, track_id FROM files WHERE status = 'done' AND path IN "
+                                   "(SELECT value FROM json_each(?))", (json.dumps(paths),)))  # any queue length
         return [found[p] for p in paths if p in found]
 
     def _seed_ids(self, queue: list[str]) -> list[Any]:
@@ -172,7 +175,8 @@ class MpdRadio:
         return self._track_ids(queue[-SEEDS_FROM_HISTORY:])
 
     def continuations(self, need: int, queue: list[str]) -> list[str]:
-        """Up to ``need`` URIs to append: radio from the seeds, minus history and queue."""
+        """Up to ``need`` URIs to append: a radio from the seeds that continues the recent history
+        and the queue (see the module docstring)."""
         seeds = self._seed_ids(queue)
         if not seeds:
             if self.last_error != "no seed":
@@ -181,39 +185,26 @@ class MpdRadio:
             return []
         if self.last_error == "no seed":
             self.last_error = None
-        recent = set(list(self.history)[-self.cfg.history:]) if self.cfg.history else set()
-        blocked = recent | set(queue)
-        size = min(need + len(blocked) + 10, 10000)
+        played = list(self.history)[-self.cfg.history:] if self.cfg.history else []
+        queued = set(queue)
+        before = list(dict.fromkeys([*(uri for uri in played if uri not in queued), *queue]))   # oldest first
+        request = PlaylistRequest.of("radio", self.settings, seeds=seeds, size=min(need + SPARE, MAX_SIZE),
+                                     after=self._track_ids(before))
         try:
-            body = self.generate({"strategy": "radio", "seeds": seeds, "size": size})
+            body = self.generate(request)
         except PlaylistgenError as exc:   # e.g. a --seed that is not in the library
             if self.last_error != exc.one_line():
                 log.warning("MPD radio: %s", exc.one_line())
             self.last_error = exc.one_line()
             return []
-        tail_artists = deque(maxlen=max(self.artist_gap, 0) or 1)
-        for uri in queue[-self.artist_gap:] if self.artist_gap else []:
-            tail_artists.append(self._artist_of(uri))
         out: list[str] = []
-        held: list[str] = []      # allowed, but too close to an artist just queued: only if short
         for track in body.get("tracks", []):
             uri = self._uri(track.get("path") or "")
-            if uri is None or uri in blocked or uri in out:
-                continue
-            if self.artist_gap and track.get("artist") and track["artist"] in tail_artists:
-                held.append(uri)
-                continue
-            out.append(uri)
-            if self.artist_gap:
-                tail_artists.append(track.get("artist"))
+            if uri is not None and uri not in out:
+                out.append(uri)
             if len(out) == need:
                 break
-        return (out + held)[:need]
-
-    def _artist_of(self, uri: str) -> str | None:
-        rows = self.db.query("SELECT t.artist FROM files f JOIN tracks t ON t.id = f.track_id WHERE f.path = ?",
-                             (self._path(uri),))
-        return rows[0][0] if rows else None
+        return out
 
     # ---- running ---------------------------------------------------------------------------------
     def run(self) -> None:

@@ -19,8 +19,12 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ...config import PlaylistSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,11 @@ class Diversity:
     album_gap: int = 2
     max_per_artist: int = 0  # 0 = no cap
     dedupe: bool = True
+
+    @classmethod
+    def configured(cls, playlists: PlaylistSettings) -> Diversity:
+        """The rules of the ``playlists`` config section: what a request gets unless it says otherwise."""
+        return cls(playlists.artist_gap, playlists.album_gap, playlists.max_per_artist, playlists.dedupe)
 
     @classmethod
     def off(cls) -> Diversity:
@@ -180,6 +189,24 @@ class Picker:
         self.total_s += duration if np.isfinite(duration) else 0.0
         if self.has_embedding is not None and self.has_embedding[row]:
             self._with_embedding.append((row, duration))
+
+    def precede(self, rows: Iterable[int]) -> None:
+        """Tracks that come before the playlist (e.g. a player's queue), oldest first; call before
+        anything is added. None of them is taken again, other versions of their songs count as
+        duplicates and the artist/album gaps run on from their end; they do not count toward the
+        size, the length budget or the per-artist cap."""
+        rows = [int(r) for r in rows]
+        for position, row in enumerate(rows, start=-len(rows)):   # the last one is at -1
+            self._taken.add(row)
+            artist, album, song = int(self.artist[row]), int(self.album[row]), int(self.song[row])
+            if artist >= 0:
+                self._artist_last[artist] = position
+            if album >= 0:
+                self._album_last[album] = position
+            if song >= 0:
+                self._songs.add(song)
+            if self.has_embedding is not None and self.has_embedding[row]:
+                self._with_embedding.append((row, float(self.duration[row])))
 
     def force(self, row: int) -> None:
         """Add a row whatever the rules say (seeds the user asked for)."""

@@ -4,7 +4,7 @@ playlist request generated once a day after its time (local time of the server) 
 playlist, later runs replace that playlist's tracks in place (same id, same M3U8 file), and the
 service's ``on_saved`` hooks (the media-server push) update the server playlist in place — "Daily
 mix 1" is refreshed, never duplicated. The entry's other keys are the request (``size``,
-``seeds``, ``filters``, ``params``, strategy parameters...), checked when serve starts.
+``seeds``, ``filters``, ``params``, strategy parameters...), checked once when serve starts.
 
 The saved playlist carries ``params.schedule`` (the entry's name) and ``params.generated_at``; a
 mix is due when today's time has passed and it was not generated since, so a daemon that was down
@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ from ...config import Settings
 from ...errors import ConfigError, PlaylistgenError
 from . import store
 from .names import UnknownNameError
-from .service import PlaylistService, parse_request
+from .service import PlaylistRequest, PlaylistService
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +36,16 @@ class ScheduledMix:
     name: str
     hour: int
     minute: int
-    body: dict  # the playlist request: strategy and the entry's other keys (not name/at)
+    request: PlaylistRequest  # the entry's other keys (not at), named after the mix, never saved by generate
 
     @classmethod
-    def from_entry(cls, entry: dict) -> ScheduledMix:
+    def from_entry(cls, entry: dict, settings: Settings) -> ScheduledMix:
+        """Raises PlaylistgenError when the entry is not a valid playlist request."""
         hh, _, mm = str(entry["at"]).partition(":")
+        name = str(entry["name"])
         body = {k: v for k, v in entry.items() if k not in ("name", "at")}
-        return cls(str(entry["name"]), int(hh), int(mm), body)
+        request = PlaylistRequest.parse({**body, "name": name}, settings)
+        return cls(name, int(hh), int(mm), replace(request, save=False))  # saved by name here, in place
 
     def time_on(self, day: datetime) -> datetime:
         return day.replace(hour=self.hour, minute=self.minute, second=0, microsecond=0)
@@ -57,12 +60,12 @@ class MixScheduler:
         self.settings = settings
         self.now = now
         self.poll_s = poll_s
-        self.mixes = [ScheduledMix.from_entry(e) for e in settings.playlists.schedule]
-        for i, mix in enumerate(self.mixes):
+        self.mixes: list[ScheduledMix] = []
+        for i, entry in enumerate(settings.playlists.schedule):
             try:
-                parse_request({**mix.body, "name": mix.name}, settings)
+                self.mixes.append(ScheduledMix.from_entry(entry, settings))
             except PlaylistgenError as exc:
-                raise ConfigError(f"config key 'playlists.schedule[{i}]' ({mix.name}): {exc.message}",
+                raise ConfigError(f"config key 'playlists.schedule[{i}]' ({entry['name']}): {exc.message}",
                                   hint=exc.hint or "fix the entry's strategy or parameters") from None
         self._lock = threading.Lock()  # one generation at a time: never two playlists for one name
         self._stop = threading.Event()
@@ -89,7 +92,7 @@ class MixScheduler:
     def _run_one(self, mix: ScheduledMix) -> dict:
         with self._lock:
             try:
-                result = self.service.generate({**mix.body, "name": mix.name, "save": False})
+                result = self.service.generate(mix.request)
                 if not result["tracks"]:  # e.g. right after the first start: stays due, tried again later
                     notes = result["playlist"].get("notes") or ["no tracks matched"]
                     log.debug("scheduled mix '%s' not saved: %s", mix.name, "; ".join(notes))
@@ -171,5 +174,5 @@ class MixScheduler:
         for mix in self.mixes:
             playlist_id, generated = self.saved_id(mix.name)
             out.append({"name": mix.name, "at": f"{mix.hour:02d}:{mix.minute:02d}",
-                        "strategy": mix.body.get("strategy"), "playlist_id": playlist_id, "generated_at": generated})
+                        "strategy": mix.request.strategy.name, "playlist_id": playlist_id, "generated_at": generated})
         return out

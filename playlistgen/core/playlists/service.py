@@ -1,12 +1,17 @@
-"""What the HTTP API and the CLI call: validate a playlist request, run the strategy on the
-current catalog, look the tracks up (live only), save and render. Built once in the entry point;
-the catalog is loaded lazily on first use and rebuilt when the library changes."""
+"""The one way to make a playlist. A ``PlaylistRequest`` is built either from an HTTP, CLI or
+config body by ``PlaylistRequest.parse`` (which checks every field) or in Python by
+``PlaylistRequest.of`` (typed values, defaults from the settings); ``PlaylistService.generate``
+runs it on the current catalog, looks the tracks up (live only), saves and reports, and
+``PlaylistService.pick`` is the same run for callers that want catalog rows (the sonic search).
+Built once in the entry point; the catalog is loaded lazily on first use and rebuilt when the
+library changes."""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -26,7 +31,7 @@ from .for_you import load_history
 from .index import IndexManager, nearest
 from .names import UnknownNameError, UnknownTrackError
 from .registry import STRATEGIES, make_picker, run
-from .strategies import Strategy, coerce_params
+from .strategies import Context, Strategy, coerce_params
 from .transitions import parse_order, with_transition_costs
 
 log = logging.getLogger(__name__)
@@ -38,27 +43,56 @@ REQUEST_KEYS = ("strategy", "seeds", "size", "duration_min", "filters", "diversi
 DIVERSITY_KEYS = ("artist_gap", "album_gap", "max_per_artist", "dedupe")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PlaylistRequest:
+    """One playlist to make, every field typed and complete (see ``parse`` and ``of``)."""
+
     strategy: Strategy
-    seeds: list[Any]
+    seeds: list[Any]                 # track ids or "Artist - Title", resolved when the playlist is made
     size: int
     duration_s: float | None
     filters: dict
     diversity: Diversity
-    diversity_explicit: bool
-    params: dict
+    diversity_explicit: bool         # the request set the rules (strategies without diversity then use them)
+    params: dict                     # the strategy's parameters, defaults filled in
     save: bool = False
     name: str | None = None
     random_seed: int | None = None
-    raw: dict = field(default_factory=dict)
     order: str = "smooth"            # transitions.ORDERS
     exclude: dict | None = None      # request-level exclusion rules (exclusions.parse_rules)
     include_excluded: bool = False   # ignore playlists.exclude
+    # from Python only (no request body has them):
+    after: tuple[int, ...] = ()      # track ids the playlist continues (e.g. MPD's queue), oldest first
+    restrict: Callable[[Catalog], np.ndarray] | None = None   # catalog rows allowed (e.g. the media server's)
+
+    @classmethod
+    def parse(cls, body: Any, settings: Settings) -> PlaylistRequest:
+        """Check a POST /api/v1/playlists body (also the CLI's and a scheduled mix's): every field
+        checked and coerced once; unknown names get a "did you mean"."""
+        return _parse(body, settings)
+
+    @classmethod
+    def of(cls, strategy: str, settings: Settings, *, seeds: Sequence[int | str] = (), size: int | None = None,
+           duration_s: float | None = None, params: dict[str, Any] | None = None, filters: dict | None = None,
+           diversity: Diversity | None = None, order: str | None = None, random_seed: int | None = None,
+           name: str | None = None, save: bool = False, exclude: dict | None = None,
+           include_excluded: bool = False, after: Sequence[int] = (),
+           restrict: Callable[[Catalog], np.ndarray] | None = None) -> PlaylistRequest:
+        """A request from Python values, which are trusted (outside input goes through ``parse``):
+        unless given, the strategy's parameter defaults, the configured diversity rules and size
+        (``default_size``) and the strategy's order."""
+        s = STRATEGIES[strategy]
+        full = s.with_defaults(params)
+        rules = Diversity.configured(settings.playlists) if diversity is None else diversity
+        return cls(s, list(seeds), default_size(strategy, duration_s, settings) if size is None else size,
+                   duration_s, dict(filters or {}), rules, diversity is not None, full, save=save, name=name,
+                   random_seed=random_seed, order=order or s.default_order(full), exclude=exclude,
+                   include_excluded=include_excluded, after=tuple(after), restrict=restrict)
 
     def normalised(self) -> dict:
-        out = {"strategy": self.strategy.name, "seeds": self.seeds, "size": self.size, "filters": self.filters,
-               "diversity": self.diversity.__dict__, "params": self.params}
+        """The request as the response's ``params`` (copies: a scheduled mix reuses its request)."""
+        out = {"strategy": self.strategy.name, "seeds": list(self.seeds), "size": self.size,
+               "filters": dict(self.filters), "diversity": dict(self.diversity.__dict__), "params": dict(self.params)}
         if self.duration_s is not None:
             out["duration_min"] = self.duration_s / 60
         if self.random_seed is not None:
@@ -71,14 +105,19 @@ class PlaylistRequest:
         return out
 
 
+def default_size(strategy: str, duration_s: float | None, settings: Settings) -> int:
+    """A request without a size: every track for ``all`` and for a length in minutes (up to
+    MAX_SIZE), else ``playlists.default_size``."""
+    return MAX_SIZE if strategy == "all" or duration_s is not None else settings.playlists.default_size
+
+
 def _int(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise BadRequestError(f"'{name}' must be a whole number from {low} to {high}, got {value!r}")
     return value
 
 
-def parse_request(body: Any, settings: Settings) -> PlaylistRequest:
-    """Check a POST /api/v1/playlists body; unknown names get a "did you mean"."""
+def _parse(body: Any, settings: Settings) -> PlaylistRequest:  # PlaylistRequest.parse
     if not isinstance(body, dict):
         raise BadRequestError("the request body must be a JSON object",
                               hint='e.g. {"strategy": "radio", "seeds": ["Artist - Title"]}')
@@ -104,17 +143,15 @@ def parse_request(body: Any, settings: Settings) -> PlaylistRequest:
     if len(seeds) < strategy.min_seeds or strategy.max_seeds is not None and len(seeds) > strategy.max_seeds:
         raise BadRequestError(f"strategy '{name}' takes {strategy.to_dict()['seeds']} seed(s), got {len(seeds)}",
                               hint='seeds are track ids or "Artist - Title"')
-    p = settings.playlists
-    default_size = MAX_SIZE if name == "all" else p.default_size
     duration_s = None
     if body.get("duration_min") is not None:
         minutes = body["duration_min"]
         if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not 0 < minutes <= MAX_DURATION_MIN:
             raise BadRequestError(f"'duration_min' must be a number of minutes from 1 to {MAX_DURATION_MIN}")
         duration_s = float(minutes) * 60
-        default_size = MAX_SIZE
-    size = _int("size", body["size"], 1, MAX_SIZE) if body.get("size") is not None else default_size
-    rules = Diversity(p.artist_gap, p.album_gap, p.max_per_artist, p.dedupe)
+    size = (_int("size", body["size"], 1, MAX_SIZE) if body.get("size") is not None
+            else default_size(name, duration_s, settings))
+    rules = Diversity.configured(settings.playlists)
     div = body.get("diversity")
     explicit = div is not None
     if div is False:
@@ -159,7 +196,7 @@ def parse_request(body: Any, settings: Settings) -> PlaylistRequest:
     if exclude is not None:
         exclude = parse_rules(exclude).to_dict()
     return PlaylistRequest(strategy, seeds, size, duration_s, filters, rules, explicit, params, save, title,
-                           random_seed, body, parse_order(body.get("order"), strategy.default_order(params)),
+                           random_seed, parse_order(body.get("order"), strategy.default_order(params)),
                            exclude, include_excluded)
 
 
@@ -179,6 +216,19 @@ def library_index(db: Database, settings: Settings, metrics: Any = None, *,
         return catalog
 
     return IndexManager(load, lambda: library_state(db), check_s=p.index_check_s, min_rebuild_s=min_rebuild_s)
+
+
+@dataclass(frozen=True)
+class Picked:
+    """A playlist as catalog rows, before any lookup (``PlaylistService.pick``)."""
+
+    catalog: Catalog
+    seeds: list[int]    # the seeds' catalog rows
+    context: Context    # the strategy's run: notes, info, transition costs
+
+    @property
+    def rows(self) -> list[int]:
+        return self.context.picker.rows
 
 
 class PlaylistService:
@@ -248,20 +298,29 @@ class PlaylistService:
         return {"track": seed[0], "similar": objects, "metric": cat.metric}
 
     # --- playlists -------------------------------------------------------------------------------
-    def generate(self, body: Any) -> dict:
-        """A playlist response {"playlist": {...}, "tracks": [...]} (saved when ``save`` is true)."""
-        started = time.perf_counter()
-        req = parse_request(body, self.settings)
+    def pick(self, req: PlaylistRequest) -> Picked:
+        """Run the request's strategy on the current catalog (seeds resolved, exclusions and
+        listening history applied); nothing is looked up, saved or timed."""
         seed_ids = [tracks.resolve_seed(self.db, s) for s in req.seeds]
         cat, seed_rows = self.rows_of(seed_ids) if seed_ids else (self.catalog(), np.zeros(0, dtype=np.int64))
-        ctx = run(cat, req.strategy, seeds=[int(r) for r in seed_rows], size=req.size, duration_s=req.duration_s,
-                  params=req.params, filters=req.filters, rules=req.diversity, tag_min=self.tag_min,
-                  random_seed=req.random_seed, diversity_explicit=req.diversity_explicit, validated=True,
+        after = cat.rows_of(np.asarray(req.after, dtype=np.int64)) if req.after else np.zeros(0, dtype=np.int64)
+        seeds = [int(r) for r in seed_rows]
+        ctx = run(cat, req.strategy, seeds=seeds, size=req.size, duration_s=req.duration_s, params=req.params,
+                  filters=req.filters, rules=req.diversity, tag_min=self.tag_min, random_seed=req.random_seed,
+                  diversity_explicit=req.diversity_explicit,
                   history=load_history(self.db) if req.strategy.uses_history else None, order=req.order,
                   transition_weights=self.settings.playlists.transition_weights,
-                  excluded=self.exclusions.for_request(cat, req.exclude, req.include_excluded))
-        picker = ctx.picker
-        ids = [int(cat.track_ids[r]) for r in picker.rows]
+                  excluded=self.exclusions.for_request(cat, req.exclude, req.include_excluded),
+                  restrict=req.restrict(cat) if req.restrict is not None else None,
+                  after=[int(r) for r in after if r >= 0])   # a track gone since is simply not there
+        return Picked(cat, seeds, ctx)
+
+    def generate(self, req: PlaylistRequest) -> dict:
+        """A playlist response {"playlist": {...}, "tracks": [...]} (saved when ``req.save``)."""
+        started = time.perf_counter()
+        picked = self.pick(req)
+        cat, ctx = picked.catalog, picked.context
+        ids = [int(cat.track_ids[r]) for r in picked.rows]
         objects = tracks.track_objects(self.db, ids)
         with_transition_costs(objects, ids, ctx.transition_costs)
         if len(objects) < len(ids):

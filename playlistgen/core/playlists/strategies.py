@@ -85,6 +85,12 @@ class Strategy:
     uses_history: bool = False  # needs the media server's listening history in Context.history
     order: str = "smooth"       # default track order (transitions.ORDERS); as_is where the order is the point
 
+    def with_defaults(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Typed parameters (``coerce_params``' result, or Python values) over the declared
+        defaults; a parameter not given or None takes its default. Nothing is checked here."""
+        given = params or {}
+        return {p.name: p.default if given.get(p.name) is None else given[p.name] for p in self.params}
+
     def default_order(self, params: dict[str, Any]) -> str:
         """``order`` unless the request asked for a ``sort`` (then the sort is the order)."""
         sort = params.get("sort")

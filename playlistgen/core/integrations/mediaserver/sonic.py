@@ -2,11 +2,12 @@
 getSonicSimilarTracks, findSonicPath) and the AudioMuse-compatible routes answer.
 
 Server ids map to playlistgen tracks through ``mediaserver_songs`` (filled by the link). The
-playlists come from the playlist engine (strategy ``radio`` for similar songs, ``path`` for
-paths) over the current catalog, restricted to tracks the server has, so every answer can be
-played there. Similarity is ``1 − d / d_max`` with ``d_max`` the distance from the query song to
-the most different track in the library: 1.0 is the query song itself, 0.0 the most different
-song, the same scale for both metrics (cosine and euclidean) and every library size.
+playlists come from the playlist service (``PlaylistService.pick``: strategy ``radio`` for similar
+songs, ``path`` for paths) over the current catalog, restricted to tracks the server has, so
+every answer can be played there. Similarity is ``1 − d / d_max`` with ``d_max`` the distance
+from the query song to the most different track in the library: 1.0 is the query song itself,
+0.0 the most different song, the same scale for both metrics (cosine and euclidean) and every
+library size.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from ....config import Settings
 from ...playlists.catalog import Catalog
 from ...playlists.diversity import Diversity
 from ...playlists.index import distances, query_of
-from ...playlists.registry import run
+from ...playlists.service import PlaylistRequest, PlaylistService
 from ...storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,10 @@ def child_from_row(server_id: str, child: str | None, title: str | None, artist:
 class SonicSearch:
     """Built once in the entry point (or by ``create_app``); thread-safe."""
 
-    def __init__(self, db: Database, playlists: Any, settings: Settings, *, linked_ttl_s: float = LINKED_TTL_S):
+    def __init__(self, db: Database, playlists: PlaylistService, settings: Settings, *,
+                 linked_ttl_s: float = LINKED_TTL_S):
         self.db = db
-        self.playlists = playlists  # core.playlists.service.PlaylistService (its catalog)
+        self.playlists = playlists
         self.settings = settings
         self.linked_ttl_s = linked_ttl_s
         self._lock = threading.Lock()
@@ -130,10 +132,6 @@ class SonicSearch:
         return out
 
     # --- answers -----------------------------------------------------------------------------
-    def _rows(self, track_ids: list[int]) -> tuple[Catalog, list[int]]:
-        cat, rows = self.playlists.rows_of(track_ids)
-        return cat, [int(r) for r in rows]
-
     @staticmethod
     def _scale(cat: Catalog, row: int) -> tuple[np.ndarray, float]:
         """d / d_max from ``row`` to every catalog row (0 = itself, 1 = the most different), and d_max."""
@@ -161,22 +159,23 @@ class SonicSearch:
         """The ``count`` songs the server has that sound most like the seeds (the seeds and other
         versions of them left out), similarity measured from the first seed; most similar first
         (``order`` as_is), or as a radio plays them (None: the radio strategy's own order)."""
-        cat, seeds = self._rows(track_ids)
         rules = diversity if diversity is not None else Diversity(0, 0, 0, True)
-        ctx = run(cat, "radio", seeds=seeds, size=count + len(seeds), rules=rules, diversity_explicit=True,
-                  params={"include_seeds": True, "blend": "interleave"}, restrict=self.linked_mask(cat),
-                  order=order)
-        rows = [int(r) for r in ctx.picker.rows if int(r) not in set(seeds)][:count]
-        return self._matches(cat, rows, self._scale(cat, seeds[0])[0], prefer or {})
+        picked = self.playlists.pick(PlaylistRequest.of(
+            "radio", self.settings, seeds=track_ids, size=count + len(track_ids), diversity=rules,
+            params={"include_seeds": True, "blend": "interleave"}, order=order,
+            include_excluded=True, restrict=self.linked_mask))   # playlists.exclude never applied here
+        cat, seeds = picked.catalog, set(picked.seeds)
+        rows = [int(r) for r in picked.rows if int(r) not in seeds][:count]
+        return self._matches(cat, rows, self._scale(cat, picked.seeds[0])[0], prefer or {})
 
     def path(self, start: int, end: int, count: int, *, prefer: dict[int, str] | None = None) -> list[Match]:
         """A smooth path of ``count`` songs (both ends included) from ``start`` to ``end``,
         similarity measured from the start song."""
-        cat, (a, b) = self._rows([start, end])
-        ctx = run(cat, "path", seeds=[a, b], size=max(count, 2), rules=self.playlist_rules(),
-                  restrict=self.linked_mask(cat), order="as_is")
-        rows = [int(r) for r in ctx.picker.rows]
-        scale, d_max = self._scale(cat, a)
+        picked = self.playlists.pick(PlaylistRequest.of(
+            "path", self.settings, seeds=[start, end], size=max(count, 2), order="as_is",
+            include_excluded=True, restrict=self.linked_mask))
+        cat, rows = picked.catalog, [int(r) for r in picked.rows]
+        scale, d_max = self._scale(cat, picked.seeds[0])
         steps = distances(cat, *query_of(cat, rows[:-1]), rows=np.asarray(rows[1:]))  # (m-1, m-1)
         matches = self._matches(cat, rows, scale, prefer or {})
         by_track = {int(cat.track_ids[r]): i for i, r in enumerate(rows)}
@@ -187,8 +186,7 @@ class SonicSearch:
 
     def playlist_rules(self) -> Diversity:
         """The configured diversity rules (playlists.*): for radio-like answers."""
-        p = self.settings.playlists
-        return Diversity(p.artist_gap, p.album_gap, p.max_per_artist, p.dedupe)
+        return Diversity.configured(self.settings.playlists)
 
     # --- listening history -------------------------------------------------------------------
     def record_plays(self, server_ids: list[str], times_ms: list[int | None]) -> int:

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 from playlistgen.api import create_app
-from playlistgen.config import Settings
+from playlistgen.config import Settings, load_settings
 from playlistgen.core.music import camelot_compatible, camelot_index, tempo_compatible
 from playlistgen.core.playlists.diversity import gaps_respected
 from playlistgen.core.playlists.exclusions import ExcludeRules, effective_rules, parse_rules, path_excluded
+from playlistgen.core.playlists.service import PlaylistRequest
 from playlistgen.core.storage.db import Database
 from playlistgen.services import Services
 from tests.playlist_fixtures import add_track, make_result, populated_library, style_centres
@@ -59,6 +60,17 @@ def test_rules_parse_merge_and_match() -> None:
         parse_rules({"genre": ["x"]})
     with pytest.raises(Exception, match="probability"):
         parse_rules({"tags": {"jazz": 2}})
+
+
+def test_a_request_exclude_keeps_the_configured_duration_limit() -> None:
+    """A request's own ``exclude`` without ``max_duration_min`` adds to the configured rules; it
+    used to reset the configured limit to 0 (the parsed rules always carried the key)."""
+    settings = load_settings(overrides={"playlists": {"exclude": {"max_duration_min": 20}}})
+    request = PlaylistRequest.parse({"strategy": "random", "exclude": {"genres": ["rock"]}}, settings)
+    configured = parse_rules(settings.playlists.exclude)
+    assert effective_rules(configured, request.exclude, False).max_duration_min == 20
+    request = PlaylistRequest.parse({"strategy": "random", "exclude": {"max_duration_min": 8}}, settings)
+    assert effective_rules(configured, request.exclude, False).max_duration_min == 8
 
 
 # --- through the API ------------------------------------------------------------------------------------

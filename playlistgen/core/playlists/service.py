@@ -194,7 +194,10 @@ def _parse(body: Any, settings: Settings) -> PlaylistRequest:  # PlaylistRequest
         raise BadRequestError("'include_excluded' must be true or false")
     exclude = body.get("exclude")
     if exclude is not None:
-        exclude = parse_rules(exclude).to_dict()
+        given = exclude
+        exclude = parse_rules(given).to_dict()
+        if "max_duration_min" not in given:   # keep the configured limit (effective_rules reads the key)
+            del exclude["max_duration_min"]
     return PlaylistRequest(strategy, seeds, size, duration_s, filters, rules, explicit, params, save, title,
                            random_seed, parse_order(body.get("order"), strategy.default_order(params)),
                            exclude, include_excluded)

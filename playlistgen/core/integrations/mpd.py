@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import PlaylistgenError
+from ..loops import BackgroundLoop
 from ..playlists.service import MAX_SIZE, PlaylistRequest
 from ..storage.db import Database
 
@@ -53,8 +53,8 @@ class MpdRadio:
         self.history: deque[str] = deque(maxlen=max(self.cfg.history, 1))
         self._client: Any = None
         self._current: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("mpd-radio", self.step, interval_s=poll_s,
+                                    on_error=lambda exc: log.exception("MPD radio step failed"))
         self._backoff = BACKOFF_MIN_S
         self._next_try = 0.0
         self.connected = False
@@ -208,23 +208,17 @@ class MpdRadio:
 
     # ---- running ---------------------------------------------------------------------------------
     def run(self) -> None:
-        """Step until :meth:`stop` (the foreground command and the thread both run this)."""
-        while not self._stop.is_set():
-            try:
-                self.step()
-            except Exception:   # a playlist error must not end the radio; logged, retried
-                log.exception("MPD radio step failed")
-            self._stop.wait(self.poll_s)
+        """Step every ``poll_s`` until :meth:`stop`, in the calling thread (the foreground command);
+        a failing step (a playlist error) is logged and retried, never the end of the radio."""
+        self._loop.run()
         self._close_client()
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name="mpd-radio", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(self.timeout_s + 2)
+        if self._loop.stop(self.timeout_s + 2) and self._loop.started:
+            self._close_client()
 
     def health(self) -> dict:
         """Never makes the daemon unready (MPD is optional): ``degraded`` while it is away."""

@@ -22,6 +22,7 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import ConfigError, PlaylistgenError
+from ..loops import BackgroundLoop
 from . import store
 from .names import UnknownNameError
 from .service import PlaylistRequest, PlaylistService
@@ -68,8 +69,8 @@ class MixScheduler:
                 raise ConfigError(f"config key 'playlists.schedule[{i}]' ({entry['name']}): {exc.message}",
                                   hint=exc.hint or "fix the entry's strategy or parameters") from None
         self._lock = threading.Lock()  # one generation at a time: never two playlists for one name
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = BackgroundLoop("mix-scheduler", self.run_due, interval_s=self.seconds_to_next,
+                                    on_error=lambda exc: log.exception("scheduled mixes: unexpected error"))
 
     # --- generation --------------------------------------------------------------------------
     def saved_id(self, name: str) -> tuple[int | None, float | None]:
@@ -148,26 +149,13 @@ class MixScheduler:
         return max(1.0, min([self.poll_s, *waits]))
 
     def start(self) -> None:
-        if not self.mixes or self._thread is not None:
+        if not self.mixes or self._loop.running:
             return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="mix-scheduler", daemon=True)
-        self._thread.start()
+        self._loop.start()
         log.info("scheduled mixes: %s", ", ".join(f"{m.name} at {m.hour:02d}:{m.minute:02d}" for m in self.mixes))
 
     def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.run_due()
-            except Exception:  # never let one bad night stop the thread
-                log.exception("scheduled mixes: unexpected error")
-            self._stop.wait(self.seconds_to_next())
+        self._loop.stop(timeout)
 
     def describe(self) -> list[dict[str, Any]]:
         out = []

@@ -156,8 +156,9 @@ class HttpServer:
     @property
     def port(self) -> int:
         """The port bound (the one chosen by the system for port 0)."""
-        return self._server.effective_port if hasattr(self._server, "effective_port") \
+        port = self._server.effective_port if hasattr(self._server, "effective_port") \
             else self._server.effective_listen[0][1]
+        return int(port)   # waitress keeps it as getnameinfo's string
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)

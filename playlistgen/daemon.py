@@ -54,7 +54,9 @@ class DaemonStatus:
 
 
 class Daemon:
-    """Everything `serve` runs besides the HTTP server."""
+    """The analysis pipeline `serve` runs: the library service feeds the job queue, the scheduler
+    moves its files through the configured executor. ``outcome_listeners`` hear every outcome
+    (the tag writer); ``check_models`` is the builder's job (``playlistgen.app``)."""
 
     def __init__(self, settings: Settings, db: Database, metrics=None,  # type: ignore[no-untyped-def]
                  outcome_listeners: Sequence[OutcomeListener] = ()) -> None:

@@ -37,12 +37,11 @@ def serve(db_path: str, port: int) -> None:
     """Child process: the API only (no watcher, no analysis), like `serve` builds it."""
     from waitress import create_server
 
-    from playlistgen.api import create_app
+    from playlistgen.app import App
     from playlistgen.config import Settings
     from playlistgen.core.playlists.service import PlaylistService
     from playlistgen.core.storage.db import Database
     from playlistgen.core.threads import single_threaded_blas
-    from playlistgen.services import Services
 
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "task queue depth" per request under load
     settings = Settings()
@@ -52,7 +51,7 @@ def serve(db_path: str, port: int) -> None:
     service = PlaylistService(db, settings)
     single_threaded_blas()  # as PlaylistService.warm_up does in `serve`
     service.index.refresh()  # build before the first request
-    app = create_app(settings, Services(settings=settings, db=db, playlists=service))
+    app = App.for_api(settings, db, playlists=service).api
     create_server(app, host="127.0.0.1", port=port, threads=8, ident="playlistgen").run()
 
 

@@ -85,12 +85,11 @@ def serve_child(args: argparse.Namespace) -> None:
     """The proxy process: the real app on the waitress options `serve` uses."""
     from waitress import create_server
 
-    from playlistgen.api import create_app
     from playlistgen.api.server import server_options
+    from playlistgen.app import App
     from playlistgen.config import Settings
     from playlistgen.core.storage.db import Database
     from playlistgen.core.threads import single_threaded_blas
-    from playlistgen.services import Services
 
     single_threaded_blas()
     settings = Settings()
@@ -98,8 +97,8 @@ def serve_child(args: argparse.Namespace) -> None:
     settings.mediaserver.url, settings.mediaserver.user = args.upstream, "alice"
     settings.mediaserver.proxy = True
     db = Database(args.db, pool_min=1, pool_max=8)
-    services = Services(settings=settings, db=db)
-    app = create_app(settings, services)
+    built = App.for_api(settings, db)
+    app, services = built.api, built.services
     services.playlists.index.refresh()  # the catalog is loaded before the first request, as warm_up does
     server = create_server(app, host="127.0.0.1", port=args.port, **server_options(settings))
     print("ready", flush=True)

@@ -1,150 +1,33 @@
-"""Assembles the running daemon: database, library reconcile, watcher, scheduler, executor.
+"""The analysis pipeline of a running daemon: the job queue, the configured executor, the
+scheduler, and the library service (library thread + watcher) that feeds the queue.
 
-Built by `playlistgen serve` (the entry point) and handed to the HTTP app through Services.
-One "library" thread applies every change to the files table — start-up reconcile, watcher
-events, API-triggered and periodic rescans — so they never race each other.
+Built by ``playlistgen.app`` (`serve` starts it; `scan` drives its scheduler in the foreground)
+and handed to the HTTP app through Services.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .config import Settings
-from .core.execution.scheduler import Scheduler
+from .core.execution.factory import build_executor
+from .core.execution.scheduler import OutcomeListener, Scheduler
 from .core.library.reconcile import Library
+from .core.library.service import LibraryService
 from .core.storage.db import Database
 from .core.storage.jobs import JobQueue
 from .errors import DatabaseError
 
 log = logging.getLogger(__name__)
-# how soon a reconcile is tried again after a refused write or while a library root is unavailable
-RETRY_S = 30.0
 # Daemon.status() reuses a snapshot this old, unless a file started or finished since: under load
 # /health, /api/v1/library/status, the performance routes and /metrics build a few a second (locks,
 # a count query, /proc reads) instead of one per request, and a poller that sees a file done never
 # sees it in flight.
 STATUS_MAX_AGE_S = 1.0
-
-
-class LibraryService:
-    """Owns the library thread and the watcher; everything else only asks it for work."""
-
-    def __init__(self, library: Library, settings: Settings, metrics=None) -> None:  # type: ignore[no-untyped-def]
-        self.library = library
-        self.metrics = metrics
-        self.settings = settings
-        self._requests: queue.Queue = queue.Queue(maxsize=256)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="library", daemon=True)
-        self.watcher = None
-        self.last_error: str | None = None
-        self.storage_error: str | None = None   # the last reconcile could not be written
-        interval = settings.library.rescan_interval_s
-        self.retry_s = min(RETRY_S, interval) if interval else RETRY_S
-
-    def start(self) -> None:
-        self.request_scan("startup")
-        self._thread.start()
-        if self.settings.library.watch:
-            self._start_watcher()
-
-    def _start_watcher(self) -> None:
-        from .core.library.watcher import LibraryWatcher
-
-        lib = self.settings.library
-        self.watcher = LibraryWatcher(lib.paths, extensions=lib.extensions, ignore=lib.ignore,
-                                      polling=lib.polling, settle_seconds=lib.settle_seconds,
-                                      on_changes=self._on_changes)
-        try:
-            self.watcher.start()
-        except Exception as exc:  # the periodic reconcile still catches changes
-            self.last_error = f"watcher failed: {exc}"
-            log.error("%s — relying on periodic reconcile (library.rescan_interval_s)", self.last_error)
-            self.watcher = None
-
-    def request_scan(self, trigger: str = "api") -> bool:
-        """Queue a full reconcile; False if one is already waiting."""
-        try:
-            self._requests.put_nowait(("scan", trigger))
-            return True
-        except queue.Full:
-            return False
-
-    def _on_changes(self, changes: list) -> None:
-        # only enqueue; blocking here applies backpressure to the watcher's debounce thread
-        self._requests.put(("changes", changes))
-
-    def _loop(self) -> None:
-        interval = self.settings.library.rescan_interval_s
-        next_periodic = time.monotonic() + interval if interval else None
-        retry_at: float | None = None   # an unavailable root or a refused write: scan again soon
-        while not self._stop.is_set():
-            due = min((t for t in (next_periodic, retry_at) if t is not None), default=None)
-            timeout = max(due - time.monotonic(), 0) if due is not None else 1.0
-            try:
-                kind, payload = self._requests.get(timeout=min(timeout, 1.0))
-            except queue.Empty:
-                if due is not None and time.monotonic() >= due:
-                    kind, payload = "scan", "retry" if due == retry_at else "periodic"
-                else:
-                    continue
-            try:
-                if kind == "scan":
-                    report = self.library.reconcile(trigger=payload)
-                    if self.metrics is not None:
-                        self.metrics.observe("reconcile", report.seconds, trigger=payload, files=report.seen)
-                    if interval:
-                        next_periodic = time.monotonic() + interval
-                    retry_at = time.monotonic() + self.retry_s if self.library.unavailable else None
-                    self.storage_error = None
-                elif kind == "changes":
-                    self._apply(payload)
-            except DatabaseError as exc:  # disk full, read-only: one line, retried by itself
-                self.last_error = self.storage_error = f"{kind}: {exc.one_line()}"
-                log.error("library update failed: %s (retrying in %.0f s)", self.last_error, self.retry_s)
-                retry_at = time.monotonic() + self.retry_s
-            except Exception as exc:  # logged, shown in status; the next scan retries
-                self.last_error = f"{kind}: {exc}"
-                log.exception("library update failed")
-
-    def _apply(self, changes: list) -> None:
-        changed, deleted = [], []
-        for change in changes:
-            if change.kind == "rescan":
-                self.library.reconcile(trigger="watcher-overflow")
-                return
-            if change.kind == "changed":
-                changed.append(change.path)
-            elif change.kind == "deleted":
-                deleted.append(change.path)
-            elif change.kind == "moved":
-                deleted.append(change.path)
-                if change.dest:
-                    changed.append(change.dest)
-        self.library.apply_paths(changed=changed, deleted=deleted)
-        if self.library.needs_scan:  # a root itself went or came: only a full reconcile can tell
-            self.library.needs_scan = False
-            self.request_scan("root-changed")
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self.watcher:
-            self.watcher.stop()
-        if self._thread.ident is not None:  # started
-            self._thread.join(10)
-
-    def health(self) -> dict:
-        watcher = self.watcher.health() if self.watcher else {"ready": not self.settings.library.watch,
-                                                               "mode": "off"}
-        unavailable = dict(self.library.unavailable)
-        return {"ready": self._thread.is_alive() or not self._thread.ident, "watcher": watcher,
-                "degraded": bool(unavailable) or self.storage_error is not None,
-                "unavailable_roots": unavailable, "storage_error": self.storage_error, "scan": self.library.current,
-                "last_error": self.last_error, "queue": self._requests.qsize()}
 
 
 @dataclass(frozen=True)
@@ -171,30 +54,30 @@ class DaemonStatus:
 
 
 class Daemon:
-    """Everything `serve` runs besides the HTTP server."""
+    """The analysis pipeline `serve` runs: the library service feeds the job queue, the scheduler
+    moves its files through the configured executor. ``outcome_listeners`` hear every outcome
+    (the tag writer); ``check_models`` is the builder's job (``playlistgen.app``)."""
 
-    def __init__(self, settings: Settings, db: Database, metrics=None) -> None:  # type: ignore[no-untyped-def]
-        from .core.analysis.factory import analyzer_spec, analyzer_version, check_models
-        from .core.execution.local import AnalysisExecutor
+    def __init__(self, settings: Settings, db: Database, metrics=None,  # type: ignore[no-untyped-def]
+                 outcome_listeners: Sequence[OutcomeListener] = ()) -> None:
+        from .core.analysis.factory import analyzer_spec, analyzer_version
 
-        check_models(settings)
         version = analyzer_version(settings)
         self.settings = settings
         self.db = db
         self.queue = JobQueue(db, version)
-        if settings.analysis.executor == "dask":  # Dask is imported only here
-            from .core.execution.dask.executor import DaskAnalysisExecutor
-
-            self.executor = DaskAnalysisExecutor.from_settings(settings, analyzer_spec(settings), version)
-        else:
-            self.executor = AnalysisExecutor.from_settings(settings, analyzer_spec(settings))
-        self.scheduler = Scheduler(self.queue, self.executor, metrics=metrics)
-        if settings.analysis.executor == "dask":
-            self.executor.on_capacity = self.scheduler.wake  # workers joined
+        # on_capacity: workers that join (Dask) wake the scheduler instead of waiting for its poll
+        self.executor = build_executor(settings, analyzer_spec(settings), version,
+                                       on_capacity=self._wake_scheduler)
+        self.scheduler = Scheduler(self.queue, self.executor, metrics=metrics,
+                                   outcome_listeners=outcome_listeners)
         self.library = Library(db, settings.library, version, on_queued=self.scheduler.wake)
         self.library_service = LibraryService(self.library, settings, metrics=metrics)
         self._status: DaemonStatus | None = None
         self._status_lock = threading.Lock()
+
+    def _wake_scheduler(self) -> None:
+        self.scheduler.wake()
 
     def start(self) -> None:
         try:

@@ -1,5 +1,6 @@
-"""The long-lived components of a running daemon, built in the CLI entry point and passed to
-the HTTP app explicitly (no singletons). Later components are added as fields here."""
+"""The parts the HTTP layer sees, as one typed bag: built and owned by ``playlistgen.app.App``
+(which also starts and stops them) and handed to ``create_app`` (no singletons). Blueprints
+reach it through ``api.context.current_services()``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .config import Settings
 from .core.storage.db import Database
 
 if TYPE_CHECKING:  # the real types, without importing them at run time
+    from .api.subsonic.upstream import Upstream
     from .core.integrations.mediaserver.service import MediaServerService
     from .core.integrations.mediaserver.sonic import SonicSearch
     from .core.integrations.mpd import MpdRadio
@@ -26,28 +28,14 @@ if TYPE_CHECKING:  # the real types, without importing them at run time
 class Services:
     settings: Settings
     db: Database
-    daemon: Daemon | None = None            # when serving; None in plain API tests
+    daemon: Daemon | None = None            # when serving; None in plain API use (tests)
     metrics: Metrics | None = None          # None disables /performance and route timers
     cache: FeatureCache | None = None       # None reads features straight from the database
-    playlists: PlaylistService | None = None  # create_app builds one if None
+    playlists: PlaylistService | None = None
     mediaserver: MediaServerService | None = None  # None = no media-server link running
-    sonic: SonicSearch | None = None        # similarity with server ids (/rest, AudioMuse); create_app builds one
-    mixes: MixScheduler | None = None       # scheduled mixes; create_app builds one if None
+    sonic: SonicSearch | None = None        # similarity with server ids (/rest, AudioMuse)
+    mixes: MixScheduler | None = None       # scheduled mixes
     mpd: MpdRadio | None = None             # the MPD radio when mpd.enabled
     tagwriter: TagWriterService | None = None  # writes tags after analysis when library.write_tags
+    upstream: Upstream | None = None        # the user's Subsonic server, with mediaserver.proxy
     started_at: float = field(default_factory=time.time)
-
-    def close(self) -> None:
-        if self.mpd is not None:
-            self.mpd.stop()
-        if self.mixes is not None:
-            self.mixes.stop()
-        if self.mediaserver is not None:
-            self.mediaserver.stop()
-        if self.cache is not None:
-            self.cache.stop_purger()
-        if self.daemon is not None:
-            self.daemon.stop()
-        if self.tagwriter is not None:   # after the daemon: the last results get their tags
-            self.tagwriter.stop()
-        self.db.close()

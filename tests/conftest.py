@@ -134,3 +134,39 @@ def supysonic_db(supysonic, tmp_path_factory: pytest.TempPathFactory) -> Path:
         check.close()
     assert statuses == [("done", len(supysonic.songs))], f"library not analysed: {statuses}\n{proc.stderr[-2000:]}"
     return db
+
+
+# ---- issue 19: the HTTP app, built by playlistgen.app as `serve` builds it (without the daemon) ----
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator:
+    """``make_app(settings=None, db=None, **parts)`` → ``App.for_api(...)``: a fresh database in
+    tmp_path and default settings unless given; ``parts`` are for_api's (metrics, cache,
+    mediaserver, http...). Every app made is stopped at the end (its database closed)."""
+    from playlistgen.app import App
+    from playlistgen.config import Settings
+
+    made: list = []
+
+    def make(settings: Settings | None = None, db: Database | None = None, **parts: object) -> App:
+        settings = settings or Settings()
+        db = db or Database(tmp_path / "api.db", pool_min=1, pool_max=4)
+        app = App.for_api(settings, db, **parts)
+        made.append(app)
+        return app
+
+    yield make
+    for app in reversed(made):
+        app.stop()
+
+
+@pytest.fixture
+def app(make_app):  # type: ignore[no-untyped-def]
+    """The API's parts on an empty database in tmp_path (``app.api`` is the Flask app)."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    """Flask's test client of ``app``."""
+    return app.api.test_client()

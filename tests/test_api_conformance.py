@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.exposition import generate_latest
 
-from playlistgen.api import create_app
+from playlistgen.app import App
 from playlistgen.config import Settings
 from playlistgen.core.observe.metrics import Metrics
 from playlistgen.core.playlists.export import MEDIA_TYPES
@@ -20,7 +20,6 @@ from playlistgen.core.playlists.registry import STRATEGIES
 from playlistgen.core.playlists.service import REQUEST_KEYS
 from playlistgen.core.storage.db import Database
 from playlistgen.logs import RepeatFilter
-from playlistgen.services import Services
 from tests.playlist_fixtures import populate
 
 
@@ -28,7 +27,7 @@ def _client(root: Path, db: Database):  # type: ignore[no-untyped-def]
     settings = Settings()
     settings.library.paths = [str(root / "library")]
     settings.playlists.output_dir = str(root / "playlists")
-    return create_app(settings, Services(settings=settings, db=db)).test_client()
+    return App.for_api(settings, db).api.test_client()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import psutil
 import pytest
 import requests
 
-from playlistgen.commands.serve import DUPLICATE_SIGNAL_S
+from playlistgen.app import DUPLICATE_SIGNAL_S
 from playlistgen.core.storage import maintenance
 from playlistgen.core.storage.db import connect
 from tests import audio_fixtures as af

@@ -228,6 +228,25 @@ def test_cluster_kill_fallback_restart_and_refusal(tmp_path: Path, daemon_factor
     assert ours["state"] == "running"
 
 
+def test_scan_analyses_on_the_dask_cluster(tmp_path: Path, procs) -> None:  # type: ignore[no-untyped-def]
+    """`scan` uses the configured executor: with ``analysis.executor: dask`` and
+    ``dask_fallback: wait`` nothing can be analysed in the scan process itself, so both files
+    being analysed means the cluster's worker did it (scan waits for that worker to join)."""
+    library = tmp_path / "library"
+    for i in range(2):
+        make_song(library / f"{i:02d} - tiny.wav", 400 + i, seconds=4.0)
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs(scheduler_args(port), tmp_path / "scheduler.log")
+    worker = procs(worker_args(address), tmp_path / "worker.log")
+    env = dask_env(PLAYLISTGEN_ANALYSIS__DASK_SCHEDULER=address, PLAYLISTGEN_ANALYSIS__DASK_FALLBACK="wait")
+    proc = run_cli("scan", str(library), cwd=tmp_path, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "analysed 2, failed 0" in proc.stdout, proc.stdout + proc.stderr
+    assert features_per_track(tmp_path / "playlistgen.db") == [1, 1]
+    assert "Starting Worker plugin playlistgen-analyzer" in worker.output()   # registered by the scan
+
+
 # ----------------------------------------------------------------------------- TLS (+ a namespace)
 
 class NetNs:

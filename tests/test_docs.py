@@ -75,28 +75,17 @@ def _readme_routes() -> set[tuple[str, str]]:
     return {(m, p.replace("<id>", "1")) for m, p in found if p and "*" not in p}
 
 
-def test_readme_routes_exist(tmp_path: Path) -> None:
+def test_readme_routes_exist(app) -> None:  # type: ignore[no-untyped-def]
     from werkzeug.exceptions import MethodNotAllowed, NotFound
 
-    from playlistgen.api import create_app
-    from playlistgen.config import Settings
-    from playlistgen.core.storage.db import Database
-    from playlistgen.services import Services
-
-    settings = Settings()
-    settings.database.path = str(tmp_path / "docs.db")
-    db = Database.from_settings(settings)
-    try:
-        adapter = create_app(settings, Services(settings=settings, db=db)).url_map.bind("localhost")
-        routes = _readme_routes()
-        assert len(routes) > 20
-        for method, path in sorted(routes):
-            try:
-                adapter.match(path, method=method)
-            except (NotFound, MethodNotAllowed):
-                pytest.fail(f"README names {method} {path}, which the API does not have")
-    finally:
-        db.close()
+    adapter = app.api.url_map.bind("localhost")
+    routes = _readme_routes()
+    assert len(routes) > 20
+    for method, path in sorted(routes):
+        try:
+            adapter.match(path, method=method)
+        except (NotFound, MethodNotAllowed):
+            pytest.fail(f"README names {method} {path}, which the API does not have")
 
 
 @pytest.mark.parametrize("command", ["serve", "scan", "analyze", "playlist", "db init", "db check", "db backup",

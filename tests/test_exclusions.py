@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from playlistgen.api import create_app
+from playlistgen.app import App
 from playlistgen.config import Settings, load_settings
 from playlistgen.core.music import camelot_compatible, camelot_index, tempo_compatible
 from playlistgen.core.playlists.diversity import gaps_respected
 from playlistgen.core.playlists.exclusions import ExcludeRules, effective_rules, parse_rules, path_excluded
 from playlistgen.core.playlists.service import PlaylistRequest
 from playlistgen.core.storage.db import Database
-from playlistgen.services import Services
 from tests.playlist_fixtures import add_track, make_result, populated_library, style_centres
 
 
@@ -33,7 +32,7 @@ def client_for(library: tuple, exclude: dict | None = None):  # type: ignore[no-
     settings.playlists.output_dir = str(root / "playlists")
     if exclude is not None:
         settings.playlists.exclude = exclude
-    return create_app(settings, Services(settings=settings, db=db)).test_client()
+    return App.for_api(settings, db).api.test_client()
 
 
 def post(client, body: dict, status: int = 200) -> dict:  # type: ignore[no-untyped-def]

@@ -256,3 +256,34 @@ def test_real_fast_preset_through_the_process_pool(executors, tmp_path: Path) ->
     assert abs(outcome.result["duration_s"] - 10.0) < 0.1 and outcome.result["preset"] == "fast"
     assert outcome.result["bpm"] > 0
     assert outcome.result["worker"]["pid"] != os.getpid()
+
+
+def test_what_the_outside_asks_any_executor(executors, make_files) -> None:
+    """The protocol's views the resource monitor and `scan` use instead of asking the kind: worker
+    processes on this machine (none for threads, which are this process), none elsewhere, and
+    whether capacity is there (at once False when none can come)."""
+    ex = executors()
+    run_all(ex, make_files("ok", "ok"))
+    procs = ex.worker_processes()
+    assert sorted(slot for _, slot in procs) == [0, 1]
+    assert {pid for pid, _ in procs} == {w["pid"] for w in ex.health()["workers"]} and os.getpid() not in dict(procs)
+    assert ex.remote_processes() == [] and ex.wait_for_capacity(1)
+    threads = executors(kind="thread")
+    assert threads.worker_processes() == [] and threads.wait_for_capacity(1)
+    ex.close(grace_s=0)
+    started = time.monotonic()
+    assert not ex.wait_for_capacity(5) and time.monotonic() - started < 1
+
+
+def test_the_factory_builds_the_configured_executor() -> None:
+    from playlistgen.config import Settings
+    from playlistgen.core.execution.factory import build_executor
+
+    settings = Settings()
+    wake = lambda: None  # noqa: E731 - the scheduler's wake
+    for kind, cls in (("process", "AnalysisExecutor"), ("thread", "AnalysisExecutor"),
+                      ("dask", "DaskAnalysisExecutor")):
+        settings.analysis.executor = kind
+        ex = build_executor(settings, spec(), "test-version", on_capacity=wake)
+        assert type(ex).__name__ == cls and ex.kind == kind and ex.on_capacity is wake
+        ex.close(grace_s=0)   # never started: nothing to stop

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from playlistgen.api import create_app
+from playlistgen.app import App
 from playlistgen.config import load_settings
 from playlistgen.core.integrations.mediaserver.client import SubsonicClient
 from playlistgen.core.integrations.mediaserver.service import MediaServerService, hook_playlists
 from playlistgen.core.playlists.service import PlaylistRequest, PlaylistService
 from playlistgen.core.storage.db import Database
 from playlistgen.errors import MediaServerError
-from playlistgen.services import Services
 
 from .conftest import free_port
 from .helpers import wait_for
@@ -92,8 +91,7 @@ def test_wrong_password_is_logged_once_and_degrades(supysonic, db_copy, tmp_path
     assert health["ready"] and health["degraded"] and "mediaserver.password" in health["error"]
     assert service.status()["last_error"] == health["error"]
     # the API: /health says degraded but stays 200 (analysis and API go on), status shows the error
-    services = Services(settings=settings, db=db_copy, mediaserver=service)
-    client = create_app(settings, services).test_client()
+    client = App.for_api(settings, db_copy, mediaserver=service).api.test_client()
     answer = client.get("/health")
     assert answer.status_code == 200 and answer.get_json()["status"] == "degraded"
     assert answer.get_json()["components"]["mediaserver"]["degraded"]

@@ -11,21 +11,19 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from playlistgen.api import create_app
 from playlistgen.config import Settings
 from playlistgen.core.observe.advisor import Inputs, build_report
 from playlistgen.core.observe.metrics import Metrics, register_probes
 from playlistgen.core.storage.cache import FeatureCache
 from playlistgen.core.storage.db import Database
 from playlistgen.core.storage.records import get_track_features
-from playlistgen.services import Services
 from tests.feature_data import populate
 
 N_TRACKS = 40
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> Iterator[dict]:
+def env(tmp_path: Path, make_app) -> Iterator[dict]:  # type: ignore[no-untyped-def]
     settings = Settings()
     settings.library.paths = [str(tmp_path)]
     db = Database(tmp_path / "perf.db", pool_min=1, pool_max=4)
@@ -33,9 +31,9 @@ def env(tmp_path: Path) -> Iterator[dict]:
     cache = FeatureCache.from_settings(settings)
     register_probes(metrics, db=db, cache=cache)
     ids = populate(db, N_TRACKS)
-    app = create_app(settings, Services(settings=settings, db=db, metrics=metrics, cache=cache))
-    yield {"client": app.test_client(), "db": db, "ids": ids, "cache": cache, "settings": settings,
-           "metrics": metrics}
+    app = make_app(settings, db, metrics=metrics, cache=cache)
+    yield {"client": app.api.test_client(), "db": db, "ids": ids, "cache": cache, "settings": settings,
+           "metrics": metrics, "services": app.services}
     db.close()
 
 
@@ -123,7 +121,7 @@ def test_report_names_cache_size_when_the_cache_is_too_small(env: dict) -> None:
     client, db, ids = env["client"], env["db"], env["ids"]
     env["cache"].clear()
     small = FeatureCache(0, 3600, "lz4", max_bytes=8 * 1024)   # holds ~3 of the 40 records
-    env["client"].application.extensions["playlistgen"].cache = small
+    env["services"].cache = small
     for _ in range(3):
         for tid in ids:
             get_track_features(db, small, tid)
@@ -134,7 +132,7 @@ def test_report_names_cache_size_when_the_cache_is_too_small(env: dict) -> None:
     assert report["summary"]["cache_hit_rate"] < 0.2
 
     big = FeatureCache(64, 3600, "lz4")                       # now the working set fits
-    env["client"].application.extensions["playlistgen"].cache = big
+    env["services"].cache = big
     for _ in range(3):
         for tid in ids:
             get_track_features(db, big, tid)
@@ -144,13 +142,13 @@ def test_report_names_cache_size_when_the_cache_is_too_small(env: dict) -> None:
     assert report["summary"]["cache_hit_rate"] == pytest.approx(2 / 3, abs=1e-3)
 
 
-def test_report_names_pool_max_when_readers_wait(tmp_path: Path) -> None:
+def test_report_names_pool_max_when_readers_wait(tmp_path: Path, make_app) -> None:  # type: ignore[no-untyped-def]
     settings = Settings()
     settings.library.paths = [str(tmp_path)]
     settings.database.pool_max = 1
     db = Database(tmp_path / "pool.db", pool_min=1, pool_max=1)
     try:
-        app = create_app(settings, Services(settings=settings, db=db, metrics=Metrics()))
+        app = make_app(settings, db, metrics=Metrics()).api
         hold = threading.Event()
 
         def holder() -> None:
@@ -228,13 +226,13 @@ def test_report_rules_react_to_forced_numbers() -> None:
     assert recs["database.batch_size"]["suggested"] == 128
 
 
-def test_dashboard_page_is_served_without_the_key_but_holds_no_data(tmp_path: Path) -> None:
+def test_dashboard_page_is_served_without_the_key_but_holds_no_data(tmp_path: Path, make_app) -> None:  # type: ignore[no-untyped-def]
     settings = Settings()
     settings.library.paths = [str(tmp_path / "secret-music")]
     settings.api.key = "s3cret"
     db = Database(tmp_path / "key.db")
     try:
-        client = create_app(settings, Services(settings=settings, db=db, metrics=Metrics())).test_client()
+        client = make_app(settings, db, metrics=Metrics()).api.test_client()
         page = client.get("/dashboard")
         assert page.status_code == 200 and b"secret-music" not in page.data and b"keyform" in page.data
         for asset in ("dashboard.js", "builder.js", "charts.js", "dashboard.css"):

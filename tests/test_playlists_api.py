@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from playlistgen.api import create_app
+from playlistgen.app import App
 from playlistgen.config import Settings
 from playlistgen.core.storage.db import Database
-from playlistgen.services import Services
 from tests.playlist_fixtures import populated_library
 
 XSPF = "{http://xspf.org/ns/0/}"
@@ -36,7 +35,7 @@ def make_client(library: tuple, **api: object):  # type: ignore[no-untyped-def]
     settings.playlists.output_dir = str(root / "playlists")
     for key, value in api.items():
         setattr(settings.api, key, value)
-    return create_app(settings, Services(settings=settings, db=db)).test_client()
+    return App.for_api(settings, db).api.test_client()
 
 
 @pytest.fixture
@@ -87,13 +86,13 @@ def test_track_detail_through_the_feature_cache(library) -> None:  # type: ignor
 
     db, facts, root = library
     settings = Settings()
-    services = Services(settings=settings, db=db, cache=FeatureCache(8, 60))
-    client = create_app(settings, services).test_client()
+    app = App.for_api(settings, db, cache=FeatureCache(8, 60))
+    client = app.api.test_client()
     plain = make_client(library).get(f"/api/v1/tracks/{facts['Jóga']}").get_json()
     for _ in range(2):  # a miss, then a hit
         cached = client.get(f"/api/v1/tracks/{facts['Jóga']}").get_json()
         assert cached["features"] == plain["features"] and cached["all_tags"] == plain["all_tags"]
-    assert services.cache.stats()["hits"] >= 1
+    assert app.services.cache.stats()["hits"] >= 1
 
 
 def test_radio_by_name_and_did_you_mean(client, library) -> None:  # type: ignore[no-untyped-def]

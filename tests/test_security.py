@@ -17,12 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from playlistgen.api import create_app
 from playlistgen.api.security import HostPolicy
 from playlistgen.api.server import CONNECTION_LIMIT, raise_open_file_limit
+from playlistgen.app import App
 from playlistgen.config import Settings
 from playlistgen.core.storage.db import Database
-from playlistgen.services import Services
 from tests.conftest import Daemon, run_cli
 
 MB = 1024 * 1024
@@ -85,18 +84,19 @@ def test_state_changing_requests_from_other_sites_are_refused(daemon: Daemon) ->
         (library / name).unlink()
 
 
-def _app(tmp_path: Path, **api: object):  # type: ignore[no-untyped-def]
+def _app(tmp_path: Path, **api: object) -> tuple:
+    """The test client and its App (``app.stop()`` closes the database)."""
     settings = Settings()
     (tmp_path / "library").mkdir(exist_ok=True)
     settings.library.paths = [str(tmp_path / "library")]
     for key, value in api.items():
         setattr(settings.api, key, value)
-    db = Database(tmp_path / "test.db", pool_min=1, pool_max=2)
-    return create_app(settings, Services(settings=settings, db=db)).test_client(), db
+    app = App.for_api(settings, Database(tmp_path / "test.db", pool_min=1, pool_max=2))
+    return app.api.test_client(), app
 
 
 def test_allowed_hosts_admit_a_reverse_proxy_name(tmp_path: Path) -> None:
-    client, db = _app(tmp_path, allowed_hosts=["music.example.com", ".home.arpa"])
+    client, app = _app(tmp_path, allowed_hosts=["music.example.com", ".home.arpa"])
     try:
         assert client.get("/health", headers={"Host": "music.example.com"}).status_code == 200
         assert client.get("/health", headers={"Host": "nas.home.arpa:8443"}).status_code == 200
@@ -107,7 +107,7 @@ def test_allowed_hosts_admit_a_reverse_proxy_name(tmp_path: Path) -> None:
         assert r.status_code != 403
         assert client.post("/api/v1/library/scan", headers={"Origin": "https://evil.example"}).status_code == 403
     finally:
-        db.close()
+        app.stop()
 
 
 def test_host_policy_of_a_server_on_every_interface() -> None:
@@ -122,7 +122,7 @@ def test_host_policy_of_a_server_on_every_interface() -> None:
 
 
 def test_security_headers_and_the_dashboard_policy(tmp_path: Path) -> None:
-    client, db = _app(tmp_path)
+    client, app = _app(tmp_path)
     try:
         page = client.get("/dashboard")
         csp = page.headers["Content-Security-Policy"]
@@ -132,7 +132,7 @@ def test_security_headers_and_the_dashboard_policy(tmp_path: Path) -> None:
             assert r.headers["X-Frame-Options"] == "DENY"
         assert client.get("/api/v1/library/status").headers["Content-Security-Policy"].startswith("default-src 'none'")
     finally:
-        db.close()
+        app.stop()
 
 
 # --- defect 2: the upload limit before the body is read ---------------------------------------
@@ -237,10 +237,10 @@ def _post(client, data: bytes):  # type: ignore[no-untyped-def]
 
 
 def test_upload_to_a_full_disk_is_507_without_paths(tmp_path: Path) -> None:
-    client, db = _app(tmp_path, max_upload_mb=4)
+    client, app = _app(tmp_path, max_upload_mb=4)
     music = tmp_path / "library" / "full"
     with _tmpfs(music, "size=256k"):
-        client.application.extensions["playlistgen"].settings.library.paths = [str(music)]
+        app.services.settings.library.paths = [str(music)]
         try:
             r = _post(client, os.urandom(MB))
             assert r.status_code == 507, r.get_data(as_text=True)
@@ -249,25 +249,25 @@ def test_upload_to_a_full_disk_is_507_without_paths(tmp_path: Path) -> None:
             assert list(music.iterdir()) == []  # the partial file is gone
             assert _post(client, b"OggS" + b"\0" * 1000).status_code == 201  # space for a small one
         finally:
-            db.close()
+            app.stop()
 
 
 def test_upload_to_a_folder_the_daemon_cannot_write_is_403_without_paths(tmp_path: Path) -> None:
-    client, db = _app(tmp_path)
+    client, app = _app(tmp_path)
     music = tmp_path / "library" / "locked"
     try:
         if os.geteuid() == 0:  # root ignores permissions: a read-only filesystem says no instead
             with _tmpfs(music, "size=64k,ro"):
-                client.application.extensions["playlistgen"].settings.library.paths = [str(music)]
+                app.services.settings.library.paths = [str(music)]
                 r = _post(client, b"OggS" + b"\0" * 1000)
         else:
             music.mkdir()
             music.chmod(0o555)
-            client.application.extensions["playlistgen"].settings.library.paths = [str(music)]
+            app.services.settings.library.paths = [str(music)]
             r = _post(client, b"OggS" + b"\0" * 1000)
             music.chmod(0o755)
         assert r.status_code == 403, r.get_data(as_text=True)
         error = r.get_json()["error"]
         assert error["code"] == "not_writable" and str(tmp_path) not in str(error) and "library.paths" in error["hint"]
     finally:
-        db.close()
+        app.stop()

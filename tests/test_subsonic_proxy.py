@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,9 +12,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from waitress import create_server
 
-from playlistgen.api import create_app
+from playlistgen.app import App
 from playlistgen.config import Settings
 from playlistgen.core.integrations.mediaserver.client import SubsonicClient
 from playlistgen.core.integrations.mediaserver.link import link
@@ -45,19 +43,12 @@ class Proxy:
         return requests.get(f"{base}/rest/{method}", params=query, timeout=30)
 
 
-def serve_app(settings: Settings, db: Database) -> tuple[str, Services, object]:
-    services = Services(settings=settings, db=db)
-    app = create_app(settings, services)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-
-    def run() -> None:
-        try:
-            server.run()
-        except (OSError, ValueError):  # the loop notices the close() of the teardown
-            pass
-
-    threading.Thread(target=run, daemon=True).start()
-    return f"http://127.0.0.1:{server.effective_port}", services, server
+def serve_app(settings: Settings, db: Database) -> tuple[str, App]:
+    """The API's parts as serve builds them, served by waitress on a free loopback port."""
+    settings.api.port = 0
+    app = App.for_api(settings, db, http=True)
+    app.start()
+    return f"http://127.0.0.1:{app.http.port}", app
 
 
 def copy_db(source: Path, dest: Path) -> Path:
@@ -92,13 +83,13 @@ def proxy(supysonic, supysonic_db, tmp_path_factory: pytest.TempPathFactory) -> 
     client = SubsonicClient(supysonic.url, supysonic.user, supysonic.password)
     report = link(db, client, settings.library.paths, {})
     assert report.unmatched == 0, report.to_dict()
-    url, services, server = serve_app(settings, db)
+    url, app = serve_app(settings, db)
+    services = app.services
     hook_playlists(services.playlists, db, settings)  # push saved playlists, as serve does
     songs = {s["path"]: s["id"] for s in client.iter_songs()}
     auth = {"u": supysonic.user, "p": supysonic.password, "v": "1.12.0", "c": "tests"}
     yield Proxy(url, db, settings, services, supysonic.url, auth, songs)
-    server.close()
-    db.close()
+    app.stop()   # the server, then the database
 
 
 def body(response: requests.Response) -> dict:
@@ -233,7 +224,7 @@ def test_audiomuse_similar_tracks_and_find_path(proxy: Proxy) -> None:
 
 def test_audiomuse_bearer_token_is_the_api_key(proxy: Proxy) -> None:
     settings = make_settings_like(proxy, key="k3y-for-plugin")
-    url, _, server = serve_app(settings, proxy.db)
+    url, app = serve_app(settings, proxy.db)
     try:
         song = proxy.songs["Delta/Live/01 Encore.flac"]
         params = {"item_id": song, "n": 2}
@@ -247,7 +238,7 @@ def test_audiomuse_bearer_token_is_the_api_key(proxy: Proxy) -> None:
         # Subsonic apps cannot send the key: /rest is authorised by the media server itself
         assert requests.get(f"{url}/rest/ping", params={**proxy.auth, "f": "json"}, timeout=10).status_code == 200
     finally:
-        server.close()
+        app.http.stop()   # only the server: the database is the proxy fixture's
 
 
 def make_settings_like(proxy: Proxy, **api: object) -> Settings:

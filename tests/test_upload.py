@@ -8,22 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from playlistgen.api import create_app
 from playlistgen.config import Settings
 from playlistgen.core.library.reconcile import Library
 from playlistgen.core.storage.db import Database
-from playlistgen.services import Services
 
 
 @pytest.fixture
-def setup(tmp_path: Path) -> Iterator[tuple]:
+def setup(tmp_path: Path, make_app) -> Iterator[tuple]:  # type: ignore[no-untyped-def]
     library = tmp_path / "music"
     library.mkdir()
     settings = Settings()
     settings.library.paths = [str(library)]
     settings.api.max_upload_mb = 1
     db = Database(tmp_path / "test.db")
-    yield create_app(settings, Services(settings=settings, db=db)).test_client(), library, db, settings
+    yield make_app(settings, db).api.test_client(), library, db, settings
     db.close()
 
 

@@ -1,5 +1,5 @@
-"""HTTP API. ``create_app`` only wires blueprints to already-built services: it starts no
-threads and opens no files (the CLI entry point owns those)."""
+"""HTTP API. ``create_app`` only wires blueprints to already-built services (``playlistgen.app``
+builds them): it builds no part, starts no threads and opens no files."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from flask import Flask, g, request
 from ..config import Settings
 from ..services import Services
 from .auth import require_api_key
+from .context import install
 from .dashboard import bp as dashboard_bp
 from .errors import register_error_handlers
 from .health import bp as health_bp
@@ -31,7 +32,7 @@ def create_app(settings: Settings, services: Services) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.api.max_upload_mb * 1024 * 1024
     app.config["JSON_SORT_KEYS"] = False
-    app.extensions["playlistgen"] = services
+    install(app, services)
     register_error_handlers(app)
     app.register_blueprint(health_bp)
     app.register_blueprint(library_bp)
@@ -40,11 +41,7 @@ def create_app(settings: Settings, services: Services) -> Flask:
     app.register_blueprint(mediaserver_bp)
     for blueprint in (tracks_bp, playlists_bp, upload_bp, openapi_bp):
         app.register_blueprint(blueprint)
-    if services.playlists is None:  # plain API use (tests): nothing is loaded until the first request
-        from ..core.playlists.service import PlaylistService
-
-        services.playlists = PlaylistService(services.db, settings, cache=services.cache, metrics=services.metrics)
-    register_integrations(app, settings, services)  # AudioMuse routes, scheduled mixes, /rest proxy
+    register_integrations(app, services)  # AudioMuse routes, scheduled mixes, /rest proxy
     require_api_key(app, settings.api.key)
     install_security(app, settings.api.host, settings.api.allowed_hosts)  # runs before the key check
     slow_ms = settings.api.slow_request_ms

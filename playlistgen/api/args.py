@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import math
 
-from flask import current_app, request
+from flask import request
 
 from ..errors import BadRequestError
+from .context import current_services
 
 
 def playlist_service():  # type: ignore[no-untyped-def]
     """The PlaylistService built by the entry point (create_app fills it in when absent)."""
-    return current_app.extensions["playlistgen"].playlists
+    return current_services().playlists
 
 
 def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:

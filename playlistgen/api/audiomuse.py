@@ -16,19 +16,20 @@ With ``api.key`` set, the plugin's ``Authorization: Bearer <api.key>`` is the ke
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ..core.integrations.mediaserver.sonic import Match, SonicSearch
 from ..core.playlists.diversity import Diversity
 from ..errors import BadRequestError, NotFoundError
 from .args import int_arg, str_arg
+from .context import current_services
 
 bp = Blueprint("audiomuse", __name__, url_prefix="/api")
 LINK_HINT = "playlistgen answers with the linked media server's song ids: set mediaserver.url and wait for the link"
 
 
 def _sonic() -> SonicSearch:
-    return current_app.extensions["playlistgen"].sonic
+    return current_services().sonic
 
 
 def _bool_arg(name: str, default: bool) -> bool:
@@ -64,7 +65,7 @@ def similar_tracks():  # type: ignore[no-untyped-def]
             raise NotFoundError(f"track '{title}' by '{artist}' is not a known song", hint=LINK_HINT)
     n = int_arg("n", 10, 1, 500)
     if _bool_arg("eliminate_duplicates", True):
-        cap = current_app.extensions["playlistgen"].settings.playlists.max_per_artist or 3
+        cap = current_services().settings.playlists.max_per_artist or 3
         rules = Diversity(0, 0, cap, True)
     else:
         rules = Diversity(0, 0, 0, True)

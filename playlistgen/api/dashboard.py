@@ -3,9 +3,10 @@ overview JSON it draws its charts from."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, jsonify, render_template
 
 from ..core.observe.overview import cached_overview
+from .context import current_services
 
 REFRESH_S = 5
 
@@ -21,5 +22,5 @@ def dashboard():  # type: ignore[no-untyped-def]
 
 @bp.get("/api/v1/library/overview")
 def overview():  # type: ignore[no-untyped-def]
-    services = current_app.extensions["playlistgen"]
+    services = current_services()
     return jsonify(cached_overview(services.db, getattr(services, "cache", None)))

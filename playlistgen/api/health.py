@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from ..core.storage.migrate import latest_version
+from .context import current_services
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/health")
 def health():  # type: ignore[no-untyped-def]
-    services = current_app.extensions["playlistgen"]
+    services = current_services()
     database = services.db.health()   # ready + the writer's state (degraded while writes fail)
     components = {"database": {**database, "degraded": database["writer"]["degraded"],
                                "schema_version": latest_version()}}

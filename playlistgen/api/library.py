@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from ..core.library.reconcile import library_counts
 from ..core.storage.jobs import failed_files
 from ..errors import PlaylistgenError
 from .args import int_arg
+from .context import current_services
 
 bp = Blueprint("library", __name__, url_prefix="/api/v1")
 
 
 def _services():  # type: ignore[no-untyped-def]
-    return current_app.extensions["playlistgen"]
+    return current_services()
 
 
 def _daemon():  # type: ignore[no-untyped-def]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ..core.integrations.mediaserver.status import link_status
 from ..errors import PlaylistgenError
+from .context import current_services
 
 bp = Blueprint("mediaserver", __name__, url_prefix="/api/v1/mediaserver")
 
@@ -17,7 +18,7 @@ class LinkOffError(PlaylistgenError):
 
 @bp.get("/status")
 def status():  # type: ignore[no-untyped-def]
-    services = current_app.extensions["playlistgen"]
+    services = current_services()
     service = getattr(services, "mediaserver", None)
     if service is not None:
         body = service.status()
@@ -31,7 +32,7 @@ def status():  # type: ignore[no-untyped-def]
 def relink():  # type: ignore[no-untyped-def]
     """Re-link now. ``?wait=true`` links in this request and answers the report (or the error);
     otherwise the link thread is woken and the answer is 202."""
-    services = current_app.extensions["playlistgen"]
+    services = current_services()
     service = getattr(services, "mediaserver", None)
     if service is None:
         raise LinkOffError("the media-server link is off",

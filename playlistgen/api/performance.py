@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from ..core.observe.advisor import Inputs, build_report
 from ..errors import PlaylistgenError
+from .context import current_services
 
 bp = Blueprint("performance", __name__)
 PREFIX = "/api/v1/performance"
@@ -20,7 +21,7 @@ class UnavailableError(PlaylistgenError):
 
 
 def _services():  # type: ignore[no-untyped-def]
-    return current_app.extensions["playlistgen"]
+    return current_services()
 
 
 def _metrics():  # type: ignore[no-untyped-def]

@@ -3,17 +3,18 @@ optionally ``{"names": [...]}``; without names every entry of ``playlists.schedu
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from ..core.playlists.schedule import MixScheduler
 from ..errors import BadRequestError
+from .context import current_services
 
 bp = Blueprint("schedule", __name__, url_prefix="/api/v1/playlists/schedule")
 EMPTY_HINT = "add entries to playlists.schedule, e.g. {name: Daily mix 1, strategy: for_you, at: '07:00', size: 40}"
 
 
 def _mixes() -> MixScheduler:
-    return current_app.extensions["playlistgen"].mixes
+    return current_services().mixes
 
 
 @bp.get("")

@@ -13,6 +13,9 @@ request body of up to 1 GiB spooled to a temporary file before the app sees a by
 * ``max_request_body_size`` is ``api.max_upload_mb`` plus the multipart framing, so a body declared
   larger is answered 413 at once and a chunked body is cut off as soon as it passes the limit.
 * Every figure is measured by ``bench/hardening.py``.
+
+:class:`HttpServer` serves it from a thread of its own so that the app's main thread only waits
+for a stop request (see ``playlistgen.app``).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import errno
 import functools
 import logging
 import socket
+import threading
 from typing import Any
 
 from ..config import Settings
@@ -129,3 +133,59 @@ def create_http_server(app: Any, settings: Settings) -> Any:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint=hint) from None
     _install_eviction(server)
     return server
+
+
+class HttpServer:
+    """A bound waitress server, served by the "http" thread and stopped from any thread.
+
+    waitress's own ``run()`` ends only on an exception raised inside its loop (the old way: a
+    signal handler raising SystemExit in the main thread). Here the loop runs one poll at a time
+    and checks a flag in between; :meth:`stop` sets the flag and pulls waitress's trigger (its
+    self-pipe: the thread-safe way its task threads wake the loop), so serving ends at once,
+    then lets running requests finish (waitress waits up to 5 s) and closes every socket."""
+
+    def __init__(self, server: Any) -> None:
+        from waitress.trigger import trigger
+
+        self._server = server
+        self._map = server.map if hasattr(server, "map") else server._map   # several listeners, or one
+        self._trigger = next((d for d in self._map.values() if isinstance(d, trigger)), None)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        """The port bound (the one chosen by the system for port 0)."""
+        port = self._server.effective_port if hasattr(self._server, "effective_port") \
+            else self._server.effective_listen[0][1]
+        return int(port)   # waitress keeps it as getnameinfo's string
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._serve, name="http", daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        from waitress import wasyncore
+
+        adj = self._server.adj
+        try:
+            while not self._stopping and self._map:
+                wasyncore.loop(timeout=adj.asyncore_loop_timeout, map=self._map, use_poll=adj.asyncore_use_poll,
+                               count=1)
+        except Exception:   # the app sees the thread gone (alive() is False) and stops
+            log.exception("HTTP server failed")
+
+    def alive(self) -> bool:
+        """False once the serving thread ended without being asked to."""
+        return self._thread is None or self._thread.is_alive() or self._stopping
+
+    def stop(self, timeout: float = 10.0) -> None:
+        from waitress import wasyncore
+
+        self._stopping = True
+        if self._thread is not None:
+            if self._trigger is not None:
+                self._trigger.pull_trigger()
+            self._thread.join(timeout)
+        self._server.task_dispatcher.shutdown()
+        wasyncore.close_all(self._map)

@@ -14,12 +14,13 @@ import logging
 from pathlib import Path
 from typing import IO
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
 from ..core.library.uploads import FIELD, UploadStaging
 from ..errors import BadRequestError
+from .context import current_services
 from .server import UPLOAD_OVERHEAD
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ bp = Blueprint("upload", __name__, url_prefix="/api/v1")
 
 @bp.post("/library/upload")
 def upload():  # type: ignore[no-untyped-def]
-    services = current_app.extensions["playlistgen"]
+    services = current_services()
     settings = services.settings
     folder = Path(settings.library.paths[0]).resolve()
     if not folder.is_dir():

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-
 import click
 
 from .common import settings_from_ctx, user_errors
@@ -39,25 +37,13 @@ def radio(ctx: click.Context, seeds: tuple[str, ...], host: str | None, port: in
     """
     settings = settings_from_ctx(ctx, {"mpd": {"host": host, "port": port, "min_queue": min_queue},
                                        "database": {"path": db_path}})
-    from ..core.integrations.mpd import MpdRadio
-    from ..core.playlists.service import PlaylistService
-    from ..core.playlists.tracks import resolve_seed
-    from ..core.storage.db import Database
+    from ..app import App
     from ..logs import configure_logging
 
     configure_logging(settings.logging.level, settings.logging.format)
-    db = Database.from_settings(settings)
-    try:
-        seed_ids = [resolve_seed(db, s) for s in seeds]   # a typo is one clear line now, not a retry loop
-        service = PlaylistService(db, settings)
-        radio = MpdRadio(settings, db, service.generate, seeds=seed_ids)
-        signal.signal(signal.SIGTERM, lambda *_: radio.stop())
-        click.echo(f"MPD radio on {settings.mpd.host}:{settings.mpd.port} (music directory {radio.root}); "
-                   "Ctrl+C stops", err=True)
-        try:
-            radio.run()
-        except KeyboardInterrupt:
-            radio.stop()
-        click.echo(f"stopped; added {radio.added} song(s)", err=True)
-    finally:
-        db.close()
+    app = App.for_radio(settings, seeds)   # an unknown seed: one clear line, before MPD is tried
+    radio = app.services.mpd
+    click.echo(f"MPD radio on {settings.mpd.host}:{settings.mpd.port} (music directory {radio.root}); "
+               "Ctrl+C stops", err=True)
+    app.run()   # until Ctrl+C or SIGTERM
+    click.echo(f"stopped; added {radio.added} song(s)", err=True)

@@ -9,6 +9,9 @@ import click
 
 from .common import settings_from_ctx, user_errors
 
+# how long `scan` waits for an analysis worker when none can take a file (Dask: none joined yet)
+CAPACITY_WAIT_S = 120.0
+
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
@@ -76,61 +79,71 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
                  "database": {"path": db_path}}
     settings = settings_from_ctx(ctx, overrides, require_library=True)
 
-    from ..core.analysis.factory import analyzer_spec, analyzer_version, check_models
-    from ..core.execution.local import AnalysisExecutor
-    from ..core.execution.scheduler import Scheduler
-    from ..core.library.reconcile import Library, library_counts
-    from ..core.storage.db import Database
-    from ..core.storage.jobs import JobQueue
-    from ..core.storage.lock import DatabaseLock
+    from ..app import App
     from ..logs import configure_logging
 
     configure_logging("WARNING" if settings.logging.level == "INFO" else settings.logging.level,
                       settings.logging.format)
-    check_models(settings)
-    DatabaseLock(settings.database.path, "scan").acquire()  # not while serve runs on it (held until exit)
-    db = Database.from_settings(settings)
+    # the database, locked (not while serve runs on it), and the analysis pipeline, not started:
+    # it runs here, in the foreground, on the configured executor (a Dask cluster too)
+    app = App.for_scan(settings)
     try:
-        version = analyzer_version(settings)
-        queue = JobQueue(db, version)
-        queue.requeue_in_flight()
-        started = time.monotonic()
-        report = Library(db, settings.library, version).reconcile(trigger="cli")
-        pending = queue.pending_count()
-        click.echo(f"library: {report.seen} files ({report.unchanged} unchanged, {report.queued} new or changed, "
-                   f"{report.moved} moved, {report.linked} copies, {report.missing} missing); "
-                   f"{pending} to analyse with preset '{settings.analysis.preset}'", err=True)
-        # `scan` always analyses here; executor dask is for `serve` (workers join a long-running daemon)
-        kind = "process" if settings.analysis.executor == "dask" else settings.analysis.executor
-        executor = AnalysisExecutor.from_settings(settings, analyzer_spec(settings), kind=kind)
-        scheduler = Scheduler(queue, executor)
-        progress = Progress(pending)
-        try:
-            if pending:
-                executor.start()
-                stats = scheduler.run_until_idle(progress)
-            else:
-                stats = scheduler.stats
-        except KeyboardInterrupt:
-            click.echo("\ninterrupted: stopping workers; unfinished files stay queued", err=True)
-            scheduler.stop(grace_s=0)
-            raise click.exceptions.Exit(130) from None
-        finally:
-            progress.close(scheduler.stats)
-            executor.close(grace_s=0)
-        elapsed = time.monotonic() - started
-        summary = stats.to_dict()
-        per_min = summary["cpu_s_per_audio_min"]
-        skipped = report.unchanged + report.linked + report.moved
-        click.echo(f"analysed {stats.analysed}, failed {stats.failed}, skipped {skipped} in {_duration(elapsed)}"
-                   + (f"; {per_min:.2f} CPU-s per audio minute" if per_min else ""))
-        if stats.failed:
-            for failure in queue.failures(limit=10):
-                click.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
-            click.echo(f"{stats.failed} file(s) could not be analysed; they are retried only when they change. "
-                       "All failures: GET /api/v1/tracks/failed or `playlistgen db stats`.", err=True)
-        counts = library_counts(db)
-        click.echo(f"database: {counts['done']} analysed, {counts['failed']} failed, {counts['pending']} pending, "
-                   f"{counts['missing']} missing", err=True)
+        _scan(settings, app.services.daemon)
     finally:
-        db.close()
+        app.stop()
+
+
+def _scan(settings, daemon) -> None:  # type: ignore[no-untyped-def]
+    """Reconcile, analyse what is pending with ``daemon``'s pipeline, print the summary."""
+    from ..core.library.reconcile import library_counts
+
+    queue, executor, scheduler = daemon.queue, daemon.executor, daemon.scheduler
+    queue.requeue_in_flight()
+    started = time.monotonic()
+    report = daemon.library.reconcile(trigger="cli")
+    pending = queue.pending_count()
+    click.echo(f"library: {report.seen} files ({report.unchanged} unchanged, {report.queued} new or changed, "
+               f"{report.moved} moved, {report.linked} copies, {report.missing} missing); "
+               f"{pending} to analyse with preset '{settings.analysis.preset}'", err=True)
+    progress = Progress(pending)
+    try:
+        if pending:
+            executor.start()
+            stats = _analyse(queue, executor, scheduler, progress)
+        else:
+            stats = scheduler.stats
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: stopping workers; unfinished files stay queued", err=True)
+        scheduler.stop(grace_s=0)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        progress.close(scheduler.stats)
+        executor.close(grace_s=0)
+    elapsed = time.monotonic() - started
+    summary = stats.to_dict()
+    per_min = summary["cpu_s_per_audio_min"]
+    skipped = report.unchanged + report.linked + report.moved
+    click.echo(f"analysed {stats.analysed}, failed {stats.failed}, skipped {skipped} in {_duration(elapsed)}"
+               + (f"; {per_min:.2f} CPU-s per audio minute" if per_min else ""))
+    if stats.failed:
+        for failure in queue.failures(limit=10):
+            click.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
+        click.echo(f"{stats.failed} file(s) could not be analysed; they are retried only when they change. "
+                   "All failures: GET /api/v1/tracks/failed or `playlistgen db stats`.", err=True)
+    counts = library_counts(daemon.db)
+    click.echo(f"database: {counts['done']} analysed, {counts['failed']} failed, {counts['pending']} pending, "
+               f"{counts['missing']} missing", err=True)
+
+
+def _analyse(queue, executor, scheduler, progress):  # type: ignore[no-untyped-def]
+    """Analyse everything pending. An executor whose capacity comes and goes (Dask: workers join
+    and leave; connecting takes a moment) can leave files pending when the scheduler runs dry:
+    wait for capacity and go on, until none comes for CAPACITY_WAIT_S."""
+    while True:
+        stats = scheduler.run_until_idle(progress)
+        if not queue.pending_count():
+            return stats
+        if not executor.wait_for_capacity(CAPACITY_WAIT_S):
+            click.echo(f"\n{queue.pending_count()} file(s) stay queued: no analysis worker could take them "
+                       f"(waited {CAPACITY_WAIT_S:.0f} s)", err=True)
+            return stats

@@ -25,10 +25,11 @@ import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from ...core.integrations.mediaserver.sonic import Match, SonicSearch
 from ...errors import NotFoundError, PlaylistgenError
+from ..context import current_services
 from .format import error_body, ok_body, parse_status, render
 from .upstream import Upstream
 
@@ -43,11 +44,11 @@ GENERIC, MISSING, NOT_FOUND = 0, 10, 70
 
 
 def upstream() -> Upstream:
-    return current_app.extensions["subsonic_upstream"]
+    return current_services().upstream
 
 
 def sonic() -> SonicSearch:
-    return current_app.extensions["playlistgen"].sonic
+    return current_services().sonic
 
 
 class SubsonicError(Exception):
@@ -200,7 +201,7 @@ def scrobble(path: str) -> Response:
     status = parse_status(answer.content, answer.headers.get("Content-Type", ""))
     params = request.values
     submission = (params.get("submission") or "true").lower() != "false"
-    linked_user = current_app.extensions["playlistgen"].settings.mediaserver.user
+    linked_user = current_services().settings.mediaserver.user
     if answer.status_code == 200 and status.get("status") == "ok" and submission \
             and (params.get("u") or "").casefold() == linked_user.casefold():
         times = [int(t) if t.isdigit() else None for t in params.getlist("time")]

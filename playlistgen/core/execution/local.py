@@ -32,6 +32,7 @@ import signal
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -91,20 +92,26 @@ class AnalysisExecutor:
     """Runs ``analyzer.analyze(path)`` for submitted files; see the module docstring."""
 
     @classmethod
-    def from_settings(cls, settings: Any, spec: AnalyzerSpec, *, kind: str | None = None) -> AnalysisExecutor:
+    def from_settings(cls, settings: Any, spec: AnalyzerSpec, *, kind: str | None = None,
+                      on_capacity: Callable[[], None] | None = None) -> AnalysisExecutor:
         """The executor the analysis.* settings describe (``kind`` overrides analysis.executor)."""
         a = settings.analysis
         return cls(spec, kind=kind or a.executor, workers=settings.effective_workers(), timeout_s=a.timeout_s,
-                   max_memory_mb=a.max_memory_mb, max_tasks_per_child=a.max_tasks_per_child)
+                   max_memory_mb=a.max_memory_mb, max_tasks_per_child=a.max_tasks_per_child,
+                   on_capacity=on_capacity)
 
     def __init__(self, spec: AnalyzerSpec, *, kind: str = "process", workers: int, timeout_s: float,
-                 max_memory_mb: int, max_tasks_per_child: int) -> None:
+                 max_memory_mb: int, max_tasks_per_child: int,
+                 on_capacity: Callable[[], None] | None = None) -> None:
         if kind not in ("process", "thread"):
             raise ValueError(f"executor kind must be 'process' or 'thread', not {kind!r}")
         if workers < 1:
             raise ValueError("workers must be at least 1")
         self.spec, self.kind, self.workers = spec, kind, workers
         self.timeout_s, self.max_memory_mb, self.max_tasks_per_child = timeout_s, max_memory_mb, max_tasks_per_child
+        # the protocol's hook; never needed here: local capacity only grows when a file finishes,
+        # which poll() reports to the scheduler anyway
+        self.on_capacity = on_capacity
         self._lock, self._wakeup = threading.RLock(), threading.Event()
         self._slots: list[_Slot] = []
         self._ready: list[Outcome] = []
@@ -197,6 +204,39 @@ class AnalysisExecutor:
         if unfinished:
             log.info("analysis stopped with %d unfinished files to re-queue", len(unfinished))
         return unfinished
+
+    def wait_for_capacity(self, timeout: float) -> bool:
+        """True once a file may be submitted; False after ``timeout``, or at once when the
+        executor failed or is closed (no capacity will come)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if self.capacity:
+                    return True
+                if self._state != "running" or self._fatal:
+                    return False
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._wait_busy(min(remaining, TICK_S))
+
+    def worker_processes(self) -> list[tuple[int, int]]:
+        """(pid, slot) of each live worker process; none for threads (they are this process)."""
+        if self.kind != "process":
+            return []
+        out = []
+        with self._lock:
+            for slot in self._slots:
+                alive = [p for p in _processes(slot.pool) if p.is_alive()]
+                if alive:   # one process per slot's pool
+                    out.append((alive[0].pid, slot.index))
+        return out
+
+    def remote_processes(self) -> list[dict]:
+        return []   # every worker runs on this machine
+
+    def add_probes(self, metrics: Any, health: Callable[[], dict]) -> None:
+        """Nothing beyond the probes every executor has (workers alive/busy, restarts)."""
 
     def health(self) -> dict:
         with self._lock:

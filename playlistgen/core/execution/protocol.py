@@ -33,18 +33,26 @@ class Outcome:
 
 
 class Executor(Protocol):
-    """The analysis executor's interface (see ``docs/architecture.md``, "execution")."""
+    """The analysis executor's interface (see ``docs/architecture.md``, "execution"). Built by
+    ``factory.build_executor``; whatever differs between executors is answered here, so nobody
+    outside ``execution/`` branches on the kind."""
 
     kind: str                       # "process" | "thread" | "dask": shown in status, never branched on
-    on_capacity: Callable[[], None] | None   # called when capacity grows (a worker joined)
+    # Given at construction: called (from the executor's own thread) when capacity grows without an
+    # outcome, e.g. a remote worker joined, so the scheduler need not wait for its next poll.
+    on_capacity: Callable[[], None] | None
 
     def start(self) -> None: ...
-    def capacity(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...  # files that may be submitted now
     def submit(self, file_id: int, path: str) -> None: ...
     def poll(self, timeout: float) -> list[Outcome]: ...
     def close(self, grace_s: float = 8.0) -> list[tuple[int, str]]: ...
     def health(self) -> dict: ...
-    def processes(self) -> list[Any]: ...   # local psutil processes to watch (none for remote workers)
+    def wait_for_capacity(self, timeout: float) -> bool: ...   # False: none came (or none ever will)
+    def worker_processes(self) -> list[tuple[int, int]]: ...   # (pid, slot) of worker processes here
+    def remote_processes(self) -> list[dict]: ...   # rows of the processes panel for other machines
+    def add_probes(self, metrics: Any, health: Callable[[], dict]) -> None: ...   # its own /metrics
 
 
 def wait_for_outcomes(timeout: float, tick: float, take: Callable[[], list[Outcome] | None],

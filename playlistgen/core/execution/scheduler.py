@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ...errors import DatabaseError
@@ -50,9 +50,14 @@ def _size(path: str) -> int | None:
         return None
 
 
+OutcomeListener = Callable[[Job, dict | None, str | None], None]
+
+
 class Scheduler:
     def __init__(self, queue: JobQueue, executor, *, idle_wait_s: float = 5.0,  # type: ignore[no-untyped-def]
-                 metrics=None) -> None:
+                 metrics=None, outcome_listeners: Sequence[OutcomeListener] = ()) -> None:
+        """``outcome_listeners`` are called with (job, result, error) after each recorded outcome
+        (e.g. the tag writer); each must return quickly."""
         self.metrics = metrics  # core.metrics.Metrics or None
         self.queue = queue
         self.executor = executor
@@ -62,7 +67,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._idle_wait_s = idle_wait_s
-        self.on_outcome: Callable[[Job, dict | None, str | None], None] | None = None
+        self._listeners = tuple(outcome_listeners)
         # Outcomes whose write the storage refused (disk full...): kept here and written again
         # when writes work; no new file is claimed meanwhile. The rows stay 'analysing', so a
         # restart re-queues them if the process ends first.
@@ -116,8 +121,8 @@ class Scheduler:
             self.stats.cpu_s += outcome.result.get("cpu_s") or 0.0
         if self.metrics is not None:
             self.metrics.record_analysis(outcome.result, outcome.error, bytes_read=_size(job.path))
-        if self.on_outcome:
-            self.on_outcome(job, outcome.result, outcome.error)
+        for listener in self._listeners:
+            listener(job, outcome.result, outcome.error)
 
     # ---- storing outcomes, and what to do when the storage refuses --------------------------
     def _store(self, job: Job, outcome) -> None:  # type: ignore[no-untyped-def]

@@ -328,10 +328,7 @@ def register_probes(metrics: Metrics, *, db: Any = None, daemon: Any = None, cac
         def snapshot():  # type: ignore[no-untyped-def]
             return daemon.status()  # reused for up to a second: one snapshot for every gauge of a scrape
 
-        if executor.kind == "dask":  # remote workers and bytes shipped
-            from ..execution.dask.health import register_probes as register_dask_probes
-
-            register_dask_probes(metrics, lambda: snapshot().executor)
+        executor.add_probes(metrics, lambda: snapshot().executor)  # e.g. Dask: remote workers, bytes shipped
 
         def queue_depth() -> int:  # both numbers from one snapshot: a file may start between two reads
             status = snapshot()

@@ -85,21 +85,15 @@ class ResourceMonitor:
 
     def _processes(self, daemon: Any, *, cpu: bool) -> list[dict]:
         out = [self.describe(os.getpid(), "daemon", cpu=cpu)]
-        if daemon is not None and daemon.executor.kind in ("process", "dask"):
-            for worker in daemon.status().executor["workers"]:
-                if worker["pid"] and not worker.get("remote"):
-                    out.append(self.describe(worker["pid"], f"worker-{worker['slot']}", cpu=cpu,
-                                             slot=worker["slot"]))
+        executor = daemon.executor if daemon is not None else None
+        for pid, slot in executor.worker_processes() if executor is not None else []:
+            out.append(self.describe(pid, f"worker-{slot}", cpu=cpu, slot=slot))
         with self._lock:  # forget pids that are gone
             alive = {p["pid"] for p in out if p}
             for pid in [p for p in self._procs if p not in alive]:
                 self._procs.pop(pid, None)
                 self._last.pop(pid, None)
-        remote = []
-        if daemon is not None and daemon.executor.kind == "dask":  # other machines: from Dask's heartbeat
-            from ..execution.dask.health import processes as dask_processes
-
-            remote = dask_processes(daemon.executor)
+        remote = executor.remote_processes() if executor is not None else []  # other machines
         return [p for p in out if p] + remote
 
     def usage(self, settings: Any, db_path: Path, daemon: Any = None) -> dict:

@@ -21,6 +21,17 @@ MB = 1024 * 1024
 class SchedulerConnection:
     """Needs the executor's ``_lock``, ``_client``, ``_workers``, ``_tasks`` ... (see DaskAnalysisExecutor)."""
 
+    def wait_for_capacity(self, timeout: float) -> bool:
+        """True once a file may be submitted (connected with a worker, or the local fallback);
+        False after ``timeout`` or when closed. Used by `scan`, which has no thread to wake."""
+        deadline = time.monotonic() + timeout
+        while not self.capacity:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._state != "running":
+                return False
+            self._stop.wait(min(remaining, 0.1))
+        return True
+
     def _watch_loop(self) -> None:
         first = True
         while first or not self._stop.wait(WATCH_INTERVAL_S):

@@ -42,6 +42,7 @@ from ..protocol import Outcome, wait_for_outcomes
 from ..worker import one_line
 from .config import TlsFiles, default_listen, tls_files
 from .connection import SchedulerConnection
+from .health import ExecutorViews
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +66,14 @@ class _Task:
     killers: list[str] = field(default_factory=list)
 
 
-class DaskAnalysisExecutor(SchedulerConnection):
+class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
     kind = "dask"
 
     def __init__(self, spec: Any, *, versions: dict[str, str], scheduler: str, listen: str, tls: TlsFiles,
                  path_map: dict[str, str], max_ship_mb: int, max_attempts: int, fallback: str,
                  timeout_s: float, local_factory: Callable[[], AnalysisExecutor], models_dir: str,
-                 local_workers: int = 1, start_timeout_s: float | None = None) -> None:
+                 local_workers: int = 1, start_timeout_s: float | None = None,
+                 on_capacity: Callable[[], None] | None = None) -> None:
         self.spec, self.versions, self.tls = spec, versions, tls
         self.scheduler_address, self.listen = scheduler, listen
         self.path_map = dict(sorted(path_map.items(), key=lambda kv: -len(kv[0])))  # longest prefix first
@@ -105,10 +107,11 @@ class DaskAnalysisExecutor(SchedulerConnection):
         self._attempted = threading.Event()   # set once the first connection attempt has finished
         self._watch: threading.Thread | None = None
         self._plugin: Any = None
-        self.on_capacity: Callable[[], None] | None = None   # called when workers join (Scheduler.wake)
+        self.on_capacity = on_capacity   # called when workers join (the scheduler's wake)
 
     @classmethod
-    def from_settings(cls, settings: Any, spec: Any, analyzer_version: str) -> DaskAnalysisExecutor:
+    def from_settings(cls, settings: Any, spec: Any, analyzer_version: str, *,
+                      on_capacity: Callable[[], None] | None = None) -> DaskAnalysisExecutor:
         from .... import __version__
 
         a = settings.analysis
@@ -121,7 +124,8 @@ class DaskAnalysisExecutor(SchedulerConnection):
         return cls(spec, versions=versions, scheduler=a.dask_scheduler, listen=a.dask_listen or default_listen(tls),
                    tls=tls, path_map=a.dask_path_map, max_ship_mb=a.dask_max_ship_mb,
                    max_attempts=a.dask_max_attempts, fallback=a.dask_fallback, timeout_s=a.timeout_s,
-                   local_factory=local, models_dir=spec.models_dir, local_workers=settings.effective_workers())
+                   local_factory=local, models_dir=spec.models_dir, local_workers=settings.effective_workers(),
+                   on_capacity=on_capacity)
 
     # ------------------------------------------------------------------ life cycle
 
@@ -489,12 +493,3 @@ class DaskAnalysisExecutor(SchedulerConnection):
         log.error("Dask worker %s (%s) refused: %s", msg.get("address"), msg.get("host"), msg.get("reason"))
         self._refused[msg["address"]] = {**msg, "at": time.time()}
         self._last_error = {"error": msg.get("reason"), "path": None, "at": time.time()}
-
-    # ------------------------------------------------------------------ visibility
-
-    def health(self) -> dict:
-        from .health import executor_health
-
-        with self._lock:
-            self._apply_events()
-            return executor_health(self)

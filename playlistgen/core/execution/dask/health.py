@@ -1,6 +1,7 @@
 """What the Dask executor shows: its health dict (the same keys as the local executor's, plus a
 ``dask`` section), one entry per remote worker (host, pid, tasks, RSS, current file, failures),
-and the Prometheus probes for them and for the bytes shipped."""
+and the Prometheus probes for them and for the bytes shipped. :class:`ExecutorViews` is the
+executor's side of the protocol for all of it."""
 
 from __future__ import annotations
 
@@ -105,3 +106,27 @@ def register_probes(metrics: Any, health: Callable[[], dict]) -> None:
                       lambda: {k: v * 2**20 for k, v in per_worker("rss_mb")().items()}, labels=labels)
     metrics.add_gauge("dask_worker_busy", "1 while a remote worker analyses a file", per_worker("busy"),
                       labels=labels)
+
+
+class ExecutorViews:
+    """The executor protocol's views of :class:`~.executor.DaskAnalysisExecutor` (a mixin: its
+    state lives there)."""
+
+    _lock: Any
+    _local: Any
+
+    def health(self) -> dict:
+        with self._lock:
+            self._apply_events()   # type: ignore[attr-defined]
+            return executor_health(self)   # type: ignore[arg-type]
+
+    def worker_processes(self) -> list[tuple[int, int]]:
+        """The local fallback's worker processes, while it runs."""
+        local = self._local
+        return local.worker_processes() if local is not None else []
+
+    def remote_processes(self) -> list[dict]:
+        return processes(self)
+
+    def add_probes(self, metrics: Any, health: Callable[[], dict]) -> None:
+        register_probes(metrics, health)

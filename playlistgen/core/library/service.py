@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 import time
 
 from ...config import Settings
 from ...errors import DatabaseError
+from ..loops import BackgroundLoop
 from .reconcile import Library
 
 log = logging.getLogger(__name__)
@@ -26,16 +26,19 @@ class LibraryService:
         self.metrics = metrics
         self.settings = settings
         self._requests: queue.Queue = queue.Queue(maxsize=256)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="library", daemon=True)
+        # the body blocks on the request queue (up to 1 s), so the loop itself never waits
+        self._thread = BackgroundLoop("library", self._next, interval_s=0)
         self.watcher = None
         self.last_error: str | None = None
         self.storage_error: str | None = None   # the last reconcile could not be written
-        interval = settings.library.rescan_interval_s
+        interval = self._interval = settings.library.rescan_interval_s
         self.retry_s = min(RETRY_S, interval) if interval else RETRY_S
+        self._next_periodic: float | None = None
+        self._retry_at: float | None = None   # an unavailable root or a refused write: scan again soon
 
     def start(self) -> None:
         self.request_scan("startup")
+        self._next_periodic = time.monotonic() + self._interval if self._interval else None
         self._thread.start()
         if self.settings.library.watch:
             self._start_watcher()
@@ -66,38 +69,34 @@ class LibraryService:
         # only enqueue; blocking here applies backpressure to the watcher's debounce thread
         self._requests.put(("changes", changes))
 
-    def _loop(self) -> None:
-        interval = self.settings.library.rescan_interval_s
-        next_periodic = time.monotonic() + interval if interval else None
-        retry_at: float | None = None   # an unavailable root or a refused write: scan again soon
-        while not self._stop.is_set():
-            due = min((t for t in (next_periodic, retry_at) if t is not None), default=None)
-            timeout = max(due - time.monotonic(), 0) if due is not None else 1.0
-            try:
-                kind, payload = self._requests.get(timeout=min(timeout, 1.0))
-            except queue.Empty:
-                if due is not None and time.monotonic() >= due:
-                    kind, payload = "scan", "retry" if due == retry_at else "periodic"
-                else:
-                    continue
-            try:
-                if kind == "scan":
-                    report = self.library.reconcile(trigger=payload)
-                    if self.metrics is not None:
-                        self.metrics.observe("reconcile", report.seconds, trigger=payload, files=report.seen)
-                    if interval:
-                        next_periodic = time.monotonic() + interval
-                    retry_at = time.monotonic() + self.retry_s if self.library.unavailable else None
-                    self.storage_error = None
-                elif kind == "changes":
-                    self._apply(payload)
-            except DatabaseError as exc:  # disk full, read-only: one line, retried by itself
-                self.last_error = self.storage_error = f"{kind}: {exc.one_line()}"
-                log.error("library update failed: %s (retrying in %.0f s)", self.last_error, self.retry_s)
-                retry_at = time.monotonic() + self.retry_s
-            except Exception as exc:  # logged, shown in status; the next scan retries
-                self.last_error = f"{kind}: {exc}"
-                log.exception("library update failed")
+    def _next(self) -> None:
+        """One turn of the library thread: the next request, or the periodic / retry scan when due."""
+        due = min((t for t in (self._next_periodic, self._retry_at) if t is not None), default=None)
+        timeout = max(due - time.monotonic(), 0) if due is not None else 1.0
+        try:
+            kind, payload = self._requests.get(timeout=min(timeout, 1.0))
+        except queue.Empty:
+            if due is None or time.monotonic() < due:
+                return
+            kind, payload = "scan", "retry" if due == self._retry_at else "periodic"
+        try:
+            if kind == "scan":
+                report = self.library.reconcile(trigger=payload)
+                if self.metrics is not None:
+                    self.metrics.observe("reconcile", report.seconds, trigger=payload, files=report.seen)
+                if self._interval:
+                    self._next_periodic = time.monotonic() + self._interval
+                self._retry_at = time.monotonic() + self.retry_s if self.library.unavailable else None
+                self.storage_error = None
+            elif kind == "changes":
+                self._apply(payload)
+        except DatabaseError as exc:  # disk full, read-only: one line, retried by itself
+            self.last_error = self.storage_error = f"{kind}: {exc.one_line()}"
+            log.error("library update failed: %s (retrying in %.0f s)", self.last_error, self.retry_s)
+            self._retry_at = time.monotonic() + self.retry_s
+        except Exception as exc:  # logged, shown in status; the next scan retries
+            self.last_error = f"{kind}: {exc}"
+            log.exception("library update failed")
 
     def _apply(self, changes: list) -> None:
         changed, deleted = [], []
@@ -119,17 +118,15 @@ class LibraryService:
             self.request_scan("root-changed")
 
     def stop(self) -> None:
-        self._stop.set()
+        self._thread.stop(10)   # before the watcher, as before: no change is applied once stop() began
         if self.watcher:
             self.watcher.stop()
-        if self._thread.ident is not None:  # started
-            self._thread.join(10)
 
     def health(self) -> dict:
         watcher = self.watcher.health() if self.watcher else {"ready": not self.settings.library.watch,
                                                                "mode": "off"}
         unavailable = dict(self.library.unavailable)
-        return {"ready": self._thread.is_alive() or not self._thread.ident, "watcher": watcher,
+        return {"ready": self._thread.is_alive or not self._thread.started, "watcher": watcher,
                 "degraded": bool(unavailable) or self.storage_error is not None,
                 "unavailable_roots": unavailable, "storage_error": self.storage_error, "scan": self.library.current,
                 "last_error": self.last_error, "queue": self._requests.qsize()}

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...library.paths import map_prefix
 from ..local import AnalysisExecutor
 from ..protocol import Outcome, wait_for_outcomes
 from ..worker import one_line
@@ -206,7 +207,7 @@ class DaskAnalysisExecutor(SchedulerConnection):
                 raise RuntimeError(f"analysis executor is {self._state}: cannot submit {path}")
             if not self._connected:
                 return self._submit_local(file_id, path)
-            read_path = self._mapped(path)
+            read_path = map_prefix(path, self.path_map)
             data = None
             if read_path is None:
                 try:
@@ -253,12 +254,6 @@ class DaskAnalysisExecutor(SchedulerConnection):
         self._counts["bytes_shipped"] += task.shipped
         self._counts["files_shipped" if data is not None else "files_path_mapped"] += 1
         future.add_done_callback(lambda f, k=key: self._done.put(k))
-
-    def _mapped(self, path: str) -> str | None:
-        for prefix, target in self.path_map.items():
-            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-                return target.rstrip("/") + path[len(prefix.rstrip("/")):]
-        return None
 
     def _remote_slots(self) -> int:
         return sum(w.get("nthreads", 1) for addr, w in self._workers.items()

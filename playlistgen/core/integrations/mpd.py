@@ -26,6 +26,7 @@ from typing import Any
 from ...config import Settings
 from ...errors import PlaylistgenError
 from ..storage.db import Database
+from ..storage.files import live_files
 
 log = logging.getLogger(__name__)
 
@@ -157,9 +158,7 @@ class MpdRadio:
         if not uris:
             return []
         paths = [self._path(u) for u in uris]
-        found = dict(self.db.query(
-            f"SELECT path, track_id FROM files WHERE status = 'done' AND path IN ({', '.join('?' * len(paths))})",
-            paths))
+        found = dict(live_files(self.db, paths))
         return [found[p] for p in paths if p in found]
 
     def _seed_ids(self, queue: list[str]) -> list[Any]:

@@ -24,6 +24,7 @@ from typing import Any
 import apsw
 
 from ..audio.fingerprint import audio_fingerprint
+from ..storage import files
 from ..storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -108,7 +109,5 @@ def apply_retag(conn: apsw.Connection, file_id: int, size: int, mtime_ns: int, f
     else:
         conn.execute("UPDATE tracks SET fingerprint = ? WHERE id = ?", (fingerprint, track_id))
     update_metadata(conn, track_id, info.metadata)
-    conn.execute("UPDATE files SET size = ?, mtime_ns = ?, fingerprint = ?, status = 'done', track_id = ?, "
-                 "error = NULL, updated_at = unixepoch('subsec') WHERE id = ?",
-                 (size, mtime_ns, fingerprint, track_id, file_id))
+    files.link(conn, file_id, size, mtime_ns, fingerprint, track_id)
     return True

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from ...errors import PlaylistgenError
 from ..audio.fingerprint import audio_fingerprint
+from ..storage import files
 from ..storage.db import Database
 from ..storage.jobs import Job, JobQueue
 from ..storage.records import SCALAR_FEATURES, VECTOR_FEATURES, get_many_features
@@ -66,7 +67,7 @@ def export_records(db: Database, roots: list[str]) -> Iterator[dict]:
     """One record per analysed (done) file, in track order."""
     roots = [os.path.abspath(r) for r in roots]
     rows = db.query("SELECT f.path, f.fingerprint, t.id, t.audio_fingerprint FROM files f "
-                    "JOIN tracks t ON t.id = f.track_id WHERE f.status = 'done' ORDER BY t.id, f.id")
+                    f"JOIN tracks t ON t.id = f.track_id WHERE {files.live('f')} ORDER BY t.id, f.id")
     extra = {tid: mbid for tid, mbid in db.query("SELECT id, musicbrainz_trackid FROM tracks")} \
         if "musicbrainz_trackid" in {r[1] for r in db.query("PRAGMA table_info(tracks)")} else {}
     for start in range(0, len(rows), _CHUNK):
@@ -201,13 +202,13 @@ def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
     used: set[str] = set()
     futures = []
     for record in read_records(Path(path)):
-        files = wanted.get(record["audio_fingerprint"])
-        if not files:
+        matches = wanted.get(record["audio_fingerprint"])
+        if not matches:
             if record["audio_fingerprint"] not in used:
                 report.unmatched_records += 1
             continue
         used.add(record["audio_fingerprint"])
-        for file_id, file_path, fp, metadata in files:
+        for file_id, file_path, fp, metadata in matches:
             result = dict(record)
             if metadata is not None:
                 result["metadata"] = metadata
@@ -224,9 +225,7 @@ def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
 def _store(conn: Any, queue: JobQueue, file_id: int, path: str, fp: str, result: dict) -> bool:
     """Store a record the way an analysis result is stored (one transaction); False if the file
     was linked meanwhile (a copy with the fingerprint of a record stored just before)."""
-    claimed = conn.execute("UPDATE files SET status = 'analysing' WHERE id = ? AND status = 'pending' "
-                           "AND fingerprint = ? RETURNING id", (file_id, fp)).fetchall()
-    if not claimed:
+    if not files.claim_for_import(conn, file_id, fp):
         return False
     queue.store_result(conn, Job(file_id, path, fp), result)
     return True

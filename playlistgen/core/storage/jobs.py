@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import apsw
 
+from . import files
 from .db import Database
 from .records import METADATA, SCALAR_FEATURES, VECTOR_FEATURES, to_blob
 
@@ -30,22 +31,13 @@ class JobQueue:
 
     def requeue_in_flight(self) -> int:
         """At start-up: files left 'analysing' by a crash go back to pending (not counted as an attempt)."""
-        return self.db.write(lambda c: c.execute(
-            "UPDATE files SET status = 'pending', attempts = max(attempts - 1, 0) WHERE status = 'analysing' "
-            "RETURNING id").fetchall().__len__())
+        return self.db.write(files.requeue_in_flight)
 
     def claim(self, limit: int) -> list[Job]:
         """Mark up to ``limit`` pending files 'analysing' and return them, oldest first."""
         if limit <= 0:
             return []
-        # One file per fingerprint, and none whose content is already being analysed: a copy
-        # waits and is then linked to the first one's result instead of being analysed again.
-        rows = self.db.write(lambda c: c.execute(
-            "UPDATE files SET status = 'analysing', attempts = attempts + 1, updated_at = unixepoch('subsec') "
-            "WHERE id IN (SELECT min(id) FROM files WHERE status = 'pending' AND fingerprint NOT IN "
-            "(SELECT fingerprint FROM files WHERE status = 'analysing' AND fingerprint IS NOT NULL) "
-            "GROUP BY fingerprint ORDER BY 1 LIMIT ?) "
-            "RETURNING id, path, fingerprint", (limit,)).fetchall())
+        rows = self.db.write(lambda c: files.claim_pending(c, limit))
         return [Job(*row) for row in sorted(rows)]
 
     def pending_count(self) -> int:
@@ -54,22 +46,12 @@ class JobQueue:
     def requeue(self, file_ids: list[int]) -> None:
         """Put files back without blame (shutdown, another file broke the pool)."""
         if file_ids:
-            self.db.write(lambda c: c.executemany(
-                "UPDATE files SET status = 'pending', attempts = max(attempts - 1, 0) "
-                "WHERE id = ? AND status = 'analysing'", [(i,) for i in file_ids]))
+            self.db.write(lambda c: files.requeue(c, file_ids))
 
     def fail(self, job: Job, reason: str):  # type: ignore[no-untyped-def]
         """Record the failure; returns the writer's future (the caller retries a refused write)."""
         reason = " ".join(str(reason).split())[:500]  # one line, bounded
-
-        def record(conn: apsw.Connection) -> None:
-            conn.execute("UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
-                         "WHERE id = ? AND status = 'analysing'", (reason, job.file_id))
-            # copies of the same bytes waiting in the queue would fail the same way
-            conn.execute("UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
-                         "WHERE fingerprint = ? AND status = 'pending'", (reason, job.fingerprint))
-
-        return self.db.submit(record)
+        return self.db.submit(lambda c: files.mark_failed(c, job.file_id, job.fingerprint, reason))
 
     def complete(self, job: Job, result: dict):  # type: ignore[no-untyped-def]
         """Store the result (track, features, tags) and mark the file done, in one transaction."""
@@ -104,15 +86,7 @@ class JobQueue:
             if labels:
                 conn.executemany("INSERT INTO tags(track_id, source, label, probability) VALUES (?, ?, ?, ?)",
                                  [(track_id, source, label, float(p)) for label, p in labels.items()])
-        # Only a file still waiting for this very content is marked done; if it changed while being
-        # analysed, reconcile has queued it again and the newer analysis will land later.
-        conn.execute("UPDATE files SET status = 'done', track_id = ?, error = NULL, "
-                     "analysed_at = unixepoch('subsec'), updated_at = unixepoch('subsec') "
-                     "WHERE id = ? AND status = 'analysing' AND fingerprint = ?",
-                     (track_id, job.file_id, job.fingerprint))
-        # copies of the same content queued meanwhile need no analysis of their own
-        conn.execute("UPDATE files SET status = 'done', track_id = ?, error = NULL, analysed_at = unixepoch('subsec') "
-                     "WHERE fingerprint = ? AND status = 'pending'", (track_id, job.fingerprint))
+        files.mark_done(conn, job.file_id, job.fingerprint, track_id)
 
     def failures(self, limit: int = 100, offset: int = 0) -> list[dict]:
         return failed_files(self.db, limit, offset)

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from .files import live
+
 SCALAR_FEATURES = (
     "duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot", "loudness_lufs",
     "loudness_range", "dynamic_complexity", "danceability", "energy", "spectral_centroid",
@@ -23,12 +25,11 @@ VECTOR_FEATURES = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
 METADATA = ("artist", "album", "title", "genre", "year", "track_number")
 
 # a track is live when at least one of its files is present and analysed
-LIVE = "EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done')"
+LIVE = f"EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND {live('fl')})"
 # join condition: the newest features row of track t
 NEWEST_FEATURES = "f.id = (SELECT max(id) FROM features WHERE track_id = t.id)"
 # one current path of track t (paths change on moves, so they are never cached)
-CURRENT_PATH = ("(SELECT fl.path FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done' "
-                "ORDER BY fl.id LIMIT 1)")
+CURRENT_PATH = f"(SELECT fl.path FROM files fl WHERE fl.track_id = t.id AND {live('fl')} ORDER BY fl.id LIMIT 1)"
 # a sub-select: the newest features row of every live track (columns of features)
 LIVE_FEATURES = (f"SELECT f.* FROM tracks t JOIN features f ON {NEWEST_FEATURES} WHERE {LIVE}")
 
@@ -51,7 +52,7 @@ def library_state(db: Any) -> tuple:
     """A key that changes whenever analysed files, features, tags or track metadata change (one
     cheap query): caches of whole-library results are keyed by it."""
     return tuple(db.query(
-        "SELECT (SELECT count(*) FROM files WHERE status = 'done'), (SELECT max(updated_at) FROM files), "
+        f"SELECT (SELECT count(*) FROM files WHERE {live()}), (SELECT max(updated_at) FROM files), "
         "(SELECT max(id) FROM features), (SELECT count(*) FROM features), (SELECT max(updated_at) FROM tracks)")[0])
 
 

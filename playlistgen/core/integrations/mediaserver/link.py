@@ -26,6 +26,8 @@ from typing import Any
 from ...library.paths import map_prefix
 from ...playlists.diversity import normalise_artist, normalise_title
 from ...storage.db import Database
+from ...storage.files import live_files
+from ...storage.records import LIVE
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +70,9 @@ class LibraryIndex:
     @classmethod
     def load(cls, db: Database, roots: Iterable[str]) -> LibraryIndex:
         index = cls([os.path.abspath(r) for r in roots])
-        files = db.query("SELECT path, track_id FROM files WHERE status = 'done' AND track_id IS NOT NULL")
-        tracks = db.query("SELECT t.id, t.artist, t.title, t.duration_s, t.musicbrainz_trackid FROM tracks t "
-                          "WHERE EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done')")
+        files = live_files(db)
+        tracks = db.query(f"SELECT t.id, t.artist, t.title, t.duration_s, t.musicbrainz_trackid FROM tracks t "
+                          f"WHERE {LIVE}")
         index.add(files, tracks)
         return index
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from ....config import Settings
 from ...storage.db import Database
+from ...storage.files import live
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class TagWriterService:
     def _committed(self, path: str) -> bool:
         deadline = time.monotonic() + COMMIT_WAIT_S
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if self.db.query("SELECT 1 FROM files WHERE path = ? AND status = 'done'", (path,)):
+            if self.db.query(f"SELECT 1 FROM files WHERE path = ? AND {live()}", (path,)):
                 return True
             self._stop.wait(0.1)
         return False

@@ -12,7 +12,8 @@ The pipeline, common to both backends (`PipelineAnalyzer`):
                                                └─ backend rates (16 kHz MusiCNN, 44.1 kHz beats)
     then the backend turns the onset curve into bpm, the chroma into a key, the patches into tags.
 
-Result dict: RESULT_FIELDS (DESIGN.md §6) plus EXTRA_FIELDS. Units and ranges:
+Result dict: RESULT_FIELDS (DESIGN.md §6, derived from the stored fields declared in
+``core/storage/records.py``) plus EXTRA_FIELDS. Units and ranges:
 
     duration_s          decoded length, seconds
     bpm                 0.1 bpm precision; None when undetermined (see flags)
@@ -31,7 +32,7 @@ Result dict: RESULT_FIELDS (DESIGN.md §6) plus EXTRA_FIELDS. Units and ranges:
     embedding[200]      MSD MusiCNN penultimate layer, mean over analysed patches (ML presets)
     tags                {"msd": {label: p}, "mtt": {...} (accurate)}; valence, acousticness,
                         instrumentalness 0-1 from tags (None without ML)
-    analyzer_version    "<backend>-<ANALYZER_VERSION>"; preset; metadata {METADATA_FIELDS}
+    analyzer_version    "<backend>-<ANALYZER_VERSION>"; preset; metadata {records.METADATA}
 
 Extras: ``timings`` {decode_s, dsp_s, ml_s, total_s} wall seconds per stage; ``cpu_s`` process
 CPU seconds of the call (all threads of the process, so run one analysis per process to read it
@@ -56,6 +57,7 @@ from ...errors import AnalysisError
 from ..audio.decode import Chunk, SourceInfo, open_audio
 from ..audio.fingerprint import audio_fingerprint_or_none
 from ..music import camelot
+from ..storage.records import FEATURES, METADATA, ML_FEATURES
 from ..threads import single_threaded_blas
 from . import dsp
 from .loudness import LoudnessMeter
@@ -67,15 +69,11 @@ log = logging.getLogger(__name__)
 # Bump when any output value changes meaning or computation (stored with each result).
 from .version import ANALYZER_VERSION  # noqa: E402  (re-exported)
 
-DSP_FIELDS = ("duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot",
-              "loudness_lufs", "loudness_range", "dynamic_complexity", "mixramp_start", "mixramp_end",
-              "danceability", "energy",
-              "spectral_centroid", "spectral_rolloff", "spectral_flatness", "zcr",
-              "mfcc_mean", "mfcc_std", "chroma")
-ML_FIELDS = ("embedding", "tags", "valence", "acousticness", "instrumentalness")
+ML_FIELDS = ML_FEATURES
+DSP_FIELDS = tuple(name for name in FEATURES if name not in ML_FEATURES)
 RESULT_FIELDS = DSP_FIELDS + ML_FIELDS + ("analyzer_version", "preset", "metadata")
 EXTRA_FIELDS = ("timings", "cpu_s", "flags", "source", "audio_fingerprint")
-METADATA_FIELDS = ("artist", "album", "title", "genre", "year", "track_number")
+METADATA_FIELDS = METADATA
 
 
 @runtime_checkable

@@ -31,13 +31,12 @@ from ..audio.fingerprint import audio_fingerprint
 from ..storage import files
 from ..storage.db import Database
 from ..storage.jobs import Job, JobQueue
-from ..storage.records import SCALAR_FEATURES, VECTOR_FEATURES, get_many_features
+from ..storage.records import METADATA, OPTIONAL_METADATA, SCALAR_FEATURES, VECTOR_FEATURES, get_many_features
 from .reconcile import Library
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("fingerprint", "audio_fingerprint", "analyzer_version", "preset")
-METADATA_KEYS = ("artist", "album", "title", "genre", "year", "track_number", "musicbrainz_trackid")
 _CHUNK = 500
 
 
@@ -68,8 +67,9 @@ def export_records(db: Database, roots: list[str]) -> Iterator[dict]:
     roots = [os.path.abspath(r) for r in roots]
     rows = db.query("SELECT f.path, f.fingerprint, t.id, t.audio_fingerprint FROM files f "
                     f"JOIN tracks t ON t.id = f.track_id WHERE {files.live('f')} ORDER BY t.id, f.id")
-    extra = {tid: mbid for tid, mbid in db.query("SELECT id, musicbrainz_trackid FROM tracks")} \
-        if "musicbrainz_trackid" in {r[1] for r in db.query("PRAGMA table_info(tracks)")} else {}
+    columns = {r[1] for r in db.query("PRAGMA table_info(tracks)")}
+    optional = [c for c in OPTIONAL_METADATA if c in columns]   # this schema's later metadata columns
+    extra = {r[0]: r[1:] for r in db.query(f"SELECT id, {', '.join(optional)} FROM tracks")} if optional else {}
     for start in range(0, len(rows), _CHUNK):
         part = rows[start:start + _CHUNK]
         found = get_many_features(db, None, [r[2] for r in part])
@@ -91,9 +91,8 @@ def export_records(db: Database, roots: list[str]) -> Iterator[dict]:
             for name in VECTOR_FEATURES:
                 out[name] = None if rec[name] is None else rec[name].tolist()
             out["tags"] = rec["tags"]
-            meta = {k: rec[k] for k in METADATA_KEYS[:6]}
-            if extra.get(track_id):
-                meta["musicbrainz_trackid"] = extra[track_id]
+            meta = {k: rec[k] for k in METADATA}
+            meta.update((k, v) for k, v in zip(optional, extra.get(track_id, ()), strict=False) if v)
             out["metadata"] = meta
             yield out
 

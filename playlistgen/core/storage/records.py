@@ -1,7 +1,8 @@
-"""The stored track record in one place: field names (from the analysis contract, DESIGN §6),
-the float32 blob codec, the SQL fragments for "a live track" and "its newest features row", and
-the per-track read paths (:func:`get_many_features`, :func:`get_track_features`) that go through a
-cache (:class:`playlistgen.core.storage.cache.FeatureCache`) when one is given.
+"""The stored track record in one place: field names (the analysis contract, DESIGN §6: the
+analyzer's field lists and the typed result derive from these), the float32 blob codec, the SQL
+fragments for "a live track" and "its newest features row", and the per-track read paths
+(:func:`get_many_features`, :func:`get_track_features`) that go through a cache
+(:class:`playlistgen.core.storage.cache.FeatureCache`) when one is given.
 
 SQL fragments assume the aliases ``t`` (tracks) and ``f`` (features).
 """
@@ -22,7 +23,12 @@ SCALAR_FEATURES = (
     "mixramp_start", "mixramp_end",   # strings: MPD fade hints (migration 0007; NULL before it)
 )
 VECTOR_FEATURES = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
+LABELS = "tags"    # {source: {label: probability}}, stored in the tags table
+FEATURES = (*SCALAR_FEATURES, *VECTOR_FEATURES, LABELS)   # every analysed value stored per track
+ML_FEATURES = ("embedding", "tags", "valence", "acousticness", "instrumentalness")   # None without ML
+# tracks columns read from the file's tags; OPTIONAL_METADATA came with later migrations (0005)
 METADATA = ("artist", "album", "title", "genre", "year", "track_number")
+OPTIONAL_METADATA = ("musicbrainz_trackid",)
 
 # a track is live when at least one of its files is present and analysed
 LIVE = f"EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND {live('fl')})"

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from ...errors import DatabaseError
+from ..analysis.result import AnalysisResult
 from ..storage.db import WriteFailedError
 from ..storage.jobs import Job, JobQueue
 
@@ -62,7 +63,7 @@ class Scheduler:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._idle_wait_s = idle_wait_s
-        self.on_outcome: Callable[[Job, dict | None, str | None], None] | None = None
+        self.on_outcome: Callable[[Job, AnalysisResult | None, str | None], None] | None = None
         # Outcomes whose write the storage refused (disk full...): kept here and written again
         # when writes work; no new file is claimed meanwhile. The rows stay 'analysing', so a
         # restart re-queues them if the process ends first.
@@ -112,8 +113,8 @@ class Scheduler:
         else:
             self._store(job, outcome)
             self.stats.analysed += 1
-            self.stats.audio_s += outcome.result.get("duration_s") or 0.0
-            self.stats.cpu_s += outcome.result.get("cpu_s") or 0.0
+            self.stats.audio_s += outcome.result.duration_s or 0.0
+            self.stats.cpu_s += outcome.result.cpu_s or 0.0
         if self.metrics is not None:
             self.metrics.record_analysis(outcome.result, outcome.error, bytes_read=_size(job.path))
         if self.on_outcome:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ...errors import PlaylistgenError
+from ..analysis.result import AnalysisResult
 from ..audio.fingerprint import audio_fingerprint
 from ..storage import files
 from ..storage.db import Database
@@ -208,9 +209,9 @@ def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
             continue
         used.add(record["audio_fingerprint"])
         for file_id, file_path, fp, metadata in matches:
-            result = dict(record)
+            result = AnalysisResult.from_dict(record)
             if metadata is not None:
-                result["metadata"] = metadata
+                result.metadata = metadata
             # batched by the writer; a copy stored with the first of its fingerprint counts too
             futures.append(db.submit(lambda c, f=file_id, p=file_path, fp=fp, r=result: _store(c, queue, f, p, fp, r)))
         del wanted[record["audio_fingerprint"]]
@@ -221,7 +222,7 @@ def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
     return report
 
 
-def _store(conn: Any, queue: JobQueue, file_id: int, path: str, fp: str, result: dict) -> bool:
+def _store(conn: Any, queue: JobQueue, file_id: int, path: str, fp: str, result: AnalysisResult) -> bool:
     """Store a record the way an analysis result is stored (one transaction); False if the file
     was linked meanwhile (a copy with the fingerprint of a record stored just before)."""
     if not files.claim_for_import(conn, file_id, fp):

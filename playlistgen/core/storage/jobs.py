@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import apsw
 
@@ -15,7 +16,11 @@ from . import files
 from .db import Database
 from .records import METADATA, SCALAR_FEATURES, VECTOR_FEATURES, to_blob
 
+if TYPE_CHECKING:
+    from ..analysis.result import AnalysisResult
+
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -53,13 +58,13 @@ class JobQueue:
         reason = " ".join(str(reason).split())[:500]  # one line, bounded
         return self.db.submit(lambda c: files.mark_failed(c, job.file_id, job.fingerprint, reason))
 
-    def complete(self, job: Job, result: dict):  # type: ignore[no-untyped-def]
+    def complete(self, job: Job, result: AnalysisResult):  # type: ignore[no-untyped-def]
         """Store the result (track, features, tags) and mark the file done, in one transaction."""
         return self.db.submit(lambda c: self.store_result(c, job, result))
 
-    def store_result(self, conn: apsw.Connection, job: Job, result: dict) -> None:
+    def store_result(self, conn: apsw.Connection, job: Job, result: AnalysisResult) -> None:
         """Store a result inside the caller's writer transaction (analysis and `import` alike)."""
-        meta = result.get("metadata") or {}
+        meta = result.metadata or {}
         meta_values = [meta.get(k) for k in METADATA]
         track_id = conn.execute(
             "INSERT INTO tracks(fingerprint, artist, album, title, genre, year, track_number, duration_s) "
@@ -67,22 +72,23 @@ class JobQueue:
             "album = excluded.album, title = excluded.title, genre = excluded.genre, year = excluded.year, "
             "track_number = excluded.track_number, duration_s = excluded.duration_s, "
             "updated_at = unixepoch('subsec') RETURNING id",
-            (job.fingerprint, *meta_values, result.get("duration_s"))).fetchall()[0][0]
+            (job.fingerprint, *meta_values, result.duration_s)).fetchall()[0][0]
         conn.execute("UPDATE tracks SET musicbrainz_trackid = ? WHERE id = ?",  # media-server link (0005)
                      (meta.get("musicbrainz_trackid"), track_id))
-        if result.get("audio_fingerprint"):   # retagging keeps the analysis (0006, core/library/retag.py)
+        if result.audio_fingerprint:   # retagging keeps the analysis (0006, core/library/retag.py)
             conn.execute("UPDATE tracks SET audio_fingerprint = ? WHERE id = ?",
-                         (result["audio_fingerprint"], track_id))
+                         (result.audio_fingerprint, track_id))
         columns = ["track_id", "analyzer_version", "preset", *SCALAR_FEATURES, *VECTOR_FEATURES, "cpu_s"]
-        values = [track_id, result.get("analyzer_version", self.analyzer_version), result.get("preset", "")]
-        values += [result.get(k) for k in SCALAR_FEATURES]
-        values += [to_blob(result.get(k)) for k in VECTOR_FEATURES]
-        values.append(result.get("cpu_s"))
+        version = self.analyzer_version if result.analyzer_version is None else result.analyzer_version
+        values = [track_id, version, "" if result.preset is None else result.preset]
+        values += [getattr(result, k) for k in SCALAR_FEATURES]
+        values += [to_blob(getattr(result, k)) for k in VECTOR_FEATURES]
+        values.append(result.cpu_s)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
         conn.execute(f"INSERT INTO features({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
                      f"ON CONFLICT(track_id, analyzer_version) DO UPDATE SET {updates}", values)
         conn.execute("DELETE FROM tags WHERE track_id = ?", (track_id,))
-        for source, labels in (result.get("tags") or {}).items():
+        for source, labels in (result.tags or {}).items():
             if labels:
                 conn.executemany("INSERT INTO tags(track_id, source, label, probability) VALUES (?, ?, ?, ?)",
                                  [(track_id, source, label, float(p)) for label, p in labels.items()])

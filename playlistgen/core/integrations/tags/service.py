@@ -18,6 +18,7 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from ....config import Settings
+from ...analysis.result import AnalysisResult
 from ...storage.db import Database
 from ...storage.files import live
 
@@ -27,10 +28,10 @@ QUEUE_SIZE = 10000
 COMMIT_WAIT_S = 30.0
 
 
-def _write(path: str, result: dict, threshold: float) -> tuple[str, str | None]:
+def _write(path: str, result: AnalysisResult, threshold: float) -> tuple[str, str | None]:
     from .writer import write_tags
 
-    outcome = write_tags(path, result, threshold=threshold)
+    outcome = write_tags(path, result.to_dict(), threshold=threshold)   # the record the writer reads
     return outcome.status, outcome.reason
 
 
@@ -44,7 +45,7 @@ class TagWriterService:
         self._pool: ProcessPoolExecutor | None = None
         self.counts: dict[str, int] = {}
 
-    def on_outcome(self, job: Any, result: dict | None, error: str | None) -> None:
+    def on_outcome(self, job: Any, result: AnalysisResult | None, error: str | None) -> None:
         if result is None or error:
             return
         try:

@@ -42,7 +42,7 @@ else:
     preset, _, runtime = kind.partition(":")       # "balanced:onnx" = preset balanced on onnxruntime
     analyzer = create_analyzer("essentia", preset, Path(models_dir), runtime or "auto")
     analyze = analyzer.analyze
-    duration = lambda r, p: float(r["duration_s"])
+    duration = lambda r, p: float(r.duration_s)
 out["setup_cpu_s"] = time.process_time() - t0
 for path in files:
     c0, w0 = time.process_time(), time.perf_counter()

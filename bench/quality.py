@@ -159,7 +159,7 @@ def tempo_key_accuracy(models_dir: Path) -> dict:
                 "from playlistgen.core.analysis.factory import create_analyzer\n"
                 "a = create_analyzer('essentia', 'balanced', Path(sys.argv[1]))\n"
                 "out = {}\nfor p in sys.argv[2:]:\n    r = a.analyze(p)\n"
-                "    out[p] = {'bpm': r['bpm'], 'key': r['key'], 'scale': r['scale']}\nprint(json.dumps(out))\n")
+                "    out[p] = {'bpm': r.bpm, 'key': r.key, 'scale': r.scale}\nprint(json.dumps(out))\n")
         proc = subprocess.run([sys.executable, "-c", code, str(models_dir), *[i["path"] for i in items]],
                               capture_output=True, text=True, cwd=REPO, check=True)
         ours = json.loads(proc.stdout.strip().splitlines()[-1])

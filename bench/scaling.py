@@ -68,9 +68,9 @@ def run_once(executor, files: list[str]) -> dict:  # type: ignore[no-untyped-def
                 if outcome.error:
                     raise SystemExit(f"{outcome.path}: {outcome.error}")
                 finished += 1
-                audio_s += outcome.result["duration_s"]
-                cpu_s += outcome.result["worker"]["cpu_s"]
-                busy_s += outcome.result["worker"]["wall_s"]
+                audio_s += outcome.result.duration_s
+                cpu_s += outcome.result.worker.cpu_s
+                busy_s += outcome.result.worker.wall_s
         wall = time.perf_counter() - started
     return {"workers": executor.workers, "audio_min_per_min": audio_s / wall, "wall_s": wall,
             "worker_cpu_s": cpu_s, "cpu_utilisation": cpu_s / wall / executor.workers,

@@ -2,7 +2,7 @@
 
 Each test "audio" file is a text file whose content says what analysing it does:
 
-    ok               return a result
+    ok               return a result (the command, path and analyzer's pid in its metadata)
     fail             raise AnalysisError (an ordinary bad file)
     segv             read address 0 in native code (SIGSEGV)
     abort            os.abort() (SIGABRT)
@@ -20,6 +20,7 @@ import os
 import time
 from pathlib import Path
 
+from playlistgen.core.analysis.result import AnalysisResult
 from playlistgen.core.execution.protocol import AnalyzerSpec
 from playlistgen.errors import AnalysisError, ModelMissingError
 
@@ -40,7 +41,7 @@ class ScriptedAnalyzer:
         self.leak: list[bytes] = []
         self.loaded_in = os.getpid()
 
-    def analyze(self, path: str) -> dict:
+    def analyze(self, path: str) -> AnalysisResult:
         words = Path(path).read_text().split()
         command, args = words[0], [float(w) for w in words[1:]]
         if command == "fail":
@@ -56,7 +57,8 @@ class ScriptedAnalyzer:
         if command == "alloc":
             self.leak.append(b"\x01" * int(args[0] * 1024 * 1024))
             time.sleep(args[1] if len(args) > 1 else 0)
-        return {"command": command, "path": path, "preset": self.preset, "loaded_in": self.loaded_in}
+        return AnalysisResult(preset=self.preset,
+                              metadata={"command": command, "path": path, "loaded_in": self.loaded_in})
 
 
 def create(backend: str, preset: str, models_dir: Path) -> ScriptedAnalyzer:

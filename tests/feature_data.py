@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from playlistgen.core.analysis.result import AnalysisResult
 from playlistgen.core.storage.db import Database
 from playlistgen.core.storage.jobs import Job, JobQueue
 
@@ -45,7 +46,7 @@ def populate(db: Database, n: int, *, start: int = 0, preset: str = "balanced", 
         "RETURNING id, path, fingerprint",
         [(f"{root}/{i:06d}.flac", 1000 + i, i, f"fp{i:06d}") for i in range(start, start + n)]).fetchall())
     queue = JobQueue(db, VERSION)
-    futures = [queue.complete(Job(fid, path, fp), fake_result(start + k, preset=preset))
+    futures = [queue.complete(Job(fid, path, fp), AnalysisResult.from_dict(fake_result(start + k, preset=preset)))
                for k, (fid, path, fp) in enumerate(rows)]
     for f in futures:
         f.result()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from playlistgen.core.analysis.result import AnalysisResult
 from playlistgen.core.storage.db import Database
 from playlistgen.core.storage.jobs import Job, JobQueue
 
@@ -73,7 +74,7 @@ def add_track(db: Database, library: Path, result: dict, *, fingerprint: str, st
     file_id = db.write(lambda c: c.execute(
         "INSERT INTO files(path, size, mtime_ns, fingerprint, status) VALUES (?, 1000, 1, ?, 'analysing') "
         "RETURNING id", (str(path), fingerprint)).fetchall()[0][0])
-    JobQueue(db, "test-1").complete(Job(file_id, str(path), fingerprint), result).result()
+    JobQueue(db, "test-1").complete(Job(file_id, str(path), fingerprint), AnalysisResult.from_dict(result)).result()
     if status != "done":
         db.write(lambda c: c.execute("UPDATE files SET status = ?, updated_at = unixepoch('subsec') WHERE id = ?",
                                      (status, file_id)))

@@ -21,6 +21,7 @@ from click.testing import CliRunner
 from playlistgen.core.analysis.base import EXTRA_FIELDS, METADATA_FIELDS, RESULT_FIELDS
 from playlistgen.core.analysis.factory import create_analyzer, essentia_available
 from playlistgen.core.analysis.metadata import names_from_path, read_metadata
+from playlistgen.core.analysis.result import AnalysisResult
 from playlistgen.core.music import camelot, camelot_neighbours, key_from_camelot, pitch_class
 from playlistgen.errors import AnalysisError, ConfigError, ModelMissingError
 from tests import audio_fixtures as af
@@ -59,7 +60,8 @@ def audio_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("audio")
 
 
-def _assert_contract(result: dict) -> None:
+def _assert_contract(analysed: AnalysisResult) -> None:
+    result = analysed.to_dict()   # the JSON of `analyze --json`
     assert set(result) == set(RESULT_FIELDS) | set(EXTRA_FIELDS)
     assert set(result["metadata"]) == set(METADATA_FIELDS)
     assert len(result["mfcc_mean"]) == 13 and len(result["mfcc_std"]) == 13
@@ -113,8 +115,8 @@ def test_click_tempo_fast(fast, audio_dir: Path) -> None:
     for bpm in range(70, 181, 10):
         path = af.write(audio_dir / f"click{bpm}.wav", af.click_track(bpm, 15.0, SR), SR)
         result = fast.analyze(str(path))
-        if abs(result["bpm"] - bpm) > 0.02 * bpm:
-            misses.append((bpm, result["bpm"]))
+        if abs(result.bpm - bpm) > 0.02 * bpm:
+            misses.append((bpm, result.bpm))
     assert not misses, f"bpm off by more than 2 %: {misses}"
 
 
@@ -123,8 +125,8 @@ def test_click_tempo_balanced(balanced, audio_dir: Path) -> None:
     for bpm in (70, 125, 180):
         path = af.write(audio_dir / f"bclick{bpm}.wav", af.click_track(bpm, 12.0, SR), SR)
         result = balanced.analyze(str(path))
-        assert abs(result["bpm"] - bpm) <= 0.02 * bpm, (bpm, result["bpm"])
-        assert len(result["embedding"]) == 200 and len(result["tags"]["msd"]) == 50
+        assert abs(result.bpm - bpm) <= 0.02 * bpm, (bpm, result.bpm)
+        assert len(result.embedding) == 200 and len(result.tags["msd"]) == 50
 
 
 @needs_essentia
@@ -134,11 +136,11 @@ def test_chords_in_24_keys(fast, audio_dir: Path) -> None:
         for mode in ("major", "minor"):
             path = af.write(audio_dir / "key.wav", af.chord_progression(tonic, mode, 10.0, SR), SR)
             result = fast.analyze(str(path))
-            if (pitch_class(result["key"]), result["scale"]) == (tonic, mode):
+            if (pitch_class(result.key), result.scale) == (tonic, mode):
                 right += 1
-                assert result["camelot"] == camelot(result["key"], mode)
+                assert result.camelot == camelot(result.key, mode)
             else:
-                wrong.append((af.PITCH_CLASSES[tonic], mode, result["key"], result["scale"]))
+                wrong.append((af.PITCH_CLASSES[tonic], mode, result.key, result.scale))
     assert right >= 22, f"only {right}/24 keys right: {wrong}"
 
 
@@ -147,8 +149,8 @@ def test_gain_moves_loudness_by_10_lu(fast, audio_dir: Path) -> None:
     base = af.gain_db(af.song(12.0, SR, 2), -20.0)
     quiet = fast.analyze(str(af.write(audio_dir / "quiet.flac", base, SR)))
     loud = fast.analyze(str(af.write(audio_dir / "loud.flac", af.gain_db(base, 10.0), SR)))
-    assert loud["loudness_lufs"] - quiet["loudness_lufs"] == pytest.approx(10.0, abs=0.5)
-    assert loud["energy"] >= quiet["energy"]
+    assert loud.loudness_lufs - quiet.loudness_lufs == pytest.approx(10.0, abs=0.5)
+    assert loud.energy >= quiet.energy
 
 
 @needs_models
@@ -160,13 +162,13 @@ def test_same_audio_in_every_format(balanced, audio_dir: Path) -> None:
         paths.append(af.ffmpeg_convert(wav, audio_dir / "song.m4a", "-c:a", "aac", "-b:a", "192k"))
     results = {p.suffix: balanced.analyze(str(p)) for p in paths}
     ref = results[".wav"]
-    assert ref["key"] == "A" and ref["scale"] == "minor" and ref["bpm"] == pytest.approx(120, rel=0.02)
-    ref_emb = np.array(ref["embedding"])
+    assert ref.key == "A" and ref.scale == "minor" and ref.bpm == pytest.approx(120, rel=0.02)
+    ref_emb = np.array(ref.embedding)
     for ext, result in results.items():
         _assert_contract(result)
-        assert (result["key"], result["scale"]) == (ref["key"], ref["scale"]), ext
-        assert abs(result["bpm"] - ref["bpm"]) <= 0.1, (ext, result["bpm"], ref["bpm"])
-        emb = np.array(result["embedding"])
+        assert (result.key, result.scale) == (ref.key, ref.scale), ext
+        assert abs(result.bpm - ref.bpm) <= 0.1, (ext, result.bpm, ref.bpm)
+        emb = np.array(result.embedding)
         cosine = float(emb @ ref_emb / np.linalg.norm(emb) / np.linalg.norm(ref_emb))
         assert cosine >= 0.98, (ext, cosine)
 
@@ -177,9 +179,9 @@ def test_accurate_adds_mtt_tags(audio_dir: Path) -> None:
     path = af.write(audio_dir / "acc.wav", af.song(12.0, SR, 2, bpm=100, tonic=4), SR)
     result = accurate.analyze(str(path))
     _assert_contract(result)
-    assert set(result["tags"]) == {"msd", "mtt"} and len(result["tags"]["mtt"]) == 50
-    assert result["bpm"] == pytest.approx(100, rel=0.02) and result["preset"] == "accurate"
-    assert all(0.0 <= result[f] <= 1.0 for f in ("valence", "acousticness", "instrumentalness"))
+    assert set(result.tags) == {"msd", "mtt"} and len(result.tags["mtt"]) == 50
+    assert result.bpm == pytest.approx(100, rel=0.02) and result.preset == "accurate"
+    assert all(0.0 <= getattr(result, f) <= 1.0 for f in ("valence", "acousticness", "instrumentalness"))
 
 
 @pytest.mark.skipif(af.ffmpeg() is None, reason="ffmpeg not installed (apt-get install ffmpeg)")
@@ -191,7 +193,7 @@ def test_m4a_and_video_with_audio(fast, audio_dir: Path) -> None:
                               "color=c=black:s=64x64:d=12", "-shortest", "-c:a", "aac")
     for path in (m4a, video):
         result = fast.analyze(str(path))
-        assert result["duration_s"] == pytest.approx(12.0, abs=0.3)
+        assert result.duration_s == pytest.approx(12.0, abs=0.3)
 
 
 # --- odd inputs ---------------------------------------------------------------------------------
@@ -209,9 +211,9 @@ def test_half_second_clip(balanced, audio_dir: Path) -> None:
     path = af.write(audio_dir / "short.wav", af.song(0.5, SR, 1), SR)
     result = balanced.analyze(str(path))
     _assert_contract(result)
-    assert result["duration_s"] == pytest.approx(0.5, abs=0.01)
-    assert result["bpm"] is None and "tempo_undetermined" in result["flags"]
-    assert len(result["embedding"]) == 200
+    assert result.duration_s == pytest.approx(0.5, abs=0.01)
+    assert result.bpm is None and "tempo_undetermined" in result.flags
+    assert len(result.embedding) == 200
 
 
 @needs_essentia
@@ -237,7 +239,7 @@ def test_broken_files_fail_with_one_line_reasons(fast, audio_dir: Path) -> None:
     # without it they fail with a reason that says what to do.
     module = af.tracker_module(audio_dir / "tune.mod")
     if af.ffmpeg():
-        assert fast.analyze(str(module))["duration_s"] > 1
+        assert fast.analyze(str(module)).duration_s > 1
     else:
         assert "tracker module" in _reason(fast, module)
 
@@ -268,9 +270,9 @@ def test_unusual_but_valid_files(fast, audio_dir: Path) -> None:
     for what, path in files.items():
         result = fast.analyze(str(path))
         _assert_contract(result)
-        assert result["duration_s"] == pytest.approx(8.0, abs=0.1), what
-        assert -40 < result["loudness_lufs"] < 0, what
-    meta = fast.analyze(str(files["unicode"]))["metadata"]
+        assert result.duration_s == pytest.approx(8.0, abs=0.1), what
+        assert -40 < result.loudness_lufs < 0, what
+    meta = fast.analyze(str(files["unicode"])).metadata
     assert (meta["artist"], meta["title"], meta["track_number"]) == ("Ünïcødé Artist", "Çà và – 日本語", 1)
 
 
@@ -287,15 +289,15 @@ def test_ffmpeg_fallback_whole_and_segmented(fast, audio_dir: Path, monkeypatch)
 
     monkeypatch.setattr(audio, "_SoundfileSource", refuse)
     whole = fast.analyze(str(path))
-    assert whole["source"]["decoder"] == "essentia" and whole["source"]["channels"] == 2
+    assert whole.source["decoder"] == "essentia" and whole.source["channels"] == 2
     monkeypatch.setattr(audio, "LONG_FILE_S", 5.0)
     monkeypatch.setattr(audio, "LONG_SEGMENT_S", 4.0)
     segmented = fast.analyze(str(path))
-    assert segmented["source"]["codec"] == "ffmpeg (segmented)"
+    assert segmented.source["codec"] == "ffmpeg (segmented)"
     for result in (whole, segmented):
-        assert result["duration_s"] == pytest.approx(reference["duration_s"], abs=0.05)
-        assert (result["key"], result["bpm"]) == (reference["key"], reference["bpm"])
-        assert result["loudness_lufs"] == pytest.approx(reference["loudness_lufs"], abs=0.5)
+        assert result.duration_s == pytest.approx(reference.duration_s, abs=0.05)
+        assert (result.key, result.bpm) == (reference.key, reference.bpm)
+        assert result.loudness_lufs == pytest.approx(reference.loudness_lufs, abs=0.5)
 
 
 @needs_essentia
@@ -307,7 +309,7 @@ def test_long_file_memory_is_flat(audio_dir: Path) -> None:
             "from playlistgen.core.analysis.factory import create_analyzer;"
             "a = create_analyzer('essentia', 'fast', Path(sys.argv[2]));"
             "r = a.analyze(sys.argv[1]);"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, r['duration_s'])")
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, r.duration_s)")
     peaks = []
     for path in (short, long):
         out = subprocess.run([sys.executable, "-c", code, str(path), str(MODELS)], check=True,
@@ -323,12 +325,12 @@ def test_librosa_backend_same_fields_no_ml(audio_dir: Path) -> None:
     analyzer = create_analyzer("librosa", "fast", MODELS)
     click = analyzer.analyze(str(af.write(audio_dir / "lclick.wav", af.click_track(120, 12.0, SR), SR)))
     _assert_contract(click)
-    assert click["bpm"] == pytest.approx(120, rel=0.02)
-    assert all(click[f] is None for f in ("embedding", "tags", "valence", "acousticness",
+    assert click.bpm == pytest.approx(120, rel=0.02)
+    assert all(getattr(click, f) is None for f in ("embedding", "tags", "valence", "acousticness",
                                           "instrumentalness"))
     chord = analyzer.analyze(str(af.write(audio_dir / "lkey.wav", af.chord_progression(2, "minor", 10.0), SR)))
-    assert (chord["key"], chord["scale"]) == ("D", "minor")
-    assert chord["analyzer_version"].startswith("librosa-")
+    assert (chord.key, chord.scale) == ("D", "minor")
+    assert chord.analyzer_version.startswith("librosa-")
 
 
 def test_factory_refuses_what_it_cannot_do(tmp_path: Path) -> None:
@@ -375,4 +377,4 @@ def test_no_nan_from_pure_noise(audio_dir: Path) -> None:
     analyzer = create_analyzer("librosa", "fast", MODELS)
     result = analyzer.analyze(str(af.write(audio_dir / "noise.wav", af.noise(6.0, SR, 2, 0.2), SR)))
     _assert_contract(result)
-    assert all(math.isfinite(v) for v in result["mfcc_mean"] + result["chroma"])
+    assert all(math.isfinite(v) for v in result.mfcc_mean + result.chroma)

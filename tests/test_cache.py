@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 
+from playlistgen.core.analysis.result import AnalysisResult
 from playlistgen.core.storage.cache import FeatureCache
 from playlistgen.core.storage.db import Database
 from playlistgen.core.storage.jobs import Job, JobQueue
@@ -139,14 +140,15 @@ def test_changed_file_or_new_analyzer_version_is_never_served_stale(database: Da
     database.write(lambda c: c.execute("UPDATE files SET status = 'analysing' WHERE id = ?", (fid,)))
     changed = fake_result(0, preset="accurate")
     changed["bpm"] = 99.5
-    queue.complete(Job(fid, "/music/000000.flac", "fp000000"), changed).result()
+    queue.complete(Job(fid, "/music/000000.flac", "fp000000"), AnalysisResult.from_dict(changed)).result()
     assert get_track_features(database, cache, ids[0])["bpm"] == 99.5
 
     # 2. a new analyzer version: the newest row wins, and asking for a version gets that version
     newer = fake_result(0)
     newer.update(analyzer_version="essentia-2.0.0", bpm=120.0)
     database.write(lambda c: c.execute("UPDATE files SET status = 'analysing' WHERE id = ?", (fid,)))
-    JobQueue(database, "essentia-2.0.0").complete(Job(fid, "/music/000000.flac", "fp000000"), newer).result()
+    JobQueue(database, "essentia-2.0.0").complete(Job(fid, "/music/000000.flac", "fp000000"),
+                                                  AnalysisResult.from_dict(newer)).result()
     assert get_track_features(database, cache, ids[0])["bpm"] == 120.0
     assert get_track_features(database, cache, ids[0], analyzer_version=VERSION)["bpm"] == 99.5
 
@@ -155,7 +157,7 @@ def test_changed_file_or_new_analyzer_version_is_never_served_stale(database: Da
         "UPDATE files SET status = 'analysing', fingerprint = 'fp-new' WHERE id = ?", (fid,)))
     edited = fake_result(0)
     edited["bpm"] = 140.0
-    queue.complete(Job(fid, "/music/000000.flac", "fp-new"), edited).result()
+    queue.complete(Job(fid, "/music/000000.flac", "fp-new"), AnalysisResult.from_dict(edited)).result()
     (new_track,) = database.query("SELECT track_id FROM files WHERE id = ?", (fid,))[0]
     assert new_track != ids[0]
     assert get_track_features(database, cache, new_track)["bpm"] == 140.0

@@ -402,7 +402,7 @@ def test_executor_timeout_and_a_file_that_kills_every_worker(tmp_path: Path, pro
             ex.submit(i, str(files[name]))
         got = outcomes_of(ex, {0, 1, 2}, 240, "three outcomes")
         ok, hang, segv = got[0], got[1], got[2]
-        assert ok.error is None and ok.result["command"] == "ok" and ok.result["worker"]["host"]
+        assert ok.error is None and ok.result.metadata["command"] == "ok" and ok.result.worker.host
         assert hang.error == "timed out after 8 s" and not hang.requeue
         assert segv.error.startswith("analysis killed 2 Dask worker(s)") and not segv.requeue, segv.error
         h = ex.health()
@@ -421,7 +421,7 @@ def test_executor_timeout_and_a_file_that_kills_every_worker(tmp_path: Path, pro
         ex.path_map, ex.max_ship_bytes = {}, 1
         ex.submit(11, str(files["ok"]))
         local = outcomes_of(ex, {11}, 120, "the big file, locally")[11]
-        assert local.error is None and local.result["worker"]["host"]
+        assert local.error is None and local.result.worker.host
         d = ex.health()["dask"]
         assert (d["files_shipped"], d["files_path_mapped"], d["files_local"]) == (4, 1, 1), d
     finally:
@@ -472,7 +472,7 @@ def test_executor_hands_back_a_file_no_worker_starts(tmp_path: Path, procs) -> N
                  "the zombie's worker replaced")
         ex.submit(4, str(files["ok"]))   # as the job queue does with a re-queued file
         again = outcomes_of(ex, {4}, 60, "the re-queued file analysed")[4]
-        assert again.error is None and again.result["command"] == "ok", again
+        assert again.error is None and again.result.metadata["command"] == "ok", again
         assert [f for f, *_ in starts].count(4) == 1   # handed back only while not started: analysed once
 
         # a worker that dies after finishing a file, before its result was fetched: Dask runs the
@@ -485,7 +485,7 @@ def test_executor_hands_back_a_file_no_worker_starts(tmp_path: Path, procs) -> N
         wait_for(lambda: any(ex._client.who_has().values()), 60, "file 6 finished, result not fetched")
         os.kill(next(pid for f, _, pid in starts if f == 6), signal.SIGKILL)
         six = outcomes_of(ex, {6}, 120, "file 6 after its worker died")[6]
-        assert six.error is None and six.result["command"] == "sleep", six
+        assert six.error is None and six.result.metadata["command"] == "sleep", six
         assert [f for f, *_ in starts].count(6) == 2 and ex.health()["restarts"].get("crash", 0) == crashes
     finally:
         assert ex.close(grace_s=0) == []

@@ -71,8 +71,8 @@ def run_all(ex: AnalysisExecutor, files: list[tuple[int, str]], limit_s: float =
 
 def assert_ok(outcome: Outcome) -> None:
     assert outcome.error is None and not outcome.requeue, outcome
-    assert outcome.result["command"] in ("ok", "sleep", "alloc")
-    assert set(outcome.result["worker"]) == {"pid", "rss_mb", "wall_s", "cpu_s"}
+    assert outcome.result.metadata["command"] in ("ok", "sleep", "alloc")
+    assert set(outcome.result.worker.to_dict()) == {"pid", "rss_mb", "wall_s", "cpu_s"}
 
 
 def test_good_files_succeed_and_health_shows_workers(executors, make_files) -> None:
@@ -81,8 +81,8 @@ def test_good_files_succeed_and_health_shows_workers(executors, make_files) -> N
     outcomes = run_all(ex, files)
     for outcome in outcomes.values():
         assert_ok(outcome)
-        assert outcome.result["worker"]["pid"] != os.getpid()
-        assert outcome.result["loaded_in"] == outcome.result["worker"]["pid"]   # loaded in the worker
+        assert outcome.result.worker.pid != os.getpid()
+        assert outcome.result.metadata["loaded_in"] == outcome.result.worker.pid   # loaded in the worker
     health = json.loads(json.dumps(ex.health()))   # served as-is by the health endpoint
     assert health["alive"] == 2 and health["in_flight"] == 0 and health["capacity"] == 2
     assert health["succeeded"] == 4 and health["restarts"]["total"] == 0
@@ -136,10 +136,10 @@ def test_memory_hungry_worker_is_recycled(executors, make_files) -> None:
     outcomes = run_all(ex, files)
     for outcome in outcomes.values():
         assert_ok(outcome)
-    hungry = outcomes[files[1][0]].result["worker"]
-    assert hungry["rss_mb"] > 100
-    assert outcomes[files[2][0]].result["worker"]["pid"] != hungry["pid"]   # a fresh worker
-    assert outcomes[files[0][0]].result["worker"]["pid"] == hungry["pid"]
+    hungry = outcomes[files[1][0]].result.worker
+    assert hungry.rss_mb > 100
+    assert outcomes[files[2][0]].result.worker.pid != hungry.pid   # a fresh worker
+    assert outcomes[files[0][0]].result.worker.pid == hungry.pid
     assert ex.health()["restarts"] == {"total": 1, "memory": 1}
 
 
@@ -157,7 +157,7 @@ def test_max_tasks_per_child_replaces_workers(executors, make_files) -> None:
     outcomes = run_all(ex, make_files(*["ok"] * 6))
     for outcome in outcomes.values():
         assert_ok(outcome)
-    pids = [o.result["worker"]["pid"] for o in outcomes.values()]
+    pids = [o.result.worker.pid for o in outcomes.values()]
     assert len(set(pids)) >= 3 and max(pids.count(p) for p in pids) <= 2
     assert ex.health()["restarts"]["max_tasks"] >= 2
 
@@ -170,7 +170,7 @@ def test_thread_mode(executors, make_files) -> None:
     assert outcomes[files[2][0]].error == "timed out after 0.5 s"   # the thread runs on, ignored
     for index in (0, 3, 4):
         assert_ok(outcomes[files[index][0]])
-        assert outcomes[files[index][0]].result["worker"]["pid"] == os.getpid()
+        assert outcomes[files[index][0]].result.worker.pid == os.getpid()
     health = ex.health()
     assert health["kind"] == "thread" and health["alive"] == 2 and health["restarts"]["timeout"] == 1
 
@@ -253,9 +253,9 @@ def test_real_fast_preset_through_the_process_pool(executors, tmp_path: Path) ->
     ex = executors(real, workers=1, timeout_s=120)
     (outcome,) = run_all(ex, [(1, str(wav))], limit_s=180).values()
     assert outcome.error is None, outcome.error
-    assert abs(outcome.result["duration_s"] - 10.0) < 0.1 and outcome.result["preset"] == "fast"
-    assert outcome.result["bpm"] > 0
-    assert outcome.result["worker"]["pid"] != os.getpid()
+    assert abs(outcome.result.duration_s - 10.0) < 0.1 and outcome.result.preset == "fast"
+    assert outcome.result.bpm > 0
+    assert outcome.result.worker.pid != os.getpid()
 
 
 def test_what_the_outside_asks_any_executor(executors, make_files) -> None:

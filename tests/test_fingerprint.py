@@ -12,6 +12,7 @@ from mutagen.id3 import TIT2
 from mutagen.wave import WAVE
 
 from playlistgen.config import LibrarySettings
+from playlistgen.core.analysis.result import AnalysisResult
 from playlistgen.core.audio.fingerprint import audio_fingerprint
 from playlistgen.core.library.reconcile import Library
 from playlistgen.core.storage.db import Database, connect
@@ -61,9 +62,10 @@ def test_tags_do_not_change_it_audio_does(tmp_path: Path, ext: str) -> None:
 def _analyse_all(queue: JobQueue) -> int:
     jobs = queue.claim(1000)
     for job in jobs:
-        queue.complete(job, {"duration_s": 4.0, "bpm": 120.0, "preset": "fast", "analyzer_version": VERSION,
-                             "metadata": {"title": "old"}, "audio_fingerprint": audio_fingerprint(job.path),
-                             "mfcc_mean": [0.0] * 13, "tags": {"msd": {"rock": 0.9}}}).result(10)
+        queue.complete(job, AnalysisResult.from_dict({
+            "duration_s": 4.0, "bpm": 120.0, "preset": "fast", "analyzer_version": VERSION,
+            "metadata": {"title": "old"}, "audio_fingerprint": audio_fingerprint(job.path),
+            "mfcc_mean": [0.0] * 13, "tags": {"msd": {"rock": 0.9}}})).result(10)
     return len(jobs)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from playlistgen.config import LibrarySettings
+from playlistgen.core.analysis.result import AnalysisResult
 from playlistgen.core.library.reconcile import Library, library_counts
 from playlistgen.core.storage.db import Database
 from playlistgen.core.storage.jobs import JobQueue
@@ -36,9 +37,9 @@ def analyse_all(queue: JobQueue) -> int:
     """Complete every pending job with a small result, as the scheduler would."""
     jobs = queue.claim(1000)
     for job in jobs:
-        queue.complete(job, {"duration_s": 60.0, "bpm": 120.0, "preset": "fast",
-                             "analyzer_version": VERSION, "metadata": {"title": Path(job.path).stem},
-                             "mfcc_mean": [0.0] * 13, "tags": {"msd": {"rock": 0.9}}}).result(10)
+        queue.complete(job, AnalysisResult(duration_s=60.0, bpm=120.0, preset="fast",
+                                           analyzer_version=VERSION, metadata={"title": Path(job.path).stem},
+                                           mfcc_mean=[0.0] * 13, tags={"msd": {"rock": 0.9}})).result(10)
     return len(jobs)
 
 
@@ -120,7 +121,7 @@ def test_copy_queued_before_analysis_finishes_is_analysed_once(lib) -> None:
     library.reconcile()
     job = queue.claim(1)
     assert len(job) == 1
-    queue.complete(job[0], {"duration_s": 1.0, "analyzer_version": VERSION}).result(10)
+    queue.complete(job[0], AnalysisResult(duration_s=1.0, analyzer_version=VERSION)).result(10)
     assert queue.claim(10) == []  # the copy was satisfied by the same analysis
     assert set(statuses(queue.db).values()) == {"done"}
 
@@ -171,10 +172,10 @@ def test_result_is_stored_whole(lib) -> None:
     make_file(root / "a.mp3", 1)
     library.reconcile()
     job = queue.claim(1)[0]
-    queue.complete(job, {"duration_s": 61.5, "bpm": 128.0, "key": "A", "scale": "minor", "camelot": "8A",
-                         "analyzer_version": VERSION, "preset": "balanced", "embedding": [0.5] * 200,
-                         "metadata": {"artist": "Ünïcode", "title": "Song", "year": 1999},
-                         "tags": {"msd": {"rock": 0.7, "pop": 0.2}}}).result(10)
+    queue.complete(job, AnalysisResult(duration_s=61.5, bpm=128.0, key="A", scale="minor", camelot="8A",
+                                       analyzer_version=VERSION, preset="balanced", embedding=[0.5] * 200,
+                                       metadata={"artist": "Ünïcode", "title": "Song", "year": 1999},
+                                       tags={"msd": {"rock": 0.7, "pop": 0.2}})).result(10)
     row = queue.db.query("SELECT t.artist, t.year, f.bpm, f.camelot, length(f.embedding) FROM tracks t "
                          "JOIN features f ON f.track_id = t.id")
     assert row == [("Ünïcode", 1999, 128.0, "8A", 800)]

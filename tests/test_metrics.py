@@ -12,6 +12,7 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from playlistgen.core.analysis.result import AnalysisResult
 from playlistgen.core.observe import resources
 from playlistgen.core.observe.metrics import Metrics, Timer, percentile
 from tests.feature_data import fake_result
@@ -54,7 +55,7 @@ def test_record_analysis_counts_stages_presets_and_throughput() -> None:
     clock = Clock()
     m = Metrics(clock=clock, bucket_s=60, buckets=5)
     for i in range(3):
-        m.record_analysis(fake_result(i, preset="fast"), None, bytes_read=1000)
+        m.record_analysis(AnalysisResult.from_dict(fake_result(i, preset="fast")), None, bytes_read=1000)
     clock.t += 60
     m.record_analysis(None, "decode error after 1.0 s")
     counters = m.counters()
@@ -94,7 +95,7 @@ def test_probes_and_prometheus_exposition_parse() -> None:
     m.add_gauge("rss_bytes", "rss", lambda: {("daemon", "1"): 100.0, ("worker-0", "2"): 50.0},
                 labels=("process", "pid"))
     m.add_gauge("broken", "raises", lambda: 1 / 0)  # a failing probe must not break the scrape
-    m.record_analysis(fake_result(1), None, bytes_read=10)
+    m.record_analysis(AnalysisResult.from_dict(fake_result(1)), None, bytes_read=10)
     m.observe_http("GET", "/api/v1/tracks/<int:track_id>", 200, 0.01)
     m.observe_http("GET", "/api/v1/tracks/<int:track_id>", 404, 0.03)
     text = generate_latest(m.registry()).decode()

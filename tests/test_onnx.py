@@ -145,7 +145,7 @@ def test_whole_result_identical_except_ml_fields(tmp_path: Path) -> None:
     results = {}
     for runtime in ("onnx", "essentia"):
         analyzer = create_analyzer("essentia", "accurate", MODELS, runtime)
-        results[runtime] = analyzer.analyze(str(path))
+        results[runtime] = analyzer.analyze(str(path)).to_dict()
     onnx_result, tf_result = results["onnx"], results["essentia"]
     skip = set(ML_FIELDS) | {"timings", "cpu_s"}
     assert {k: v for k, v in onnx_result.items() if k not in skip} == \
@@ -234,7 +234,7 @@ def test_librosa_backend_runs_balanced_without_essentia(tmp_path: Path) -> None:
     assert all(0 <= result[f] <= 1 for f in ("valence", "acousticness", "instrumentalness"))
     if essentia_available() and _ready("onnx"):
         # Same mel code, same ONNX model: the Essentia backend gets exactly the same ML output.
-        ref = create_analyzer("essentia", "balanced", MODELS, "onnx").analyze(str(path))
+        ref = create_analyzer("essentia", "balanced", MODELS, "onnx").analyze(str(path)).to_dict()
         assert result["tags"] == ref["tags"]
         assert cosine(np.array(result["embedding"]), np.array(ref["embedding"])) > 0.99999
 
@@ -256,7 +256,7 @@ def test_missing_onnxruntime_falls_back_with_one_log_line(tmp_path: Path) -> Non
             "logging.basicConfig(level=logging.INFO, format='LOG %(levelname)s %(message)s');"
             "from playlistgen.core.analysis.factory import create_analyzer;"
             "a = create_analyzer('essentia', 'balanced', Path(sys.argv[2]), 'auto');"
-            "r = a.analyze(sys.argv[1]); print('TAGS', len(r['tags']['msd']))")
+            "r = a.analyze(sys.argv[1]); print('TAGS', len(r.tags['msd']))")
     proc, report = run_guarded(tmp_path, "onnxruntime", [str(path), str(MODELS)], code=code)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "TAGS 50" in proc.stdout

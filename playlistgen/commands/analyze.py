@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..errors import AnalysisError
 from .common import settings_from_ctx, user_errors
+
+if TYPE_CHECKING:
+    from ..core.analysis.result import AnalysisResult
 
 
 def _minutes(seconds: float | None) -> str:
@@ -19,27 +22,26 @@ def _minutes(seconds: float | None) -> str:
     return f"{seconds // 60}:{seconds % 60:02d}"
 
 
-def _summary(path: str, r: dict[str, Any]) -> str:
-    meta = r.get("metadata") or {}
+def _summary(path: str, r: AnalysisResult) -> str:
+    meta = r.metadata or {}
     title = " - ".join(str(v) for v in (meta.get("artist"), meta.get("title")) if v) or path
     extra = ", ".join(str(v) for v in (meta.get("album"), meta.get("year")) if v)
-    lines = [path, f"  {title}{f' ({extra})' if extra else ''}  {_minutes(r['duration_s'])}"]
-    bpm = f"{r['bpm']:.1f} bpm (conf {r['bpm_confidence']:.2f})" if r["bpm"] else "bpm ?"
-    key = (f"{r['key']} {r['scale']} ({r['camelot']}, {r['key_strength']:.2f})"
-           if r["key"] else "key ?")
-    lines.append(f"  {bpm} · {key} · {r['loudness_lufs']:.1f} LUFS (LRA {r['loudness_range']:.1f})"
-                 f" · energy {r['energy']:.2f} · danceability {r['danceability']:.2f}")
-    if r.get("tags"):
-        for source, probs in r["tags"].items():
+    lines = [path, f"  {title}{f' ({extra})' if extra else ''}  {_minutes(r.duration_s)}"]
+    bpm = f"{r.bpm:.1f} bpm (conf {r.bpm_confidence:.2f})" if r.bpm else "bpm ?"
+    key = f"{r.key} {r.scale} ({r.camelot}, {r.key_strength:.2f})" if r.key else "key ?"
+    lines.append(f"  {bpm} · {key} · {r.loudness_lufs:.1f} LUFS (LRA {r.loudness_range:.1f})"
+                 f" · energy {r.energy:.2f} · danceability {r.danceability:.2f}")
+    if r.tags:
+        for source, probs in r.tags.items():
             top = sorted(probs.items(), key=lambda kv: -kv[1])[:6]
             lines.append(f"  {source} tags: " + ", ".join(f"{k} {v:.2f}" for k, v in top))
-        lines.append(f"  valence {r['valence']:.2f} · acousticness {r['acousticness']:.2f}"
-                     f" · instrumentalness {r['instrumentalness']:.2f}")
-    if r.get("flags"):
-        lines.append("  flags: " + ", ".join(r["flags"]))
-    timings = r.get("timings") or {}
-    lines.append(f"  {r['analyzer_version']} preset {r['preset']} · cpu {r.get('cpu_s', 0):.2f} s"
-                 f" · wall {timings.get('total_s', 0):.2f} s")
+        lines.append(f"  valence {r.valence:.2f} · acousticness {r.acousticness:.2f}"
+                     f" · instrumentalness {r.instrumentalness:.2f}")
+    if r.flags:
+        lines.append("  flags: " + ", ".join(r.flags))
+    wall = r.timings.total_s if r.timings is not None else None
+    lines.append(f"  {r.analyzer_version} preset {r.preset} · cpu {r.cpu_s or 0:.2f} s"
+                 f" · wall {wall or 0:.2f} s")
     return "\n".join(lines)
 
 
@@ -91,7 +93,7 @@ def analyze(ctx: click.Context, files: tuple[str, ...], preset: str | None, back
             if not as_json:
                 click.echo(f"{path}\n  FAILED: {exc.one_line()}")
             continue
-        results.append({"path": path, **result})
+        results.append({"path": path, **result.to_dict()})
         if not as_json:
             click.echo(_summary(path, result))
     if as_json:

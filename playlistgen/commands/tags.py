@@ -15,7 +15,9 @@ def tags() -> None:
 
 
 def _files_under(db, paths: list[str]) -> list[tuple[str, int]]:  # type: ignore[no-untyped-def]
-    rows = db.query("SELECT path, track_id FROM files WHERE status = 'done' AND track_id IS NOT NULL ORDER BY path")
+    from ..core.storage.files import live_files
+
+    rows = sorted(live_files(db))
     wanted = [os.path.abspath(p) for p in paths]
     return [(p, t) for p, t in rows
             if any(p == w or p.startswith(w.rstrip(os.sep) + os.sep) for w in wanted)]

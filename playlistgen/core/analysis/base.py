@@ -1,8 +1,8 @@
 """The analyzer protocol, the output contract (DESIGN.md §6) and the shared analysis pipeline.
 
 An analyzer is built once per worker process (models load in the constructor) and then called
-for many files: ``analyze(path) -> dict``. It is not thread-safe (Essentia algorithms are not):
-one analyzer per process or thread.
+for many files: ``analyze(path) -> AnalysisResult``. It is not thread-safe (Essentia algorithms
+are not): one analyzer per process or thread.
 
 The pipeline, common to both backends (`PipelineAnalyzer`):
 
@@ -12,34 +12,10 @@ The pipeline, common to both backends (`PipelineAnalyzer`):
                                                └─ backend rates (16 kHz MusiCNN, 44.1 kHz beats)
     then the backend turns the onset curve into bpm, the chroma into a key, the patches into tags.
 
-Result dict: RESULT_FIELDS (DESIGN.md §6) plus EXTRA_FIELDS. Units and ranges:
-
-    duration_s          decoded length, seconds
-    bpm                 0.1 bpm precision; None when undetermined (see flags)
-    bpm_confidence      0-1: share of beat intervals agreeing with bpm (Degara), or the
-                        multi-feature tracker's confidence / 5.32 (accurate)
-    key, scale          C C# D Eb E F F# G Ab A Bb B, major|minor; None without tonal content
-    key_strength        0-1 (Essentia Key strength, or profile correlation for librosa)
-    camelot             "8A" style, None with the key
-    loudness_lufs       EBU R128 integrated; loudness_range LU (Tech 3342);
-    dynamic_complexity  LU, mean deviation of 400 ms loudness from the integrated value
-    mixramp_start/_end  MPD fade hints "dB seconds;..." from the 400 ms loudness (playlists.mixramp)
-    danceability, energy  0-1 heuristics (base.danceability_estimate / energy_estimate)
-    spectral_*          centroid and 85 % roll-off in Hz of the 22050 Hz signal (≤ 11025),
-                        flatness 0-1; zcr crossings per sample
-    mfcc_mean/std[13]   40 mel bands, dB, DCT-II; chroma[12] C first, max 1
-    embedding[200]      MSD MusiCNN penultimate layer, mean over analysed patches (ML presets)
-    tags                {"msd": {label: p}, "mtt": {...} (accurate)}; valence, acousticness,
-                        instrumentalness 0-1 from tags (None without ML)
-    analyzer_version    "<backend>-<ANALYZER_VERSION>"; preset; metadata {METADATA_FIELDS}
-
-Extras: ``timings`` {decode_s, dsp_s, ml_s, total_s} wall seconds per stage; ``cpu_s`` process
-CPU seconds of the call (all threads of the process, so run one analysis per process to read it
-as the file's cost); ``flags`` why a value is null (``tempo_undetermined``: under 2 s or no
-pulse; ``no_tonal_content``: no key); ``source`` {codec, sample_rate, channels, decoder};
-``audio_fingerprint`` (core.audio_fingerprint: the coded audio without tags, so a retagged file
-keeps its analysis; computed here because the file was just read and is in the page cache).
-A result never holds NaN or infinity (ensure_finite); silence raises AnalysisError.
+The result is an :class:`~.result.AnalysisResult` (fields, units and ranges documented there):
+RESULT_FIELDS (DESIGN.md §6, derived from the stored fields in ``core/storage/records.py``) plus
+EXTRA_FIELDS. The audio fingerprint is computed here because the file was just read and is in
+the page cache. A result never holds NaN or infinity (ensure_finite); silence raises AnalysisError.
 """
 
 from __future__ import annotations
@@ -56,26 +32,24 @@ from ...errors import AnalysisError
 from ..audio.decode import Chunk, SourceInfo, open_audio
 from ..audio.fingerprint import audio_fingerprint_or_none
 from ..music import camelot
+from ..storage.records import FEATURES, METADATA, ML_FEATURES
 from ..threads import single_threaded_blas
 from . import dsp
 from .loudness import LoudnessMeter
 from .metadata import read_metadata
 from .presets import Preset
+from .result import AnalysisResult, StageTimings
 
 log = logging.getLogger(__name__)
 
 # Bump when any output value changes meaning or computation (stored with each result).
 from .version import ANALYZER_VERSION  # noqa: E402  (re-exported)
 
-DSP_FIELDS = ("duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot",
-              "loudness_lufs", "loudness_range", "dynamic_complexity", "mixramp_start", "mixramp_end",
-              "danceability", "energy",
-              "spectral_centroid", "spectral_rolloff", "spectral_flatness", "zcr",
-              "mfcc_mean", "mfcc_std", "chroma")
-ML_FIELDS = ("embedding", "tags", "valence", "acousticness", "instrumentalness")
+ML_FIELDS = ML_FEATURES
+DSP_FIELDS = tuple(name for name in FEATURES if name not in ML_FEATURES)
 RESULT_FIELDS = DSP_FIELDS + ML_FIELDS + ("analyzer_version", "preset", "metadata")
 EXTRA_FIELDS = ("timings", "cpu_s", "flags", "source", "audio_fingerprint")
-METADATA_FIELDS = ("artist", "album", "title", "genre", "year", "track_number")
+METADATA_FIELDS = METADATA
 
 
 @runtime_checkable
@@ -83,7 +57,7 @@ class Analyzer(Protocol):
     name: str
     version: str
 
-    def analyze(self, path: str) -> dict[str, Any]:
+    def analyze(self, path: str) -> AnalysisResult:
         """Analyse one file; raises AnalysisError (with a one-line reason) when it cannot."""
         ...
 
@@ -200,7 +174,7 @@ class PipelineAnalyzer:
         return None, None
 
     # The shared part -------------------------------------------------------------------------
-    def analyze(self, path: str) -> dict[str, Any]:
+    def analyze(self, path: str) -> AnalysisResult:
         path = str(path)
         cpu0, wall0 = time.process_time(), time.perf_counter()
         try:
@@ -216,7 +190,7 @@ class PipelineAnalyzer:
             raise AnalysisError(f"internal error: {type(exc).__name__}: {exc}"[:200],
                                 path=path) from exc
 
-    def _analyze(self, path: str, cpu0: float, wall0: float) -> dict[str, Any]:
+    def _analyze(self, path: str, cpu0: float, wall0: float) -> AnalysisResult:
         metadata, _tag_duration = read_metadata(path)
         rates = (dsp.DSP_RATE, *self.extra_rates())
         spectral, chroma = dsp.SpectralAccumulator(), dsp.ChromaAccumulator()
@@ -267,47 +241,45 @@ class PipelineAnalyzer:
         t_ml += time.perf_counter() - t1
         t_dsp += t1 - t0
 
-        result: dict[str, Any] = {
-            "duration_s": round(duration, 3),
+        moods = mood_estimates(tags) if tags else {}
+        result = AnalysisResult(
+            duration_s=round(duration, 3),
             # 0.1 bpm: finer digits differ between codecs of the same audio and mean nothing
-            "bpm": round(bpm, 1) if bpm > 0 else None,
-            "bpm_confidence": round(float(np.clip(bpm_conf, 0, 1)), 4) if bpm > 0 else 0.0,
-            "key": key[0] if key else None,
-            "scale": key[1] if key else None,
-            "key_strength": round(key[2], 4) if key else 0.0,
-            "camelot": camelot(key[0], key[1]) if key else None,
-            "loudness_lufs": round(loud.integrated, 2),
-            "loudness_range": round(loud.loudness_range, 2),
-            "dynamic_complexity": round(loud.dynamic_complexity, 3),
-            "mixramp_start": loud.mixramp_start,
-            "mixramp_end": loud.mixramp_end,
-            "danceability": danceability_estimate(dsp.pulse_clarity(ac, bpm), bpm),
-            "energy": energy_estimate(loud.integrated, timbre["spectral_centroid"],
-                                      dsp.onset_rate(odf)),
-            "spectral_centroid": round(timbre["spectral_centroid"], 2),
-            "spectral_rolloff": round(timbre["spectral_rolloff"], 2),
-            "spectral_flatness": round(timbre["spectral_flatness"], 5),
-            "zcr": round(timbre["zcr"], 5),
-            "mfcc_mean": _round(timbre["mfcc_mean"], 4),
-            "mfcc_std": _round(timbre["mfcc_std"], 4),
-            "chroma": _round(chroma_vec, 4),
-            "embedding": _round(embedding, 5) if embedding is not None else None,
-            "tags": tags,
-        }
-        result.update(mood_estimates(tags) if tags else
-                      {"valence": None, "acousticness": None, "instrumentalness": None})
-        result.update({
-            "analyzer_version": f"{self.name}-{self.version}",
-            "preset": self.preset.name,
-            "metadata": metadata,
-            "timings": {"decode_s": round(t_decode, 4), "dsp_s": round(t_dsp, 4),
-                        "ml_s": round(t_ml, 4),
-                        "total_s": round(time.perf_counter() - wall0, 4)},
-            "cpu_s": round(time.process_time() - cpu0, 4),
-            "flags": flags,
-            "source": {"codec": info.codec, "sample_rate": info.sample_rate,
-                       "channels": info.channels, "decoder": info.decoder},
-            "audio_fingerprint": audio_fingerprint_or_none(path),
-        })
-        ensure_finite(result)
+            bpm=round(bpm, 1) if bpm > 0 else None,
+            bpm_confidence=round(float(np.clip(bpm_conf, 0, 1)), 4) if bpm > 0 else 0.0,
+            key=key[0] if key else None,
+            scale=key[1] if key else None,
+            key_strength=round(key[2], 4) if key else 0.0,
+            camelot=camelot(key[0], key[1]) if key else None,
+            loudness_lufs=round(loud.integrated, 2),
+            loudness_range=round(loud.loudness_range, 2),
+            dynamic_complexity=round(loud.dynamic_complexity, 3),
+            mixramp_start=loud.mixramp_start,
+            mixramp_end=loud.mixramp_end,
+            danceability=danceability_estimate(dsp.pulse_clarity(ac, bpm), bpm),
+            energy=energy_estimate(loud.integrated, timbre["spectral_centroid"], dsp.onset_rate(odf)),
+            spectral_centroid=round(timbre["spectral_centroid"], 2),
+            spectral_rolloff=round(timbre["spectral_rolloff"], 2),
+            spectral_flatness=round(timbre["spectral_flatness"], 5),
+            zcr=round(timbre["zcr"], 5),
+            mfcc_mean=_round(timbre["mfcc_mean"], 4),
+            mfcc_std=_round(timbre["mfcc_std"], 4),
+            chroma=_round(chroma_vec, 4),
+            embedding=_round(embedding, 5) if embedding is not None else None,
+            tags=tags,
+            valence=moods.get("valence"),
+            acousticness=moods.get("acousticness"),
+            instrumentalness=moods.get("instrumentalness"),
+            analyzer_version=f"{self.name}-{self.version}",
+            preset=self.preset.name,
+            metadata=metadata,
+            timings=StageTimings(decode_s=round(t_decode, 4), dsp_s=round(t_dsp, 4), ml_s=round(t_ml, 4),
+                                 total_s=round(time.perf_counter() - wall0, 4)),
+            cpu_s=round(time.process_time() - cpu0, 4),
+            flags=flags,
+            source={"codec": info.codec, "sample_rate": info.sample_rate,
+                    "channels": info.channels, "decoder": info.decoder},
+            audio_fingerprint=audio_fingerprint_or_none(path),
+        )
+        ensure_finite(result.to_dict())
         return result

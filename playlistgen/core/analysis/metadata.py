@@ -13,9 +13,10 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ..storage.records import METADATA, OPTIONAL_METADATA
+
 log = logging.getLogger(__name__)
 
-FIELDS = ("artist", "album", "title", "genre", "year", "track_number")
 _TRACK_PREFIX = re.compile(r"^\s*(?:(?:cd|disc)\s*\d+\s*[-_. ]\s*)?(\d{1,3})\s*(?:[-_.)]\s*|\s+)(.+)$",
                            re.IGNORECASE)
 _YEAR = re.compile(r"(1[89]\d\d|20\d\d)")
@@ -111,16 +112,18 @@ def names_from_path(path: str) -> dict[str, Any]:
 
 
 def read_metadata(path: str) -> tuple[dict[str, Any], float | None]:
-    """The six metadata fields (None where unknown) and the container's duration."""
+    """The metadata fields (records.METADATA, None where unknown; the optional ones when tagged)
+    and the container's duration."""
     tags, duration = read_tags(path)
     fallback = names_from_path(path)
     meta: dict[str, Any] = {}
-    for field in FIELDS:
+    for field in METADATA:
         meta[field] = tags.get(field, fallback.get(field))
     if not tags.get("title"):
         # Without a tagged title, keep the path's artist/title pair together.
         meta["title"] = fallback.get("title")
         meta["artist"] = tags.get("artist") or fallback.get("artist")
-    if tags.get("musicbrainz_trackid"):
-        meta["musicbrainz_trackid"] = tags["musicbrainz_trackid"]
+    for field in OPTIONAL_METADATA:   # only when tagged: absent, not None, otherwise
+        if tags.get(field):
+            meta[field] = tags[field]
     return meta, duration

@@ -38,6 +38,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from ..analysis.result import AnalysisResult
 from .protocol import AnalyzerSpec, Outcome, wait_for_outcomes
 from .worker import BORN, PID, SEQ, STARTED, analyze, one_line, ping, rss_mb, worker_init
 
@@ -340,13 +341,9 @@ class AnalysisExecutor:
             return self._startup_failed(slot, payload["init_error"])
         self._startup_failures = 0
         slot.tasks += 1
-        result, error, worker = payload["result"], payload["error"], payload["worker"]
-        if error is None and not isinstance(result, dict):
-            error = f"analyzer returned {type(result).__name__}, not a dict"
-        if error is None:
-            result["worker"] = worker
+        result, error, worker = payload["result"], payload["error"], payload["worker"]   # see worker.analyze
         self._done(slot, result=None if error else result, error=error)
-        if self.kind == "process" and (worker["rss_mb"] or 0) > self.max_memory_mb:
+        if self.kind == "process" and (worker.rss_mb or 0) > self.max_memory_mb:
             self._retire(slot, "memory", kill=False)
         elif slot.tasks >= self.max_tasks_per_child:
             self._retire(slot, "max_tasks", kill=False)
@@ -384,7 +381,7 @@ class AnalysisExecutor:
         if (rss_mb(int(slot.status[PID])) or 0) > hard:
             self._fail_and_kill(slot, f"worker memory passed {hard:g} MB (limit {self.max_memory_mb} MB)", "memory")
 
-    def _done(self, slot: _Slot, *, result: dict | None = None, error: str | None = None,
+    def _done(self, slot: _Slot, *, result: AnalysisResult | None = None, error: str | None = None,
               requeue: bool = False) -> None:
         self._ready.append(Outcome(slot.file_id, slot.path, result, error, requeue))
         slot.future = None

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..analysis.result import AnalysisResult
+
 
 @dataclass(frozen=True)
 class AnalyzerSpec:
@@ -27,9 +29,9 @@ class AnalyzerSpec:
 class Outcome:
     file_id: int
     path: str
-    result: dict | None          # analyzer output plus "worker": {"pid", "rss_mb", "wall_s", "cpu_s"}
-    error: str | None            # one-line reason when failed
-    requeue: bool = False        # the file was not at fault: put it back to pending
+    result: AnalysisResult | None   # its ``worker`` says where and at what cost it ran
+    error: str | None               # one-line reason when failed
+    requeue: bool = False           # the file was not at fault: put it back to pending
 
 
 class Executor(Protocol):

@@ -50,7 +50,7 @@ def _size(path: str) -> int | None:
         return None
 
 
-OutcomeListener = Callable[[Job, dict | None, str | None], None]
+OutcomeListener = Callable[[Job, AnalysisResult | None, str | None], None]
 
 
 class Scheduler:
@@ -117,8 +117,8 @@ class Scheduler:
         else:
             self._store(job, outcome)
             self.stats.analysed += 1
-            self.stats.audio_s += outcome.result.get("duration_s") or 0.0
-            self.stats.cpu_s += outcome.result.get("cpu_s") or 0.0
+            self.stats.audio_s += outcome.result.duration_s or 0.0
+            self.stats.cpu_s += outcome.result.cpu_s or 0.0
         if self.metrics is not None:
             self.metrics.record_analysis(outcome.result, outcome.error, bytes_read=_size(job.path))
         for listener in self._listeners:

@@ -16,6 +16,7 @@ from typing import Any
 import psutil
 
 from ...errors import AnalysisError
+from ..analysis.result import AnalysisResult, WorkerStats
 from .protocol import AnalyzerSpec
 
 log = logging.getLogger(__name__)
@@ -29,16 +30,19 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def run_analyzer(analyzer: Any, path: str) -> tuple[dict | None, str | None]:
+def run_analyzer(analyzer: Any, path: str) -> tuple[AnalysisResult | None, str | None]:
     """Analyse one file in a worker (local or Dask): (result, None) or (None, a one-line reason).
     An analyzer bug fails this file, not the worker."""
     try:
-        return analyzer.analyze(path), None
+        result = analyzer.analyze(path)
     except AnalysisError as exc:
         return None, one_line(exc)
     except Exception as exc:
         log.warning("unexpected error analysing %s", path, exc_info=True)
         return None, f"{type(exc).__name__}: {one_line(exc)}"
+    if not isinstance(result, AnalysisResult):
+        return None, f"analyzer returned {type(result).__name__}, not an AnalysisResult"
+    return result, None
 
 
 def load_factory(target: str) -> Any:
@@ -87,14 +91,18 @@ def ping() -> str | None:
 
 
 def analyze(seq: int, path: str) -> dict:
+    """One file: ``{"result", "error", "worker"}`` (the result carries the worker's stats too),
+    or ``{"init_error"}`` when the analyzer could not start."""
     status = _LOCAL.status
     status[SEQ], status[STARTED] = seq, time.monotonic()
     if _LOCAL.init_error:
         return {"init_error": _LOCAL.init_error}
     wall0, cpu0 = time.perf_counter(), _LOCAL.cpu_clock()
     result, error = run_analyzer(_LOCAL.analyzer, path)
-    worker = {"pid": os.getpid(), "rss_mb": rss_mb(os.getpid()),
-              "wall_s": round(time.perf_counter() - wall0, 3), "cpu_s": round(_LOCAL.cpu_clock() - cpu0, 3)}
+    worker = WorkerStats(pid=os.getpid(), rss_mb=rss_mb(os.getpid()), wall_s=round(time.perf_counter() - wall0, 3),
+                         cpu_s=round(_LOCAL.cpu_clock() - cpu0, 3))
+    if result is not None:
+        result.worker = worker
     return {"result": result, "error": error, "worker": worker}
 
 

@@ -16,7 +16,6 @@ says ``degraded`` meanwhile (the daemon stays ready: MPD is optional).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -29,6 +28,7 @@ from ...errors import PlaylistgenError
 from ..loops import BackgroundLoop
 from ..playlists.service import MAX_SIZE, PlaylistRequest
 from ..storage.db import Database
+from ..storage.files import live_files
 
 log = logging.getLogger(__name__)
 
@@ -161,8 +161,7 @@ class MpdRadio:
         if not uris:
             return []
         paths = [self._path(u) for u in uris]
-        found = dict(self.db.query("SELECT path, track_id FROM files WHERE status = 'done' AND path IN "
-                                   "(SELECT value FROM json_each(?))", (json.dumps(paths),)))  # any queue length
+        found = dict(live_files(self.db, paths))
         return [found[p] for p in paths if p in found]
 
     def _seed_ids(self, queue: list[str]) -> list[Any]:

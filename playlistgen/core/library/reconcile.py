@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import apsw
 
 from ...config import LibrarySettings
+from ..storage import files
 from ..storage.db import Database
 from .paths import is_candidate
 from .retag import apply_retag, find_retagged
@@ -228,11 +229,8 @@ class Library:
                 report.unreadable += 1
                 unreadable.append((entry, unreadable_reason(exc)))
         if unreadable:  # listed in /api/v1/tracks/failed with the reason; looked at again each reconcile
-            self.db.write(lambda c: c.executemany(
-                "INSERT INTO files(path, size, mtime_ns, status, error) VALUES (?, ?, ?, 'failed', ?) "
-                "ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns, "
-                "status = 'failed', error = excluded.error, updated_at = unixepoch('subsec')",
-                [(e.path, e.size, e.mtime_ns, reason) for e, reason in unreadable]))
+            self.db.write(lambda c: files.upsert_unreadable(
+                c, [(e.path, e.size, e.mtime_ns, reason) for e, reason in unreadable]))
         present = [e for e in present if e.path in fingerprints]
         retagged = find_retagged(self.db, present, fingerprints)   # reads files: outside the writer
         gone_set = set(gone)
@@ -243,9 +241,7 @@ class Library:
         missing = [p for p in gone if p in gone_set]  # those not consumed by a move
         for start in range(0, len(missing), _WRITE_CHUNK):
             chunk = missing[start:start + _WRITE_CHUNK]
-            self.db.write(lambda c, chunk=chunk: c.executemany(
-                "UPDATE files SET status = 'missing', updated_at = unixepoch('subsec') WHERE path = ?",
-                [(p,) for p in chunk]))
+            self.db.write(lambda c, chunk=chunk: files.mark_missing(c, chunk))
             report.missing += len(chunk)
         if report.queued and self._on_queued:
             self._on_queued()
@@ -261,14 +257,11 @@ class Library:
                 readable_again = is_unreadable_row(status, error)
                 if old_fp == fp and track_id is not None and (status in ("done", "missing") or readable_again):
                     # touched or came back unchanged: keep the analysis
-                    conn.execute("UPDATE files SET size = ?, mtime_ns = ?, status = 'done', error = NULL, "
-                                 "updated_at = unixepoch('subsec') WHERE id = ?",
-                                 (entry.size, entry.mtime_ns, file_id))
+                    files.keep_analysis(conn, file_id, entry.size, entry.mtime_ns)
                     report.unchanged += 1
                     continue
                 if old_fp == fp and status == "failed" and not readable_again:
-                    conn.execute("UPDATE files SET size = ?, mtime_ns = ? WHERE id = ?",
-                                 (entry.size, entry.mtime_ns, file_id))  # retried only when it changes
+                    files.update_stat(conn, file_id, entry.size, entry.mtime_ns)  # retried only when it changes
                     report.unchanged += 1
                     continue
                 if retagged and entry.path in retagged and apply_retag(
@@ -281,15 +274,11 @@ class Library:
             if moved_from is not None:
                 old_path, file_id = moved_from
                 gone.discard(old_path)
-                conn.execute("UPDATE files SET path = ?, mtime_ns = ?, status = CASE WHEN status = 'missing' "
-                             "THEN (CASE WHEN track_id IS NULL THEN 'pending' ELSE 'done' END) ELSE status END, "
-                             "updated_at = unixepoch('subsec') WHERE id = ?", (entry.path, entry.mtime_ns, file_id))
+                files.move(conn, file_id, entry.path, entry.mtime_ns)
                 report.moved += 1
                 continue
             track_id = self._analysed_track(conn, fp)
-            status = "done" if track_id is not None else "pending"
-            conn.execute("INSERT INTO files(path, size, mtime_ns, fingerprint, status, track_id) "
-                         "VALUES (?, ?, ?, ?, ?, ?)", (entry.path, entry.size, entry.mtime_ns, fp, status, track_id))
+            files.insert(conn, entry.path, entry.size, entry.mtime_ns, fp, track_id)
             if track_id is not None:
                 report.linked += 1
             else:
@@ -298,14 +287,10 @@ class Library:
     def _queue(self, conn: apsw.Connection, file_id: int, entry: Entry, fp: str, report: ReconcileReport) -> None:
         track_id = self._analysed_track(conn, fp)
         if track_id is not None:  # content identical to an analysed track (e.g. replaced by a copy)
-            conn.execute("UPDATE files SET size = ?, mtime_ns = ?, fingerprint = ?, status = 'done', "
-                         "track_id = ?, error = NULL, updated_at = unixepoch('subsec') WHERE id = ?",
-                         (entry.size, entry.mtime_ns, fp, track_id, file_id))
+            files.link(conn, file_id, entry.size, entry.mtime_ns, fp, track_id)
             report.linked += 1
             return
-        conn.execute("UPDATE files SET size = ?, mtime_ns = ?, fingerprint = ?, status = 'pending', "
-                     "track_id = NULL, error = NULL, attempts = 0, updated_at = unixepoch('subsec') WHERE id = ?",
-                     (entry.size, entry.mtime_ns, fp, file_id))
+        files.queue_changed(conn, file_id, entry.size, entry.mtime_ns, fp)
         report.queued += 1
 
     def _find_move_source(self, conn: apsw.Connection, entry: Entry, fp: str,
@@ -329,6 +314,6 @@ def library_counts(db: Database) -> dict[str, int]:
     out = {s: counts.get(s, 0) for s in ("pending", "analysing", "done", "failed", "missing")}
     out["total"] = sum(v for k, v in out.items() if k != "missing")
     out["analysed"] = out["done"]
-    out["tracks"] = db.query("SELECT count(DISTINCT track_id) FROM files WHERE status = 'done'")[0][0]
+    out["tracks"] = db.query(f"SELECT count(DISTINCT track_id) FROM files WHERE {files.live()}")[0][0]
     return out
 

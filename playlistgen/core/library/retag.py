@@ -24,12 +24,12 @@ from typing import Any
 import apsw
 
 from ..audio.fingerprint import audio_fingerprint
+from ..storage import files
 from ..storage.db import Database
+from ..storage.records import METADATA, OPTIONAL_METADATA
 
 log = logging.getLogger(__name__)
 
-METADATA_COLUMNS = ("artist", "album", "title", "genre", "year", "track_number")
-OPTIONAL_COLUMNS = ("musicbrainz_trackid",)   # added by later migrations; updated when present
 _QUERY_CHUNK = 500
 
 
@@ -83,11 +83,11 @@ def copy_track(conn: apsw.Connection, track_id: int, fingerprint: str) -> int:
 
 
 def update_metadata(conn: apsw.Connection, track_id: int, metadata: Mapping[str, Any]) -> None:
-    """Write the tag metadata: the six fields, and the optional columns this schema has."""
+    """Write the tag metadata: records.METADATA, and the optional columns this schema has."""
     known = set(_columns(conn, "tracks"))
-    fields = [*METADATA_COLUMNS, *(k for k in OPTIONAL_COLUMNS if k in known)]
-    conn.execute(f"UPDATE tracks SET {', '.join(f'{f} = ?' for f in fields)}, updated_at = unixepoch('subsec') "
-                 "WHERE id = ?", [*(metadata.get(f) for f in fields), track_id])
+    columns = [*METADATA, *(k for k in OPTIONAL_METADATA if k in known)]
+    conn.execute(f"UPDATE tracks SET {', '.join(f'{c} = ?' for c in columns)}, updated_at = unixepoch('subsec') "
+                 "WHERE id = ?", [*(metadata.get(c) for c in columns), track_id])
 
 
 def apply_retag(conn: apsw.Connection, file_id: int, size: int, mtime_ns: int, fingerprint: str,
@@ -108,7 +108,5 @@ def apply_retag(conn: apsw.Connection, file_id: int, size: int, mtime_ns: int, f
     else:
         conn.execute("UPDATE tracks SET fingerprint = ? WHERE id = ?", (fingerprint, track_id))
     update_metadata(conn, track_id, info.metadata)
-    conn.execute("UPDATE files SET size = ?, mtime_ns = ?, fingerprint = ?, status = 'done', track_id = ?, "
-                 "error = NULL, updated_at = unixepoch('subsec') WHERE id = ?",
-                 (size, mtime_ns, fingerprint, track_id, file_id))
+    files.link(conn, file_id, size, mtime_ns, fingerprint, track_id)
     return True

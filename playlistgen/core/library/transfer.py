@@ -27,16 +27,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from ...errors import PlaylistgenError
+from ..analysis.result import AnalysisResult
 from ..audio.fingerprint import audio_fingerprint
+from ..storage import files
 from ..storage.db import Database
 from ..storage.jobs import Job, JobQueue
-from ..storage.records import SCALAR_FEATURES, VECTOR_FEATURES, get_many_features
+from ..storage.records import METADATA, OPTIONAL_METADATA, SCALAR_FEATURES, VECTOR_FEATURES, get_many_features
 from .reconcile import Library
 
 log = logging.getLogger(__name__)
 
 REQUIRED = ("fingerprint", "audio_fingerprint", "analyzer_version", "preset")
-METADATA_KEYS = ("artist", "album", "title", "genre", "year", "track_number", "musicbrainz_trackid")
 _CHUNK = 500
 
 
@@ -66,9 +67,10 @@ def export_records(db: Database, roots: list[str]) -> Iterator[dict]:
     """One record per analysed (done) file, in track order."""
     roots = [os.path.abspath(r) for r in roots]
     rows = db.query("SELECT f.path, f.fingerprint, t.id, t.audio_fingerprint FROM files f "
-                    "JOIN tracks t ON t.id = f.track_id WHERE f.status = 'done' ORDER BY t.id, f.id")
-    extra = {tid: mbid for tid, mbid in db.query("SELECT id, musicbrainz_trackid FROM tracks")} \
-        if "musicbrainz_trackid" in {r[1] for r in db.query("PRAGMA table_info(tracks)")} else {}
+                    f"JOIN tracks t ON t.id = f.track_id WHERE {files.live('f')} ORDER BY t.id, f.id")
+    columns = {r[1] for r in db.query("PRAGMA table_info(tracks)")}
+    optional = [c for c in OPTIONAL_METADATA if c in columns]   # this schema's later metadata columns
+    extra = {r[0]: r[1:] for r in db.query(f"SELECT id, {', '.join(optional)} FROM tracks")} if optional else {}
     for start in range(0, len(rows), _CHUNK):
         part = rows[start:start + _CHUNK]
         found = get_many_features(db, None, [r[2] for r in part])
@@ -90,9 +92,8 @@ def export_records(db: Database, roots: list[str]) -> Iterator[dict]:
             for name in VECTOR_FEATURES:
                 out[name] = None if rec[name] is None else rec[name].tolist()
             out["tags"] = rec["tags"]
-            meta = {k: rec[k] for k in METADATA_KEYS[:6]}
-            if extra.get(track_id):
-                meta["musicbrainz_trackid"] = extra[track_id]
+            meta = {k: rec[k] for k in METADATA}
+            meta.update((k, v) for k, v in zip(optional, extra.get(track_id, ()), strict=False) if v)
             out["metadata"] = meta
             yield out
 
@@ -201,16 +202,16 @@ def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
     used: set[str] = set()
     futures = []
     for record in read_records(Path(path)):
-        files = wanted.get(record["audio_fingerprint"])
-        if not files:
+        matches = wanted.get(record["audio_fingerprint"])
+        if not matches:
             if record["audio_fingerprint"] not in used:
                 report.unmatched_records += 1
             continue
         used.add(record["audio_fingerprint"])
-        for file_id, file_path, fp, metadata in files:
-            result = dict(record)
+        for file_id, file_path, fp, metadata in matches:
+            result = AnalysisResult.from_dict(record)
             if metadata is not None:
-                result["metadata"] = metadata
+                result.metadata = metadata
             # batched by the writer; a copy stored with the first of its fingerprint counts too
             futures.append(db.submit(lambda c, f=file_id, p=file_path, fp=fp, r=result: _store(c, queue, f, p, fp, r)))
         del wanted[record["audio_fingerprint"]]
@@ -221,12 +222,10 @@ def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
     return report
 
 
-def _store(conn: Any, queue: JobQueue, file_id: int, path: str, fp: str, result: dict) -> bool:
+def _store(conn: Any, queue: JobQueue, file_id: int, path: str, fp: str, result: AnalysisResult) -> bool:
     """Store a record the way an analysis result is stored (one transaction); False if the file
     was linked meanwhile (a copy with the fingerprint of a record stored just before)."""
-    claimed = conn.execute("UPDATE files SET status = 'analysing' WHERE id = ? AND status = 'pending' "
-                           "AND fingerprint = ? RETURNING id", (file_id, fp)).fetchall()
-    if not claimed:
+    if not files.claim_for_import(conn, file_id, fp):
         return False
     queue.store_result(conn, Job(file_id, path, fp), result)
     return True

@@ -21,17 +21,19 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .memtrace import MemoryTracer
 from .resources import ResourceMonitor
+
+if TYPE_CHECKING:
+    from ..analysis.result import AnalysisResult
 
 log = logging.getLogger(__name__)
 
 WINDOW = 1024                 # samples kept per timer
 THROUGHPUT_BUCKET_S = 60      # one throughput bar per minute ...
 THROUGHPUT_BUCKETS = 60       # ... for the last hour
-ANALYSIS_STAGES = ("decode", "dsp", "ml")
 
 Probe = Callable[[], Any]     # returns a number, or {label tuple: number} for labelled probes
 
@@ -159,7 +161,8 @@ class Metrics:
         self.observe(f"{method} {rule}", seconds, group="http", log_slow=False)
         self.inc(f"http_{status // 100}xx")
 
-    def record_analysis(self, result: dict | None, error: str | None, *, bytes_read: int | None = None) -> None:
+    def record_analysis(self, result: AnalysisResult | None, error: str | None, *,
+                        bytes_read: int | None = None) -> None:
         """One finished file (called by the scheduler). Stage timings travel back with the result."""
         now = self.clock()
         bucket = int(now // self._bucket_s)
@@ -172,24 +175,24 @@ class Metrics:
                 self._counters["files_failed"] += 1
                 slot["failed"] += 1
                 return
-            duration = float(result.get("duration_s") or 0.0)
-            worker = result.get("worker") or {}
-            wall = float(worker.get("wall_s") or (result.get("timings") or {}).get("total_s") or 0.0)
+            duration = float(result.duration_s or 0.0)
+            wall = float(result.wall_s or 0.0)
             self._counters["files_analysed"] += 1
             self._counters["audio_seconds"] += duration
             if bytes_read:
                 self._counters["bytes_decoded"] += bytes_read
             slot["analysed"] += 1
             slot["audio_s"] += duration
-            preset = self._presets.setdefault(str(result.get("preset") or "unknown"), Counter())
+            preset = self._presets.setdefault(str(result.preset or "unknown"), Counter())
             preset["files"] += 1
             preset["audio_s"] += duration
             preset["wall_s"] += wall
-            preset["cpu_s"] += float(result.get("cpu_s") or worker.get("cpu_s") or 0.0)
-        timings = result.get("timings") or {}
-        for stage in ANALYSIS_STAGES:
-            if timings.get(f"{stage}_s") is not None:
-                self.observe(stage, float(timings[f"{stage}_s"]), log_slow=False)
+            preset["cpu_s"] += float(result.cpu_s or (result.worker.cpu_s if result.worker else None) or 0.0)
+        if result.timings is not None:
+            t = result.timings
+            for stage, seconds in (("decode", t.decode_s), ("dsp", t.dsp_s), ("ml", t.ml_s)):
+                if seconds is not None:
+                    self.observe(stage, float(seconds), log_slow=False)
         if wall:
             self.observe("analysis", wall, log_slow=False)
 

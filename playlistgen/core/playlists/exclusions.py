@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import BadRequestError
+from ..storage.files import live_files
 from .catalog import Catalog
 from .names import UnknownNameError
 
@@ -175,7 +176,7 @@ class Exclusions:
         self._lock = threading.Lock()
 
     def _paths(self) -> list[tuple[int, str]]:
-        return self.db.query("SELECT track_id, path FROM files WHERE status = 'done' AND track_id IS NOT NULL")
+        return [(track_id, path) for path, track_id in live_files(self.db)]
 
     def mask(self, cat: Catalog, rules: ExcludeRules, strict: bool = True) -> np.ndarray:
         key = (cat.key, cat.size, rules)

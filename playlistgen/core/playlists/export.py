@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from ..library.paths import map_prefix
+
 log = logging.getLogger(__name__)
 
 XSPF_NS = "http://xspf.org/ns/0/"
@@ -59,27 +61,12 @@ def _display(track: dict) -> str:
 
 
 def map_path(path: str, path_map: Mapping[str, str] | None) -> str:
-    """``path`` with its longest matching prefix from ``path_map`` (whole path components)
-    replaced: {"/srv/music": "/music"} turns /srv/music/a/b.flac into /music/a/b.flac and leaves
+    """``path`` through ``path_map`` (:func:`~playlistgen.core.library.paths.map_prefix`: the
+    longest matching prefix, whole path components), or unchanged when no prefix matches:
+    {"/srv/music": "/music"} turns /srv/music/a/b.flac into /music/a/b.flac and leaves
     /srv/musicals/x.flac alone."""
-    best_len, result = -1, path
-    for src, dst in (path_map or {}).items():
-        prefix = src.rstrip("/") or "/"
-        if prefix == "/":
-            rest = path.lstrip("/")
-        elif path == prefix:
-            rest = ""
-        elif path.startswith(prefix + "/"):
-            rest = path[len(prefix) + 1:]
-        else:
-            continue
-        if len(prefix) > best_len:
-            base = dst.rstrip("/")
-            if not dst:   # mapped to nothing: paths relative to the player's music folder (MPD)
-                best_len, result = len(prefix), rest
-            else:
-                best_len, result = len(prefix), (f"{base}/{rest}" if rest else base or "/")
-    return result
+    mapped = map_prefix(path, path_map or {})
+    return path if mapped is None else mapped
 
 
 @dataclass(frozen=True)

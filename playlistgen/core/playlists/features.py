@@ -12,13 +12,10 @@ import apsw
 import numpy as np
 
 from ..storage.db import Database
-from ..storage.records import LIVE, NEWEST_FEATURES
+from ..storage.records import LIVE, METADATA, NEWEST_FEATURES, VECTOR_FEATURES
 from .catalog import SCALARS, VECTOR_DIMS, Catalog, build_catalog
 
 log = logging.getLogger(__name__)
-
-_META = ("artist", "album", "title", "genre", "year", "track_number")
-_BLOBS = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
 
 
 def _stack(blobs: list[bytes | None], dims: int) -> tuple[np.ndarray, np.ndarray]:
@@ -32,8 +29,8 @@ def _stack(blobs: list[bytes | None], dims: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _load_rows(conn: apsw.Connection) -> tuple[list[tuple], list[tuple[str, list[tuple]]]]:
-    columns = ["t.id", *(f"t.{m}" for m in _META), "coalesce(f.duration_s, t.duration_s)",
-               *(f"f.{s}" for s in SCALARS), "f.key", "f.scale", "f.camelot", *(f"f.{b}" for b in _BLOBS)]
+    columns = ["t.id", *(f"t.{m}" for m in METADATA), "coalesce(f.duration_s, t.duration_s)",
+               *(f"f.{s}" for s in SCALARS), "f.key", "f.scale", "f.camelot", *(f"f.{b}" for b in VECTOR_FEATURES)]
     rows = conn.execute(
         f"SELECT {', '.join(columns)} FROM tracks t "
         f"JOIN features f ON {NEWEST_FEATURES} "
@@ -60,11 +57,12 @@ def load_catalog(db: Database, key: tuple, weights: dict[str, float], metric: st
 def catalog_from_rows(rows: list[tuple], tag_rows: list[tuple[str, list[tuple]]], key: tuple, weights: dict[str, float],
                       metric: str = "euclidean") -> Catalog:
     n = len(rows)
-    cols: list[Any] = list(zip(*rows, strict=True)) if rows else [()] * (2 + len(_META) + len(SCALARS) + 3 + 4)
+    cols: list[Any] = list(zip(*rows, strict=True)) if rows else \
+        [()] * (2 + len(METADATA) + len(SCALARS) + 3 + len(VECTOR_FEATURES))
     track_ids = np.array(cols[0], dtype=np.int64)
-    meta = {name: list(cols[1 + i]) for i, name in enumerate(_META)}
-    meta["duration_s"] = list(cols[1 + len(_META)])
-    base = 2 + len(_META)
+    meta = {name: list(cols[1 + i]) for i, name in enumerate(METADATA)}
+    meta["duration_s"] = list(cols[1 + len(METADATA)])
+    base = 2 + len(METADATA)
     scalars = {name: np.array(cols[base + i], dtype=np.float32) for i, name in enumerate(SCALARS)}  # None → NaN
     base += len(SCALARS)
     keys = {"key": list(cols[base]), "scale": list(cols[base + 1]), "camelot": list(cols[base + 2])}

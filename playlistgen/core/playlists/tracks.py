@@ -14,6 +14,7 @@ import apsw
 from ...errors import BadRequestError
 from ..music import camelot_name, key_spellings
 from ..storage.db import Database
+from ..storage.files import live
 from ..storage.records import CURRENT_PATH, LIVE, NEWEST_FEATURES, SCALAR_FEATURES, from_blob, get_track_features
 from .diversity import normalise_artist, normalise_title
 from .filters import parse_key
@@ -172,7 +173,7 @@ def track_detail(db: Database, track_id: int, cache: Any = None) -> dict:
         track["all_tags"] = {source: [{"label": label, "probability": round(p, 4)} for label, p in
                                       sorted(labels.items(), key=lambda kv: -kv[1])]
                              for source, labels in (record.get("tags") or {}).items()}
-    files = db.query("SELECT path, size, analysed_at FROM files WHERE track_id = ? AND status = 'done' ORDER BY id",
+    files = db.query(f"SELECT path, size, analysed_at FROM files WHERE track_id = ? AND {live()} ORDER BY id",
                      (track_id,))
     track["files"] = [{"path": p, "size": s, "analysed_at": a} for p, s, a in files]
     return track

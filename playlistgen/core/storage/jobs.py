@@ -8,13 +8,19 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import apsw
 
+from . import files
 from .db import Database
 from .records import METADATA, SCALAR_FEATURES, VECTOR_FEATURES, to_blob
 
+if TYPE_CHECKING:
+    from ..analysis.result import AnalysisResult
+
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Job:
@@ -30,22 +36,13 @@ class JobQueue:
 
     def requeue_in_flight(self) -> int:
         """At start-up: files left 'analysing' by a crash go back to pending (not counted as an attempt)."""
-        return self.db.write(lambda c: c.execute(
-            "UPDATE files SET status = 'pending', attempts = max(attempts - 1, 0) WHERE status = 'analysing' "
-            "RETURNING id").fetchall().__len__())
+        return self.db.write(files.requeue_in_flight)
 
     def claim(self, limit: int) -> list[Job]:
         """Mark up to ``limit`` pending files 'analysing' and return them, oldest first."""
         if limit <= 0:
             return []
-        # One file per fingerprint, and none whose content is already being analysed: a copy
-        # waits and is then linked to the first one's result instead of being analysed again.
-        rows = self.db.write(lambda c: c.execute(
-            "UPDATE files SET status = 'analysing', attempts = attempts + 1, updated_at = unixepoch('subsec') "
-            "WHERE id IN (SELECT min(id) FROM files WHERE status = 'pending' AND fingerprint NOT IN "
-            "(SELECT fingerprint FROM files WHERE status = 'analysing' AND fingerprint IS NOT NULL) "
-            "GROUP BY fingerprint ORDER BY 1 LIMIT ?) "
-            "RETURNING id, path, fingerprint", (limit,)).fetchall())
+        rows = self.db.write(lambda c: files.claim_pending(c, limit))
         return [Job(*row) for row in sorted(rows)]
 
     def pending_count(self) -> int:
@@ -54,30 +51,20 @@ class JobQueue:
     def requeue(self, file_ids: list[int]) -> None:
         """Put files back without blame (shutdown, another file broke the pool)."""
         if file_ids:
-            self.db.write(lambda c: c.executemany(
-                "UPDATE files SET status = 'pending', attempts = max(attempts - 1, 0) "
-                "WHERE id = ? AND status = 'analysing'", [(i,) for i in file_ids]))
+            self.db.write(lambda c: files.requeue(c, file_ids))
 
     def fail(self, job: Job, reason: str):  # type: ignore[no-untyped-def]
         """Record the failure; returns the writer's future (the caller retries a refused write)."""
         reason = " ".join(str(reason).split())[:500]  # one line, bounded
+        return self.db.submit(lambda c: files.mark_failed(c, job.file_id, job.fingerprint, reason))
 
-        def record(conn: apsw.Connection) -> None:
-            conn.execute("UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
-                         "WHERE id = ? AND status = 'analysing'", (reason, job.file_id))
-            # copies of the same bytes waiting in the queue would fail the same way
-            conn.execute("UPDATE files SET status = 'failed', error = ?, updated_at = unixepoch('subsec') "
-                         "WHERE fingerprint = ? AND status = 'pending'", (reason, job.fingerprint))
-
-        return self.db.submit(record)
-
-    def complete(self, job: Job, result: dict):  # type: ignore[no-untyped-def]
+    def complete(self, job: Job, result: AnalysisResult):  # type: ignore[no-untyped-def]
         """Store the result (track, features, tags) and mark the file done, in one transaction."""
         return self.db.submit(lambda c: self.store_result(c, job, result))
 
-    def store_result(self, conn: apsw.Connection, job: Job, result: dict) -> None:
+    def store_result(self, conn: apsw.Connection, job: Job, result: AnalysisResult) -> None:
         """Store a result inside the caller's writer transaction (analysis and `import` alike)."""
-        meta = result.get("metadata") or {}
+        meta = result.metadata or {}
         meta_values = [meta.get(k) for k in METADATA]
         track_id = conn.execute(
             "INSERT INTO tracks(fingerprint, artist, album, title, genre, year, track_number, duration_s) "
@@ -85,34 +72,27 @@ class JobQueue:
             "album = excluded.album, title = excluded.title, genre = excluded.genre, year = excluded.year, "
             "track_number = excluded.track_number, duration_s = excluded.duration_s, "
             "updated_at = unixepoch('subsec') RETURNING id",
-            (job.fingerprint, *meta_values, result.get("duration_s"))).fetchall()[0][0]
+            (job.fingerprint, *meta_values, result.duration_s)).fetchall()[0][0]
         conn.execute("UPDATE tracks SET musicbrainz_trackid = ? WHERE id = ?",  # media-server link (0005)
                      (meta.get("musicbrainz_trackid"), track_id))
-        if result.get("audio_fingerprint"):   # retagging keeps the analysis (0006, core/library/retag.py)
+        if result.audio_fingerprint:   # retagging keeps the analysis (0006, core/library/retag.py)
             conn.execute("UPDATE tracks SET audio_fingerprint = ? WHERE id = ?",
-                         (result["audio_fingerprint"], track_id))
+                         (result.audio_fingerprint, track_id))
         columns = ["track_id", "analyzer_version", "preset", *SCALAR_FEATURES, *VECTOR_FEATURES, "cpu_s"]
-        values = [track_id, result.get("analyzer_version", self.analyzer_version), result.get("preset", "")]
-        values += [result.get(k) for k in SCALAR_FEATURES]
-        values += [to_blob(result.get(k)) for k in VECTOR_FEATURES]
-        values.append(result.get("cpu_s"))
+        version = self.analyzer_version if result.analyzer_version is None else result.analyzer_version
+        values = [track_id, version, "" if result.preset is None else result.preset]
+        values += [getattr(result, k) for k in SCALAR_FEATURES]
+        values += [to_blob(getattr(result, k)) for k in VECTOR_FEATURES]
+        values.append(result.cpu_s)
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
         conn.execute(f"INSERT INTO features({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
                      f"ON CONFLICT(track_id, analyzer_version) DO UPDATE SET {updates}", values)
         conn.execute("DELETE FROM tags WHERE track_id = ?", (track_id,))
-        for source, labels in (result.get("tags") or {}).items():
+        for source, labels in (result.tags or {}).items():
             if labels:
                 conn.executemany("INSERT INTO tags(track_id, source, label, probability) VALUES (?, ?, ?, ?)",
                                  [(track_id, source, label, float(p)) for label, p in labels.items()])
-        # Only a file still waiting for this very content is marked done; if it changed while being
-        # analysed, reconcile has queued it again and the newer analysis will land later.
-        conn.execute("UPDATE files SET status = 'done', track_id = ?, error = NULL, "
-                     "analysed_at = unixepoch('subsec'), updated_at = unixepoch('subsec') "
-                     "WHERE id = ? AND status = 'analysing' AND fingerprint = ?",
-                     (track_id, job.file_id, job.fingerprint))
-        # copies of the same content queued meanwhile need no analysis of their own
-        conn.execute("UPDATE files SET status = 'done', track_id = ?, error = NULL, analysed_at = unixepoch('subsec') "
-                     "WHERE fingerprint = ? AND status = 'pending'", (track_id, job.fingerprint))
+        files.mark_done(conn, job.file_id, job.fingerprint, track_id)
 
     def failures(self, limit: int = 100, offset: int = 0) -> list[dict]:
         return failed_files(self.db, limit, offset)

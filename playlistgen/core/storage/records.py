@@ -1,7 +1,8 @@
-"""The stored track record in one place: field names (from the analysis contract, DESIGN §6),
-the float32 blob codec, the SQL fragments for "a live track" and "its newest features row", and
-the per-track read paths (:func:`get_many_features`, :func:`get_track_features`) that go through a
-cache (:class:`playlistgen.core.storage.cache.FeatureCache`) when one is given.
+"""The stored track record in one place: field names (the analysis contract, DESIGN §6: the
+analyzer's field lists and the typed result derive from these), the float32 blob codec, the SQL
+fragments for "a live track" and "its newest features row", and the per-track read paths
+(:func:`get_many_features`, :func:`get_track_features`) that go through a cache
+(:class:`playlistgen.core.storage.cache.FeatureCache`) when one is given.
 
 SQL fragments assume the aliases ``t`` (tracks) and ``f`` (features).
 """
@@ -13,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .files import live
+
 SCALAR_FEATURES = (
     "duration_s", "bpm", "bpm_confidence", "key", "scale", "key_strength", "camelot", "loudness_lufs",
     "loudness_range", "dynamic_complexity", "danceability", "energy", "spectral_centroid",
@@ -20,15 +23,19 @@ SCALAR_FEATURES = (
     "mixramp_start", "mixramp_end",   # strings: MPD fade hints (migration 0007; NULL before it)
 )
 VECTOR_FEATURES = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
+LABELS = "tags"    # {source: {label: probability}}, stored in the tags table
+FEATURES = (*SCALAR_FEATURES, *VECTOR_FEATURES, LABELS)   # every analysed value stored per track
+ML_FEATURES = ("embedding", "tags", "valence", "acousticness", "instrumentalness")   # None without ML
+# tracks columns read from the file's tags; OPTIONAL_METADATA came with later migrations (0005)
 METADATA = ("artist", "album", "title", "genre", "year", "track_number")
+OPTIONAL_METADATA = ("musicbrainz_trackid",)
 
 # a track is live when at least one of its files is present and analysed
-LIVE = "EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done')"
+LIVE = f"EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND {live('fl')})"
 # join condition: the newest features row of track t
 NEWEST_FEATURES = "f.id = (SELECT max(id) FROM features WHERE track_id = t.id)"
 # one current path of track t (paths change on moves, so they are never cached)
-CURRENT_PATH = ("(SELECT fl.path FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done' "
-                "ORDER BY fl.id LIMIT 1)")
+CURRENT_PATH = f"(SELECT fl.path FROM files fl WHERE fl.track_id = t.id AND {live('fl')} ORDER BY fl.id LIMIT 1)"
 # a sub-select: the newest features row of every live track (columns of features)
 LIVE_FEATURES = (f"SELECT f.* FROM tracks t JOIN features f ON {NEWEST_FEATURES} WHERE {LIVE}")
 
@@ -51,7 +58,7 @@ def library_state(db: Any) -> tuple:
     """A key that changes whenever analysed files, features, tags or track metadata change (one
     cheap query): caches of whole-library results are keyed by it."""
     return tuple(db.query(
-        "SELECT (SELECT count(*) FROM files WHERE status = 'done'), (SELECT max(updated_at) FROM files), "
+        f"SELECT (SELECT count(*) FROM files WHERE {live()}), (SELECT max(updated_at) FROM files), "
         "(SELECT max(id) FROM features), (SELECT count(*) FROM features), (SELECT max(updated_at) FROM tracks)")[0])
 
 

@@ -37,6 +37,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...analysis.result import AnalysisResult
+from ...library.paths import map_prefix
 from ..local import AnalysisExecutor
 from ..protocol import Outcome, wait_for_outcomes
 from ..worker import one_line
@@ -210,7 +212,7 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
                 raise RuntimeError(f"analysis executor is {self._state}: cannot submit {path}")
             if not self._connected:
                 return self._submit_local(file_id, path)
-            read_path = self._mapped(path)
+            read_path = map_prefix(path, self.path_map)
             data = None
             if read_path is None:
                 try:
@@ -257,12 +259,6 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         self._counts["bytes_shipped"] += task.shipped
         self._counts["files_shipped" if data is not None else "files_path_mapped"] += 1
         future.add_done_callback(lambda f, k=key: self._done.put(k))
-
-    def _mapped(self, path: str) -> str | None:
-        for prefix, target in self.path_map.items():
-            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
-                return target.rstrip("/") + path[len(prefix.rstrip("/")):]
-        return None
 
     def _remote_slots(self) -> int:
         return sum(w.get("nthreads", 1) for addr, w in self._workers.items()
@@ -321,16 +317,11 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
             return self._requeue(task, "the Dask scheduler connection was lost")
         if kind == "lost":
             return self._requeue(task, f"result lost: {one_line(value)}")
-        if kind == "result":
-            worker = value["worker"]
-            stats = self._stats.setdefault(worker.get("address", "?"), Counter())
+        if kind == "result":   # the payload of worker.analyse_file
+            result, error, worker = value["result"], value["error"], value["worker"]
+            stats = self._stats.setdefault(worker.address or "?", Counter())
             stats["tasks"] += 1
-            result, error = value["result"], value["error"]
-            if error is None and not isinstance(result, dict):
-                error = f"analyzer returned {type(result).__name__}, not a dict"
-            if error is None:
-                result["worker"] = worker
-            else:
+            if error is not None:
                 stats["failed"] += 1
             self._not_ready.pop(task.file_id, None)
             return self._outcome(task, result if error is None else None, error)
@@ -348,7 +339,7 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         hosts = ", ".join(dict.fromkeys(task.killers)) or "unknown hosts"
         return f"analysis killed {max(len(task.killers), self.max_attempts)} Dask worker(s) ({hosts})"
 
-    def _outcome(self, task: _Task, result: dict | None, error: str | None) -> None:
+    def _outcome(self, task: _Task, result: AnalysisResult | None, error: str | None) -> None:
         self._ready.append(Outcome(task.file_id, task.path, result, error))
         self._counts["failed" if error else "succeeded"] += 1
         if error:
@@ -468,8 +459,8 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         if self._local is None:
             return
         for outcome in self._local.poll(0):
-            if outcome.result is not None:
-                outcome.result.setdefault("worker", {})["host"] = socket.gethostname()
+            if outcome.result is not None and outcome.result.worker is not None:
+                outcome.result.worker.host = socket.gethostname()
             self._counts["requeued" if outcome.requeue else "failed" if outcome.error else "succeeded"] += 1
             self._ready.append(outcome)
         while self._backlog and self._local.capacity > 0:

@@ -40,6 +40,7 @@ from typing import Any
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from ....errors import AnalysisError
+from ...analysis.result import WorkerStats
 from ..worker import one_line, run_analyzer
 
 log = logging.getLogger(__name__)
@@ -234,7 +235,7 @@ class AnalyzerPlugin(WorkerPlugin):
 
 def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | None) -> dict:
     """Run on a worker: analyse one file (its bytes, or ``read_path``), return the same payload
-    as a local worker: ``{"result", "error", "worker"}``."""
+    as a local worker: ``{"result", "error", "worker"}``, with this worker's host and address."""
     from distributed import get_worker
 
     worker = get_worker()
@@ -260,8 +261,10 @@ def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | N
     finally:
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
-    info = {"pid": os.getpid(), "rss_mb": _rss_mb(), "wall_s": round(time.perf_counter() - wall0, 3),
-            "cpu_s": round(time.process_time() - cpu0, 3), "host": _host(), "address": worker.address}
+    info = WorkerStats(pid=os.getpid(), rss_mb=_rss_mb(), wall_s=round(time.perf_counter() - wall0, 3),
+                       cpu_s=round(time.process_time() - cpu0, 3), host=_host(), address=worker.address)
+    if result is not None:
+        result.worker = info
     return {"result": result, "error": error, "worker": info}
 
 

@@ -23,29 +23,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ...library.paths import map_prefix
 from ...playlists.diversity import normalise_artist, normalise_title
 from ...storage.db import Database
+from ...storage.files import live_files
+from ...storage.records import LIVE
 
 log = logging.getLogger(__name__)
 
 METHODS = ("path", "suffix", "mbid", "tags")
 DURATION_TOLERANCE_S = 2.0
 WRITE_CHUNK = 2000  # rows per writer job: analysis results are not held up behind one huge job
-
-
-def map_prefix(path: str, path_map: dict[str, str]) -> str | None:
-    """``path`` with its longest matching ``path_map`` prefix replaced (whole components only)."""
-    best = None
-    for src, dst in path_map.items():
-        src_n = src.rstrip("/")
-        if path == src_n or path.startswith(src_n + "/") or src_n == "":
-            if best is None or len(src_n) > len(best[0]):
-                best = (src_n, dst)
-    if best is None:
-        return None
-    src_n, dst = best
-    rest = path[len(src_n):].lstrip("/")
-    return os.path.join(dst, rest) if rest else dst.rstrip("/") or dst
 
 
 def tag_key(artist: str | None, title: str | None) -> str | None:
@@ -82,9 +70,9 @@ class LibraryIndex:
     @classmethod
     def load(cls, db: Database, roots: Iterable[str]) -> LibraryIndex:
         index = cls([os.path.abspath(r) for r in roots])
-        files = db.query("SELECT path, track_id FROM files WHERE status = 'done' AND track_id IS NOT NULL")
-        tracks = db.query("SELECT t.id, t.artist, t.title, t.duration_s, t.musicbrainz_trackid FROM tracks t "
-                          "WHERE EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = t.id AND fl.status = 'done')")
+        files = live_files(db)
+        tracks = db.query(f"SELECT t.id, t.artist, t.title, t.duration_s, t.musicbrainz_trackid FROM tracks t "
+                          f"WHERE {LIVE}")
         index.add(files, tracks)
         return index
 

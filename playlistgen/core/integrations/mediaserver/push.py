@@ -19,6 +19,7 @@ from typing import Any
 
 from ....errors import MediaServerError, NotFoundError
 from ...storage.db import Database
+from ...storage.files import live
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class PlaylistPusher:
         name = rows[0][0]
         track_ids = [r[0] for r in self.db.query(
             "SELECT i.track_id FROM playlist_items i WHERE i.playlist_id = ? AND EXISTS (SELECT 1 FROM files f "
-            "WHERE f.track_id = i.track_id AND f.status = 'done') ORDER BY i.position", (playlist_id,))]
+            f"WHERE f.track_id = i.track_id AND {live('f')}) ORDER BY i.position", (playlist_id,))]
         ids = server_song_ids(self.db, track_ids)
         song_ids = list(dict.fromkeys(s for s in ids if s is not None))
         left_out = sum(1 for s in ids if s is None)

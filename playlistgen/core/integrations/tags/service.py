@@ -18,7 +18,9 @@ from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from ....config import Settings
+from ...analysis.result import AnalysisResult
 from ...storage.db import Database
+from ...storage.files import live
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +28,10 @@ QUEUE_SIZE = 10000
 COMMIT_WAIT_S = 30.0
 
 
-def _write(path: str, result: dict, threshold: float) -> tuple[str, str | None]:
+def _write(path: str, result: AnalysisResult, threshold: float) -> tuple[str, str | None]:
     from .writer import write_tags
 
-    outcome = write_tags(path, result, threshold=threshold)
+    outcome = write_tags(path, result.to_dict(), threshold=threshold)   # the record the writer reads
     return outcome.status, outcome.reason
 
 
@@ -43,7 +45,7 @@ class TagWriterService:
         self._pool: ProcessPoolExecutor | None = None
         self.counts: dict[str, int] = {}
 
-    def on_outcome(self, job: Any, result: dict | None, error: str | None) -> None:
+    def on_outcome(self, job: Any, result: AnalysisResult | None, error: str | None) -> None:
         if result is None or error:
             return
         try:
@@ -58,7 +60,7 @@ class TagWriterService:
     def _committed(self, path: str) -> bool:
         deadline = time.monotonic() + COMMIT_WAIT_S
         while not self._stop.is_set() and time.monotonic() < deadline:
-            if self.db.query("SELECT 1 FROM files WHERE path = ? AND status = 'done'", (path,)):
+            if self.db.query(f"SELECT 1 FROM files WHERE path = ? AND {live()}", (path,)):
                 return True
             self._stop.wait(0.1)
         return False

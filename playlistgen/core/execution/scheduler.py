@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from ...errors import DatabaseError
+from ..analysis.result import AnalysisResult
 from ..storage.db import WriteFailedError
 from ..storage.jobs import Job, JobQueue
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from ...errors import DatabaseError
 from ..analysis.result import AnalysisResult
+from ..loops import BackgroundLoop
 from ..storage.db import WriteFailedError
 from ..storage.jobs import Job, JobQueue
 
@@ -64,10 +65,10 @@ class Scheduler:
         self.executor = executor
         self.stats = RunStats()
         self.in_flight: dict[int, Job] = {}
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()   # also ends the foreground run_until_idle
         self._idle_wait_s = idle_wait_s
+        self._loop = BackgroundLoop("scheduler", self._step_once, interval_s=lambda: self._idle_wait_s,
+                                    on_error=lambda exc: log.exception("scheduler step failed"))
         self._listeners = tuple(outcome_listeners)
         # Outcomes whose write the storage refused (disk full...): kept here and written again
         # when writes work; no new file is claimed meanwhile. The rows stay 'analysing', so a
@@ -83,7 +84,7 @@ class Scheduler:
 
     def wake(self) -> None:
         """Called when new files were queued."""
-        self._wake.set()
+        self._loop.wake()
 
     def step(self, poll_s: float = 0.2) -> bool:
         """Fill the executor, collect finished work. Returns False when there was nothing to do."""
@@ -200,26 +201,16 @@ class Scheduler:
 
     # ---- background mode (the daemon) -----------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name="scheduler", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
-    def _loop(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                busy = self.step()
-            except Exception:  # keep the daemon alive; the error is logged and retried
-                log.exception("scheduler step failed")
-                busy = False
-            if not busy:
-                self._wake.wait(self._idle_wait_s)
-                self._wake.clear()
+    def _step_once(self) -> None:
+        if self.step():   # busy: the next step follows at once; idle: wait for a wake or idle_wait_s
+            self._loop.wake()
 
     def stop(self, grace_s: float = 8.0) -> None:
         """Stop taking work, let in-flight files finish within ``grace_s``, re-queue the rest."""
         self._stopping.set()
-        self._wake.set()
-        if self._thread:
-            self._thread.join(grace_s + 5)
+        self._loop.stop(grace_s + 5)
         deadline = time.monotonic() + grace_s
         while self.in_flight and time.monotonic() < deadline:
             for outcome in self.executor.poll(min(0.2, max(deadline - time.monotonic(), 0))):

@@ -29,27 +29,27 @@ class SchedulerConnection:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or self._state != "running":
                 return False
-            self._stop.wait(min(remaining, 0.1))
+            time.sleep(min(remaining, 0.1))
         return True
 
-    def _watch_loop(self) -> None:
-        first = True
-        while first or not self._stop.wait(WATCH_INTERVAL_S):
-            first = False
-            try:
-                client = self._client
-                if client is None or client.status != "running":
-                    self._disconnected("lost the connection to the scheduler" if client else None)
-                    self._connect()
-                else:
-                    self._refresh(client)
-            except Exception as exc:   # e.g. the scheduler stopped answering: start over
-                self._disconnected(one_line(exc))
-                client, self._client = self._client, None
-                if client is not None:
-                    threading.Thread(target=client.close, kwargs={"timeout": 2}, daemon=True).start()
-            finally:
-                self._attempted.set()   # from now on capacity may go to the local fallback
+    def _watch_once(self) -> None:
+        """The "dask-watch" loop's body, every WATCH_INTERVAL_S: connect, reconnect, refresh."""
+        if self._state != "running":   # closing: never reconnect
+            return
+        try:
+            client = self._client
+            if client is None or client.status != "running":
+                self._disconnected("lost the connection to the scheduler" if client else None)
+                self._connect()
+            else:
+                self._refresh(client)
+        except Exception as exc:   # e.g. the scheduler stopped answering: start over
+            self._disconnected(one_line(exc))
+            client, self._client = self._client, None
+            if client is not None:
+                threading.Thread(target=client.close, kwargs={"timeout": 2}, daemon=True).start()
+        finally:
+            self._attempted.set()   # from now on capacity may go to the local fallback
 
     def _connect(self) -> None:
         from distributed import Client

@@ -39,11 +39,12 @@ from typing import Any
 
 from ...analysis.result import AnalysisResult
 from ...library.paths import map_prefix
+from ...loops import BackgroundLoop
 from ..local import AnalysisExecutor
 from ..protocol import Outcome, wait_for_outcomes
 from ..worker import one_line
 from .config import TlsFiles, default_listen, tls_files
-from .connection import SchedulerConnection
+from .connection import WATCH_INTERVAL_S, SchedulerConnection
 from .health import ExecutorViews
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,8 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         self._restarts: Counter[str] = Counter()
         self._last_error: dict | None = None
         self._seq = itertools.count(1)
-        self._stop = threading.Event()
         self._attempted = threading.Event()   # set once the first connection attempt has finished
-        self._watch: threading.Thread | None = None
+        self._watch = BackgroundLoop("dask-watch", self._watch_once, interval_s=WATCH_INTERVAL_S)
         self._plugin: Any = None
         self.on_capacity = on_capacity   # called when workers join (the scheduler's wake)
 
@@ -148,7 +148,6 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
             self.scheduler_address = self._embedded.start()
         # The watcher connects (at once) and reconnects: registering the plugin waits for every
         # worker to load its models, and `serve` must answer /health meanwhile.
-        self._watch = threading.Thread(target=self._watch_loop, name="dask-watch", daemon=True)
         self._watch.start()
 
     def close(self, grace_s: float = 8.0) -> list[tuple[int, str]]:
@@ -159,7 +158,6 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and (self._tasks or self._local_busy()):
             self._collect(min(TICK_S, max(deadline - time.monotonic(), 0)))
-        self._stop.set()
         with self._lock:
             unfinished = [(t.file_id, t.path) for t in self._tasks.values()] + list(self._backlog)
             futures = [t.future for t in self._tasks.values()]
@@ -176,8 +174,7 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
                 client.close(timeout=5)
             except Exception:   # the scheduler may already be gone
                 log.debug("closing the Dask client", exc_info=True)
-        if self._watch is not None:
-            self._watch.join(5)
+        self._watch.stop(5)   # it does nothing more once the state is no longer "running"
         if self._embedded is not None:
             self._embedded.stop()
         with self._lock:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import queue
-import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 from ....config import Settings
 from ...analysis.result import AnalysisResult
+from ...loops import BackgroundLoop
 from ...storage.db import Database
 from ...storage.files import live
 
@@ -40,8 +40,8 @@ class TagWriterService:
         self.db = db
         self.threshold = settings.playlists.tag_min_probability
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="tagwriter", daemon=True)
+        # the body blocks on the queue (up to 0.5 s), so the loop itself never waits
+        self._loop = BackgroundLoop("tagwriter", self._write_next, interval_s=0)
         self._pool: ProcessPoolExecutor | None = None
         self.counts: dict[str, int] = {}
 
@@ -55,40 +55,37 @@ class TagWriterService:
             log.warning("tag writing is behind; %s left for `playlistgen tags write`", job.path)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def _committed(self, path: str) -> bool:
         deadline = time.monotonic() + COMMIT_WAIT_S
-        while not self._stop.is_set() and time.monotonic() < deadline:
+        while not self._loop.stopping and time.monotonic() < deadline:
             if self.db.query(f"SELECT 1 FROM files WHERE path = ? AND {live()}", (path,)):
                 return True
-            self._stop.wait(0.1)
+            self._loop.sleep(0.1)
         return False
 
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                path, result = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if not self._committed(path):
-                continue
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-            try:
-                status, reason = self._pool.submit(_write, path, result, self.threshold).result()
-            except Exception as exc:   # a crashed writer process: the next file gets a new one
-                status, reason = "failed", str(exc)
-                self._pool.shutdown(wait=False, cancel_futures=True)
-                self._pool = None
-            self.counts[status] = self.counts.get(status, 0) + 1
-            if status in ("failed", "skipped"):
-                log.warning("tags not written to %s: %s", path, reason)
+    def _write_next(self) -> None:
+        try:
+            path, result = self._queue.get(timeout=0.5)
+        except queue.Empty:
+            return
+        if not self._committed(path):
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            status, reason = self._pool.submit(_write, path, result, self.threshold).result()
+        except Exception as exc:   # a crashed writer process: the next file gets a new one
+            status, reason = "failed", str(exc)
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+        self.counts[status] = self.counts.get(status, 0) + 1
+        if status in ("failed", "skipped"):
+            log.warning("tags not written to %s: %s", path, reason)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.ident is not None:
-            self._thread.join(30)
+        self._loop.stop(30)
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
 

@@ -231,19 +231,25 @@ class App:
                                                  metrics=services.metrics)
         if start:
             self.add("playlists", services.playlists.warm_up)
+        # one connection to the media server, shared by the link and the /rest proxy
+        transport = None
+        if settings.mediaserver.url:
+            from .core.integrations.mediaserver.transport import SubsonicTransport
+
+            transport = SubsonicTransport(settings.mediaserver.url)
         if with_link:
             from .core.integrations.mediaserver.service import attach
 
-            if attach(services) is not None:   # mediaserver.url: pushes follow the playlist service
+            if attach(services, transport) is not None:   # mediaserver.url: pushes follow the playlist service
                 self.add("mediaserver", services.mediaserver.start, services.mediaserver.stop)
         services.sonic = SonicSearch(services.db, services.playlists, settings)
         services.mixes = MixScheduler(services.playlists, settings)
         if start:
             self.add("mixes", services.mixes.start, services.mixes.stop)
-        if settings.mediaserver.proxy and settings.mediaserver.url:
+        if settings.mediaserver.proxy and transport is not None:
             from .api.subsonic.upstream import Upstream
 
-            services.upstream = Upstream(settings.mediaserver.url)
+            services.upstream = Upstream(transport)
         self.services = services
         self.api = create_app(settings, services)
 

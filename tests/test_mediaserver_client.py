@@ -53,3 +53,61 @@ def test_playlist_create_update_in_place_delete(supysonic) -> None:
     new = client.create_or_update_playlist("client test", ids[:1], playlist_id=pid)
     assert new != pid
     client.delete_playlist(new)
+
+
+def test_the_link_and_the_proxy_share_one_connection(tmp_path, supysonic) -> None:  # type: ignore[no-untyped-def]
+    """One HTTP client per media server (issue 19): the app builds one transport and both the
+    linked user's client and the /rest proxy's upstream use it; it keeps no cookies, so nothing
+    one client of the proxy was given travels with another's request."""
+    from playlistgen.app import App
+    from playlistgen.config import load_settings
+    from playlistgen.core.storage.db import Database
+
+    settings = load_settings(overrides={"mediaserver": {"url": supysonic.url, "user": supysonic.user,
+                                                        "password": supysonic.password, "proxy": True},
+                                        "database": {"path": str(tmp_path / "pg.db")}})
+    app = App.for_api(settings, Database.from_settings(settings), http=False)
+    try:
+        from playlistgen.core.integrations.mediaserver.service import hook_playlists
+
+        services = app.services
+        assert services is not None and services.upstream is not None
+        link = hook_playlists(None, services.db, settings, transport=services.upstream.transport)
+        assert link is not None and link.client.session is services.upstream.session
+        link.client.ping()
+        assert services.upstream.session.trust_env is False
+    finally:
+        app.stop()
+
+
+def test_the_connection_keeps_no_cookies() -> None:
+    """A server that sets a cookie on one answer never sees it come back on the next request."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from playlistgen.core.integrations.mediaserver.transport import SubsonicTransport
+
+    seen: list[str | None] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            seen.append(self.headers.get("Cookie"))
+            self.send_response(200)
+            self.send_header("Set-Cookie", "sid=alice-session; Path=/")
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        transport = SubsonicTransport(f"http://127.0.0.1:{server.server_port}")
+        for _ in range(2):
+            transport.session.get(transport.endpoint("ping.view"), timeout=5).close()
+        assert seen == [None, None] and list(transport.session.cookies) == []
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,4 +1,4 @@
-"""The media server behind ``/rest``: a pooled HTTP session that forwards requests unchanged
+"""The media server behind ``/rest``: the integration's pooled connection, forwarding requests unchanged
 (streamed, Range and all), and the cached verdict on a client's credentials.
 
 Credentials are never checked here: the client's own auth parameters (``u`` with ``p`` or
@@ -18,6 +18,7 @@ from typing import Any
 
 from cachetools import TTLCache
 
+from ...core.integrations.mediaserver.transport import SubsonicTransport
 from .format import parse_status
 
 log = logging.getLogger(__name__)
@@ -32,21 +33,15 @@ CHUNK = 256 * 1024
 
 
 class Upstream:
-    def __init__(self, url: str, *, connect_timeout: float = 10.0, read_timeout: float = 120.0,
-                 auth_ttl_s: float = 300.0, pool: int = 16, session: Any = None) -> None:
-        url = url.rstrip("/")
-        self.base = url[: -len("/rest")] if url.endswith("/rest") else url
-        self.timeout = (connect_timeout, read_timeout)
-        if session is None:
-            import requests
-            from requests.adapters import HTTPAdapter
+    """The proxy's side of the media server, over the integration's one connection
+    (:class:`~playlistgen.core.integrations.mediaserver.transport.SubsonicTransport`)."""
 
-            session = requests.Session()
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool)
-            session.mount("http://", adapter)
-            session.mount("https://", adapter)
-            session.trust_env = False  # never route the user's media server through an environment proxy
-        self.session = session
+    def __init__(self, transport: SubsonicTransport, *, connect_timeout: float = 10.0, read_timeout: float = 120.0,
+                 auth_ttl_s: float = 300.0) -> None:
+        self.transport = transport
+        self.base = transport.base
+        self.session = transport.session
+        self.timeout = (connect_timeout, read_timeout)
         self._verdicts: TTLCache = TTLCache(maxsize=4096, ttl=auth_ttl_s)
         self._lock = threading.Lock()
         self.server: dict = {}  # version/type/serverVersion/openSubsonic of the last good answer

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ....errors import MediaServerError
+from .transport import SubsonicTransport
 
 log = logging.getLogger(__name__)
 
@@ -65,27 +66,15 @@ class SubsonicClient:
     threads are fine; the link and push code serialise their writes)."""
 
     def __init__(self, url: str, user: str, password: str, *, timeout: float = 10,
-                 session: Any = None) -> None:
-        if not url:
-            raise MediaServerError("no media server configured", "set mediaserver.url, e.g. http://127.0.0.1:4533")
-        url = url.rstrip("/")
-        if url.endswith("/rest"):
-            url = url[: -len("/rest")]
-        if not url.startswith(("http://", "https://")):
-            raise MediaServerError(f"media server URL '{url}' must start with http:// or https://",
-                                   "fix mediaserver.url")
-        if "@" in url.split("//", 1)[1].split("/", 1)[0]:
-            raise MediaServerError("mediaserver.url must not carry a user or password",
-                                   "put them in mediaserver.user and mediaserver.password")
-        self.url = url
+                 session: Any = None, transport: SubsonicTransport | None = None) -> None:
+        """``transport``: the connection shared with the ``/rest`` proxy (the app builds one per
+        server); without one, a connection of its own to ``url``."""
+        self.transport = transport or SubsonicTransport(url, session=session)
+        self.url = self.transport.base
+        self.session = self.transport.session
         self.user = user
         self._password = password
         self.timeout = timeout
-        if session is None:
-            import requests
-
-            session = requests.Session()
-        self.session = session
         self.version = API_VERSION
         self.use_password = False  # True once the server refused token auth
         self._tokens_ok = False    # a token call succeeded: an error 10 is then a real missing parameter
@@ -108,7 +97,7 @@ class SubsonicClient:
     def _request(self, method: str, params: dict[str, Any]) -> Any:
         import requests
 
-        endpoint = f"{self.url}/rest/{method}"
+        endpoint = self.transport.endpoint(method)
         query = {**self._auth(), **{k: v for k, v in params.items() if v is not None}}
         try:
             size = sum(len(str(v)) + 8 for v in query.values())

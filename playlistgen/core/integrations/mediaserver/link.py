@@ -21,13 +21,16 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...library.paths import map_prefix
 from ...playlists.diversity import normalise_artist, normalise_title
 from ...storage.db import Database
 from ...storage.files import live_files
 from ...storage.records import LIVE
+
+if TYPE_CHECKING:
+    from .protocol import MediaServerClient
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +211,8 @@ def song_row(song: dict, track_id: int | None, method: str | None, reason: str |
             "seen_at": seen_at, "child": json.dumps(song, ensure_ascii=False, separators=(",", ":"))}
 
 
-def link(db: Database, client: Any, roots: Iterable[str], path_map: dict[str, str], *, page: int = 500) -> LinkReport:
+def link(db: Database, client: MediaServerClient, roots: Iterable[str], path_map: dict[str, str], *,
+         page: int = 500) -> LinkReport:
     """Read every song of the server, match it, store the mapping. Returns the counts and costs."""
     started, cpu0 = time.perf_counter(), time.process_time()
     seen_at = time.time()

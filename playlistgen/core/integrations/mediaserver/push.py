@@ -15,11 +15,14 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ....errors import MediaServerError, NotFoundError
 from ...storage.db import Database
 from ...storage.files import live
+
+if TYPE_CHECKING:
+    from .protocol import MediaServerClient
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ def server_song_ids(db: Database, track_ids: list[int]) -> list[str | None]:
 
 
 class PlaylistPusher:
-    def __init__(self, db: Database, client: Any) -> None:
+    def __init__(self, db: Database, client: MediaServerClient) -> None:
         self.db = db
         self.client = client
 

@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ....config import Settings
 from ....errors import MediaServerError
@@ -24,6 +24,10 @@ from .client import SubsonicClient
 from .link import link
 from .push import PlaylistPusher
 from .status import counts, link_status, read_state, write_state
+from .transport import SubsonicTransport
+
+if TYPE_CHECKING:
+    from .protocol import MediaServerClient
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +37,8 @@ MIN_SPACING_S = 60.0     # never re-link for library changes more often than thi
 
 
 class MediaServerService:
-    def __init__(self, db: Database, settings: Settings, *, client: Any = None, metrics: Any = None) -> None:
+    def __init__(self, db: Database, settings: Settings, *, client: MediaServerClient | None = None,
+                 metrics: Any = None) -> None:
         ms = settings.mediaserver
         self.db = db
         self.settings = settings
@@ -185,24 +190,28 @@ class MediaServerService:
         return link_status(self.db, self.settings, linking=self.linking)
 
 
-def hook_playlists(playlists: Any, db: Database, settings: Settings, *,
-                   metrics: Any = None) -> MediaServerService | None:
+def hook_playlists(playlists: Any, db: Database, settings: Settings, *, metrics: Any = None,
+                   transport: SubsonicTransport | None = None) -> MediaServerService | None:
     """A link (not started) whose push follows ``playlists``' saves and deletes; None when
-    ``mediaserver.url`` is empty. `playlist --save` uses it without a daemon."""
-    if not settings.mediaserver.url:
+    ``mediaserver.url`` is empty. `playlist --save` uses it without a daemon. ``transport``: the
+    connection to share with the ``/rest`` proxy."""
+    ms = settings.mediaserver
+    if not ms.url:
         return None
-    service = MediaServerService(db, settings, metrics=metrics)
+    client = SubsonicClient(ms.url, ms.user, ms.password, transport=transport)
+    service = MediaServerService(db, settings, client=client, metrics=metrics)
     if playlists is not None:
         playlists.on_saved.append(service.on_saved)
         playlists.before_delete.append(service.before_delete)
     return service
 
 
-def attach(services: Any) -> MediaServerService | None:
+def attach(services: Any, transport: SubsonicTransport | None = None) -> MediaServerService | None:
     """Build the link for a running daemon when ``mediaserver.url`` is set and hook it into the
     playlist service (push on save, delete before delete). Started later by ``start()``."""
     settings = services.settings
-    service = hook_playlists(services.playlists, services.db, settings, metrics=services.metrics)
+    service = hook_playlists(services.playlists, services.db, settings, metrics=services.metrics,
+                             transport=transport)
     if service is None:
         return None
     services.mediaserver = service

@@ -118,7 +118,7 @@ class App:
         app = cls(settings)
         with app._building():
             metrics, cache = Metrics.from_settings(settings), FeatureCache.from_settings(settings)
-            db = app._open_database(lock="serve")
+            db = app._open_database(lock="serve", on_batch=metrics.observe_write_batch)
             check_models(settings)   # an ML preset without its models: one line, nothing started
             tagwriter = app._tag_writer(db)
             daemon = Daemon(settings, db, metrics=metrics,
@@ -197,14 +197,14 @@ class App:
             self.stop()
             raise
 
-    def _open_database(self, *, lock: str | None) -> Database:
+    def _open_database(self, *, lock: str | None, on_batch: Callable[[int, float], None] | None = None) -> Database:
         from .core.storage.db import Database
         from .core.storage.lock import DatabaseLock
 
         if lock is not None:   # a second writer stops here, naming the first one's pid
             held = DatabaseLock(self.settings.database.path, lock).acquire()
             self.add("lock", stop=held.release)
-        db = Database.from_settings(self.settings)
+        db = Database.from_settings(self.settings, on_batch=on_batch)
         self.add("database", stop=db.close)
         return db
 

@@ -26,8 +26,8 @@ N_TRACKS = 40
 def env(tmp_path: Path, make_app) -> Iterator[dict]:  # type: ignore[no-untyped-def]
     settings = Settings()
     settings.library.paths = [str(tmp_path)]
-    db = Database(tmp_path / "perf.db", pool_min=1, pool_max=4)
     metrics = Metrics.from_settings(settings)
+    db = Database(tmp_path / "perf.db", pool_min=1, pool_max=4, on_batch=metrics.observe_write_batch)
     cache = FeatureCache.from_settings(settings)
     register_probes(metrics, db=db, cache=cache)
     ids = populate(db, N_TRACKS)

@@ -298,6 +298,10 @@ class Metrics:
                                                                            "hint": "set logging.tracemalloc: true"}
         return out
 
+    def observe_write_batch(self, jobs: int, seconds: float) -> None:
+        """The database writer's hook (``Database(on_batch=...)``): one committed batch."""
+        self.observe("db_write_batch", seconds, jobs=jobs)
+
     # ---- Prometheus -----------------------------------------------------------------------
     def registry(self):  # type: ignore[no-untyped-def]
         """A private CollectorRegistry whose collector reads this object on every scrape."""
@@ -311,7 +315,6 @@ class Metrics:
 def register_probes(metrics: Metrics, *, db: Any = None, daemon: Any = None, cache: Any = None) -> None:
     """Wire the live numbers of the storage layer, the daemon and the cache into ``metrics``."""
     if db is not None:
-        db.writer.on_batch = lambda jobs, seconds: metrics.observe("db_write_batch", seconds, jobs=jobs)
         metrics.add_counter("busy_retries", "SQLite busy errors retried (readers and writer)",
                             lambda: db.readers.snapshot()["busy_retries"] + db.writer.stats["busy_retries"])
         metrics.add_gauge("db_pool_in_use", "Read connections checked out", lambda: db.readers.snapshot()["in_use"])

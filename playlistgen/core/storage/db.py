@@ -123,7 +123,7 @@ class Writer:
     The queue is bounded, so producers block (backpressure) instead of filling memory."""
 
     def __init__(self, conn: apsw.Connection, *, batch_size: int = 64, queue_size: int = 1024,
-                 path: str | Path = "") -> None:
+                 path: str | Path = "", on_batch: Callable[[int, float], None] | None = None) -> None:
         self._conn = conn
         self._path = str(path)
         # health: a batch the storage refused (disk full, I/O error) makes the writer degraded
@@ -136,7 +136,7 @@ class Writer:
         self._lock = threading.Lock()
         self._closed = False
         self.stats = {"jobs": 0, "failed_jobs": 0, "batches": 0, "busy_retries": 0, "commit_s": 0.0}
-        self.on_batch: Callable[[int, float], None] | None = None  # (jobs, seconds) after each commit
+        self.on_batch = on_batch   # (jobs, seconds) after each commit: the metrics' hook
         self._thread = threading.Thread(target=self._run, name="db-writer", daemon=True)
         self._thread.start()
 
@@ -388,7 +388,8 @@ class Database:
     """The storage layer the rest of the program gets: migrations applied, a writer, a reader pool."""
 
     def __init__(self, path: str | Path, *, pool_min: int = 1, pool_max: int = 8,
-                 busy_timeout_ms: int = 5000, batch_size: int = 64) -> None:
+                 busy_timeout_ms: int = 5000, batch_size: int = 64,
+                 on_batch: Callable[[int, float], None] | None = None) -> None:
         self.path = Path(path)
         check_writable(self.path)
         self._write_conn = connect(self.path, busy_timeout_ms=busy_timeout_ms)
@@ -397,16 +398,16 @@ class Database:
         except BaseException:
             self._write_conn.close()
             raise
-        self.writer = Writer(self._write_conn, batch_size=batch_size, path=self.path)
+        self.writer = Writer(self._write_conn, batch_size=batch_size, path=self.path, on_batch=on_batch)
         self.readers = ReaderPool(self.path, pool_min=pool_min, pool_max=pool_max,
                                   busy_timeout_ms=busy_timeout_ms)
         self._closed = False
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Database:
+    def from_settings(cls, settings: Any, *, on_batch: Callable[[int, float], None] | None = None) -> Database:
         db = settings.database
         return cls(db.path, pool_min=db.pool_min, pool_max=db.pool_max,
-                   busy_timeout_ms=db.busy_timeout_ms, batch_size=db.batch_size)
+                   busy_timeout_ms=db.busy_timeout_ms, batch_size=db.batch_size, on_batch=on_batch)
 
     def write(self, fn: WriteFn, timeout: float | None = None) -> Any:
         return self.writer.write(fn, timeout)

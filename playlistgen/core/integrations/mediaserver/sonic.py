@@ -64,7 +64,7 @@ def child_from_row(server_id: str, child: str | None, title: str | None, artist:
 
 
 class SonicSearch:
-    """Built once in the entry point (or by ``create_app``); thread-safe."""
+    """Built once by the app (`playlistgen/app.py`); thread-safe."""
 
     def __init__(self, db: Database, playlists: PlaylistService, settings: Settings, *,
                  linked_ttl_s: float = LINKED_TTL_S):

@@ -136,6 +136,32 @@ def supysonic_db(supysonic, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return db
 
 
+# ---- the synthetic library (tests/playlist_fixtures.py): one database per test module ----
+
+@pytest.fixture(scope="module")
+def populated_library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, dict, Path]]:
+    """(db, facts, root): a real database at ``root/test.db`` holding the synthetic library of
+    ``playlist_fixtures.populate`` (files under ``root/library``). Shared by a module's tests:
+    copy it or use another fixture to change what is stored."""
+    from tests.playlist_fixtures import populated_library as populated
+
+    yield from populated(tmp_path_factory.mktemp("library"))
+
+
+def library_settings(root: Path, **playlists: object):  # type: ignore[no-untyped-def]
+    """Settings for a library under ``root`` (``populated_library``'s layout): its folder, its
+    database, playlists written to ``root/playlists``; ``playlists`` sets playlists.* keys."""
+    from playlistgen.config import Settings
+
+    settings = Settings()
+    settings.library.paths = [str(root / "library")]
+    settings.database.path = str(root / "test.db")
+    settings.playlists.output_dir = str(root / "playlists")
+    for key, value in playlists.items():
+        setattr(settings.playlists, key, value)
+    return settings
+
+
 # ---- issue 19: the HTTP app, built by playlistgen.app as `serve` builds it (without the daemon) ----
 
 @pytest.fixture

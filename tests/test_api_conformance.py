@@ -13,31 +13,25 @@ import pytest
 from prometheus_client.exposition import generate_latest
 
 from playlistgen.app import App
-from playlistgen.config import Settings
 from playlistgen.core.observe.metrics import Metrics
 from playlistgen.core.playlists.export import MEDIA_TYPES
 from playlistgen.core.playlists.registry import STRATEGIES
 from playlistgen.core.playlists.service import REQUEST_KEYS
 from playlistgen.core.storage.db import Database
 from playlistgen.logs import RepeatFilter
+from tests.conftest import library_settings
 from tests.playlist_fixtures import populate
 
 
 def _client(root: Path, db: Database):  # type: ignore[no-untyped-def]
-    settings = Settings()
-    settings.library.paths = [str(root / "library")]
-    settings.playlists.output_dir = str(root / "playlists")
-    return App.for_api(settings, db).api.test_client()
+    return App.for_api(library_settings(root), db).api.test_client()
 
 
 @pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
-    root = tmp_path_factory.mktemp("conformance")
-    (root / "library").mkdir()
-    db = Database(root / "test.db", pool_min=1, pool_max=4)
-    facts = populate(db, root / "library", artists=10, per_artist=4)
-    yield _client(root, db), facts
-    db.close()
+def library(populated_library) -> tuple:  # type: ignore[no-untyped-def]
+    """(test client, facts) over the shared synthetic library."""
+    db, facts, root = populated_library
+    return _client(root, db), facts
 
 
 @pytest.fixture(scope="module")

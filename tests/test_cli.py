@@ -5,13 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 import pytest
 
 from tests.conftest import run_cli
+from tests.helpers import wait_for
 
 HEAVY = ("essentia", "tensorflow", "librosa")
 
@@ -54,14 +54,9 @@ def test_serve_process_loads_no_heavy_module(tmp_path: Path, daemon_factory) -> 
     daemon = daemon_factory()
     daemon.wait_ready()
     parent = psutil.Process(daemon.proc.pid)
-    deadline = time.monotonic() + 60
-    workers: list = []
-    while time.monotonic() < deadline:  # wait until a worker has loaded its analyzer
-        workers = [p for p in parent.children() if "essentia" in _mapped_libraries(p.pid)]
-        if workers:
-            break
-        time.sleep(0.2)
-    assert workers, "no worker loaded Essentia: the check below would prove nothing"
+    # a worker that loaded Essentia, or the check below would prove nothing
+    wait_for(lambda: [p for p in parent.children() if "essentia" in _mapped_libraries(p.pid)], 60,
+             "a worker to load its analyzer (Essentia)")
     maps = _mapped_libraries(parent.pid)
     for heavy in ("essentia", "tensorflow", "llvmlite"):
         assert heavy not in maps, f"the daemon process loaded {heavy}"

@@ -21,13 +21,13 @@ from tests.helpers import ENV, SR, features_per_track, make_song, status, wait_f
 
 
 @pytest.fixture
-def library(tmp_path: Path) -> Path:
+def library_dir(tmp_path: Path) -> Path:
     lib = tmp_path / "library"
     lib.mkdir()
     return lib
 
 
-def test_drop_copy_rename_delete(tmp_path: Path, library: Path, daemon_factory) -> None:
+def test_drop_copy_rename_delete(tmp_path: Path, library_dir: Path, daemon_factory) -> None:
     daemon = daemon_factory(env=ENV)
     startup = daemon.wait_ready()
     assert startup < 10
@@ -35,7 +35,7 @@ def test_drop_copy_rename_delete(tmp_path: Path, library: Path, daemon_factory) 
     staging = tmp_path / "staging"
     for i in range(50):
         make_song(staging / "Drop" / f"song {i:02d}.wav", i)
-    (staging / "Drop").rename(library / "Drop")
+    (staging / "Drop").rename(library_dir / "Drop")
     wait_for(lambda: status(daemon)["counts"]["done"] == 50, 240, "50 files analysed")
     s = status(daemon)
     assert s["analysis"]["analysed"] == 50 and s["counts"]["failed"] == 0
@@ -43,7 +43,7 @@ def test_drop_copy_rename_delete(tmp_path: Path, library: Path, daemon_factory) 
     # a slow copy: written in 5 chunks 0.3 s apart; analysed once, after it stops changing
     audio = af.song(8.0, SR, 1, bpm=128, tonic=3)
     import soundfile as sf
-    with sf.SoundFile(library / "slow.wav", "w", SR, 1) as fh:
+    with sf.SoundFile(library_dir / "slow.wav", "w", SR, 1) as fh:
         for part in np.array_split(audio, 5):
             fh.write(part)
             fh.flush()
@@ -53,7 +53,7 @@ def test_drop_copy_rename_delete(tmp_path: Path, library: Path, daemon_factory) 
     assert status(daemon)["analysis"]["analysed"] == 51
 
     # rename the folder: the 50 files keep their analysis
-    (library / "Drop").rename(library / "Dropped Album")
+    (library_dir / "Drop").rename(library_dir / "Dropped Album")
     wait_for(lambda: requests.get(daemon.url + "/health", timeout=5).ok and
              connect(tmp_path / "playlistgen.db").execute(
                  "SELECT count(*) FROM files WHERE path LIKE '%Dropped Album%' AND status = 'done'"
@@ -61,7 +61,7 @@ def test_drop_copy_rename_delete(tmp_path: Path, library: Path, daemon_factory) 
     assert status(daemon)["analysis"]["analysed"] == 51
 
     # delete: marked missing, no longer counted
-    (library / "slow.wav").unlink()
+    (library_dir / "slow.wav").unlink()
     wait_for(lambda: status(daemon)["counts"]["missing"] == 1, 30, "delete noticed")
     s = status(daemon)
     assert s["counts"]["total"] == 50 and s["analysis"]["analysed"] == 51
@@ -72,10 +72,10 @@ def test_drop_copy_rename_delete(tmp_path: Path, library: Path, daemon_factory) 
 TOTAL = 40
 
 
-def test_kill_9_mid_run_then_restart_finishes_exactly_once(tmp_path: Path, library: Path,
+def test_kill_9_mid_run_then_restart_finishes_exactly_once(tmp_path: Path, library_dir: Path,
                                                            daemon_factory) -> None:
     for i in range(TOTAL):
-        make_song(library / f"t{i:02d}.wav", 100 + i, seconds=15.0)
+        make_song(library_dir / f"t{i:02d}.wav", 100 + i, seconds=15.0)
     daemon = daemon_factory(env=ENV)
     daemon.wait_ready()
     wait_for(lambda: status(daemon)["counts"]["done"] >= 2, 120, "part of the run done")
@@ -100,9 +100,9 @@ def test_kill_9_mid_run_then_restart_finishes_exactly_once(tmp_path: Path, libra
     assert features_per_track(db_path) == [1] * TOTAL
 
 
-def test_sigterm_mid_run_exits_fast_and_loses_nothing(tmp_path: Path, library: Path, daemon_factory) -> None:
+def test_sigterm_mid_run_exits_fast_and_loses_nothing(tmp_path: Path, library_dir: Path, daemon_factory) -> None:
     for i in range(16):
-        make_song(library / f"s{i:02d}.wav", 200 + i, seconds=10.0)
+        make_song(library_dir / f"s{i:02d}.wav", 200 + i, seconds=10.0)
     daemon = daemon_factory(env=ENV)
     daemon.wait_ready()
     wait_for(lambda: status(daemon)["counts"]["done"] >= 2, 120, "analysis under way")
@@ -120,13 +120,13 @@ def test_sigterm_mid_run_exits_fast_and_loses_nothing(tmp_path: Path, library: P
     again.stop(signal.SIGTERM)
 
 
-def test_periodic_reconcile_catches_what_no_watcher_saw(tmp_path: Path, library: Path, daemon_factory) -> None:
+def test_periodic_reconcile_catches_what_no_watcher_saw(tmp_path: Path, library_dir: Path, daemon_factory) -> None:
     env = dict(ENV, PLAYLISTGEN_LIBRARY__WATCH="false", PLAYLISTGEN_LIBRARY__RESCAN_INTERVAL_S="1")
     daemon = daemon_factory(env=env)
     daemon.wait_ready()
     assert status(daemon)["watcher"]["mode"] == "off"
-    make_song(library / "late.wav", 7)
-    (library / "broken.wav").write_bytes(b"RIFF\x00\x00")
+    make_song(library_dir / "late.wav", 7)
+    (library_dir / "broken.wav").write_bytes(b"RIFF\x00\x00")
     wait_for(lambda: status(daemon)["counts"]["done"] == 1, 60, "periodic reconcile picked the file up")
     wait_for(lambda: status(daemon)["counts"]["failed"] == 1, 30, "broken file recorded")
     failed = requests.get(daemon.url + "/api/v1/tracks/failed", timeout=5).json()
@@ -135,11 +135,11 @@ def test_periodic_reconcile_catches_what_no_watcher_saw(tmp_path: Path, library:
     assert daemon.stop(signal.SIGTERM) == 0
 
 
-def test_polling_watcher_and_api_rescan(tmp_path: Path, library: Path, daemon_factory) -> None:
+def test_polling_watcher_and_api_rescan(tmp_path: Path, library_dir: Path, daemon_factory) -> None:
     daemon = daemon_factory(env=dict(ENV, PLAYLISTGEN_LIBRARY__POLLING="true"))
     daemon.wait_ready()
     assert status(daemon)["watcher"]["mode"] == "polling"
-    make_song(library / "polled.wav", 8)
+    make_song(library_dir / "polled.wav", 8)
     wait_for(lambda: status(daemon)["counts"]["done"] == 1, 60, "polling observer saw the file")
     r = requests.post(daemon.url + "/api/v1/library/scan", timeout=5)
     assert r.status_code == 202 and r.json()["accepted"] is True
@@ -147,9 +147,9 @@ def test_polling_watcher_and_api_rescan(tmp_path: Path, library: Path, daemon_fa
     assert daemon.stop(signal.SIGTERM) == 0
 
 
-def test_second_signal_exits_at_once(tmp_path: Path, library: Path, daemon_factory) -> None:
+def test_second_signal_exits_at_once(tmp_path: Path, library_dir: Path, daemon_factory) -> None:
     for i in range(6):
-        make_song(library / f"q{i}.wav", 300 + i, seconds=20.0)
+        make_song(library_dir / f"q{i}.wav", 300 + i, seconds=20.0)
     daemon = daemon_factory(env=ENV)
     daemon.wait_ready()
     wait_for(lambda: status(daemon)["in_flight"] > 0, 60, "analysis in flight")

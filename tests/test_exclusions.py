@@ -10,28 +10,19 @@ import numpy as np
 import pytest
 
 from playlistgen.app import App
-from playlistgen.config import Settings, load_settings
+from playlistgen.config import load_settings
 from playlistgen.core.music import camelot_compatible, camelot_index, tempo_compatible
 from playlistgen.core.playlists.diversity import gaps_respected
 from playlistgen.core.playlists.exclusions import ExcludeRules, effective_rules, parse_rules, path_excluded
 from playlistgen.core.playlists.service import PlaylistRequest
 from playlistgen.core.storage.db import Database
-from tests.playlist_fixtures import add_track, make_result, populated_library, style_centres
+from tests.conftest import library_settings
+from tests.playlist_fixtures import add_track, make_result, style_centres
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, dict, Path]]:
-    yield from populated_library(tmp_path_factory.mktemp("excl"))
-
-
-def client_for(library: tuple, exclude: dict | None = None):  # type: ignore[no-untyped-def]
-    db, _, root = library
-    settings = Settings()
-    settings.library.paths = [str(root / "library")]
-    settings.database.path = str(root / "test.db")
-    settings.playlists.output_dir = str(root / "playlists")
-    if exclude is not None:
-        settings.playlists.exclude = exclude
+def client_for(populated_library: tuple, exclude: dict | None = None):  # type: ignore[no-untyped-def]
+    db, _, root = populated_library
+    settings = library_settings(root) if exclude is None else library_settings(root, exclude=exclude)
     return App.for_api(settings, db).api.test_client()
 
 
@@ -78,9 +69,9 @@ def genres_of(body: dict) -> set[str]:
     return {t.get("genre") or "" for t in body["tracks"]}
 
 
-def test_configured_exclusions_apply_unless_include_excluded(library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, _ = library
-    client = client_for(library, {"genres": ["jazz"], "max_duration_min": 20})
+def test_configured_exclusions_apply_unless_include_excluded(populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _ = populated_library
+    client = client_for(populated_library, {"genres": ["jazz"], "max_duration_min": 20})
     jazz = post(client, {"strategy": "filter", "filters": {"genre": "jazz"}, "size": 50})
     assert jazz["tracks"] == [] and jazz["playlist"]["excluded"] > 0
     assert len(post(client, {"strategy": "filter", "filters": {"genre": "jazz"}, "size": 50,
@@ -94,9 +85,9 @@ def test_configured_exclusions_apply_unless_include_excluded(library) -> None:  
     assert post(client, {"strategy": "random", "size": 5, "include_excluded": "yes"}, 400)
 
 
-def test_request_level_exclusions(library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, root = library
-    client = client_for(library)
+def test_request_level_exclusions(populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, root = populated_library
+    client = client_for(populated_library)
     body = post(client, {"strategy": "random", "size": 200, "random_seed": 1,
                          "exclude": {"genres": ["rock"], "paths": ["*/Artist 00 */*"], "folders": ["Artist 02 Jazz"],
                                      "max_duration_min": 5}})
@@ -114,9 +105,9 @@ def test_request_level_exclusions(library) -> None:  # type: ignore[no-untyped-d
     assert bad.status_code == 400 and "genres" in bad.get_json()["error"]["did_you_mean"]
 
 
-def test_order_smooth_reports_costs_and_keeps_the_seed_first(library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, _ = library
-    client = client_for(library)
+def test_order_smooth_reports_costs_and_keeps_the_seed_first(populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _ = populated_library
+    client = client_for(populated_library)
     seed = facts["Teardrop"]
     smooth = post(client, {"strategy": "radio", "seeds": [seed], "size": 25})
     as_is = post(client, {"strategy": "radio", "seeds": [seed], "size": 25, "order": "as_is"})

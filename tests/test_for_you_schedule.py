@@ -4,7 +4,6 @@ the scheduled mixes (due times with an injected clock, refresh in place)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -15,28 +14,14 @@ from playlistgen.core.playlists.schedule import MixScheduler
 from playlistgen.core.playlists.service import PlaylistRequest, PlaylistService
 from playlistgen.core.storage.db import Database
 from playlistgen.errors import ConfigError
-from tests.playlist_fixtures import populate
+from tests.conftest import library_settings
 
 DAY = 86400.0
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, dict, Path]]:
-    root = tmp_path_factory.mktemp("foryou")
-    (root / "library").mkdir()
-    (root / "playlists").mkdir()
-    db = Database(root / "test.db", pool_min=1, pool_max=4)
-    facts = populate(db, root / "library")
-    yield db, facts, root
-    db.close()
-
-
 def settings_for(root: Path, schedule: list | None = None) -> Settings:
-    settings = Settings()
-    settings.library.paths = [str(root / "library")]
-    settings.playlists.output_dir = str(root / "playlists")
-    settings.playlists.schedule = schedule or []
-    return settings
+    (root / "playlists").mkdir(exist_ok=True)
+    return library_settings(root, schedule=schedule or [])
 
 
 def set_history(db: Database, rows: list[tuple[int, int, float | None, float | None]]) -> None:
@@ -53,8 +38,8 @@ def generate(service: PlaylistService, body: dict) -> dict:
     return service.generate(PlaylistRequest.parse(body, service.settings))
 
 
-def test_without_history_it_says_so_and_mixes_the_whole_library(library) -> None:  # type: ignore[no-untyped-def]
-    db, _, root = library
+def test_without_history_it_says_so_and_mixes_the_whole_library(populated_library) -> None:  # type: ignore[no-untyped-def]
+    db, _, root = populated_library
     set_history(db, [])
     out = generate(PlaylistService(db, settings_for(root)), {"strategy": "for_you", "size": 12, "random_seed": 5})
     assert len(out["tracks"]) == 12
@@ -63,8 +48,8 @@ def test_without_history_it_says_so_and_mixes_the_whole_library(library) -> None
     assert len({t["artist"] for t in out["tracks"]}) >= 6  # a mix, not one corner of the library
 
 
-def test_seeds_come_from_history_and_recent_plays_are_left_out(library) -> None:  # type: ignore[no-untyped-def]
-    db, facts, root = library
+def test_seeds_come_from_history_and_recent_plays_are_left_out(populated_library) -> None:  # type: ignore[no-untyped-def]
+    db, facts, root = populated_library
     by_style = facts["by_style"]
     now = time.time()
     recent = by_style["chill"][:4]
@@ -99,8 +84,8 @@ def test_seeds_come_from_history_and_recent_plays_are_left_out(library) -> None:
     assert keep["playlist"]["for_you"]["excluded_recently_played"] == 0
 
 
-def test_scheduled_mix_due_times_and_refresh_in_place(library) -> None:  # type: ignore[no-untyped-def]
-    db, facts, root = library
+def test_scheduled_mix_due_times_and_refresh_in_place(populated_library) -> None:  # type: ignore[no-untyped-def]
+    db, facts, root = populated_library
     set_history(db, [(t, 3, time.time() - 30 * DAY, None) for t in facts["by_style"]["rock"][:3]])
     clock = {"now": datetime(2026, 3, 1, 6, 59)}
     settings = settings_for(root, [{"name": "Morning mix", "strategy": "for_you", "at": "07:00", "size": 8},
@@ -125,16 +110,16 @@ def test_scheduled_mix_due_times_and_refresh_in_place(library) -> None:  # type:
     assert [m.name for m in mixes.due(datetime(2026, 3, 2, 7, 1))] == ["Morning mix"]  # the next day
 
 
-def test_a_bad_schedule_entry_is_refused_when_serve_starts(library) -> None:  # type: ignore[no-untyped-def]
-    db, _, root = library
+def test_a_bad_schedule_entry_is_refused_when_serve_starts(populated_library) -> None:  # type: ignore[no-untyped-def]
+    db, _, root = populated_library
     settings = settings_for(root, [{"name": "Oops", "strategy": "for_yuo", "at": "07:00"}])
     with pytest.raises(ConfigError) as caught:
         MixScheduler(PlaylistService(db, settings), settings)
     assert "playlists.schedule[0]" in caught.value.message and "for_you" in caught.value.one_line()
 
 
-def test_an_empty_mix_is_not_saved_and_stays_due(library) -> None:  # type: ignore[no-untyped-def]
-    db, _, root = library
+def test_an_empty_mix_is_not_saved_and_stays_due(populated_library) -> None:  # type: ignore[no-untyped-def]
+    db, _, root = populated_library
     settings = settings_for(root, [{"name": "Impossible", "strategy": "filter", "at": "07:00",
                                     "filters": {"bpm": [300, 400]}}])
     mixes = MixScheduler(PlaylistService(db, settings), settings, now=lambda: datetime(2026, 3, 1, 8, 0))

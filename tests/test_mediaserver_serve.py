@@ -10,6 +10,7 @@ from pathlib import Path
 import requests
 
 from playlistgen.core.integrations.mediaserver.client import SubsonicClient
+from tests.helpers import wait_for
 
 
 def _start(daemon_factory, supysonic, supysonic_db: Path, tmp_path: Path, password: str):  # type: ignore[no-untyped-def]
@@ -32,19 +33,17 @@ def test_wrong_password_degrades_health_with_one_log_line(daemon_factory, supyso
     for _ in range(3):
         assert requests.post(daemon.url + "/api/v1/mediaserver/link", timeout=10).status_code == 202
         time.sleep(0.3)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        status = requests.get(daemon.url + "/api/v1/mediaserver/status", timeout=10).json()
-        if status["last_error"]:
-            break
-        time.sleep(0.2)
+    def link_status() -> dict:
+        return requests.get(daemon.url + "/api/v1/mediaserver/status", timeout=10).json()
+
+    status = wait_for(lambda: (s := link_status())["last_error"] and s, 30, "the link to report its failure")
     assert "refused user 'alice'" in status["last_error"]
     health = requests.get(daemon.url + "/health", timeout=10)
     assert health.status_code == 200 and health.json()["status"] == "degraded"
     assert health.json()["components"]["mediaserver"]["degraded"]
     # the API still answers everything else
     assert requests.get(daemon.url + "/api/v1/library/status", timeout=10).status_code == 200
-    time.sleep(1)
+    time.sleep(1)   # time for more attempts: the log below must still hold one line per distinct failure
     assert daemon.stop() == 0
     log = daemon.log_path.read_text()
     errors = [line for line in log.splitlines() if " ERROR " in line and "media server" in line]

@@ -26,7 +26,7 @@ MIN_QUEUE, HISTORY = 3, 6
 
 
 @pytest.fixture
-def library(tmp_path: Path) -> Path:
+def scanned_library(tmp_path: Path) -> Path:
     lib = tmp_path / "library"
     make_library(lib, 12, formats=("flac", "ogg"))
     res = run_cli("scan", str(lib), cwd=tmp_path, env={"PLAYLISTGEN_ANALYSIS__PRESET": "fast"}, timeout=300)
@@ -39,15 +39,15 @@ def _following(client: MPDClient) -> int:
     return int(status["playlistlength"]) - int(status.get("song", -1)) - 1
 
 
-def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, library: Path) -> None:
-    server = Mpd(tmp_path, library)
+def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, scanned_library: Path) -> None:
+    server = Mpd(tmp_path, scanned_library)
     server.start()
     try:
         client = server.client()
         client.update()
         wait_for(lambda: len([e for e in client.listall() if "file" in e]) == 12, 30, "mpd to index the library")
         (tmp_path / "config.yaml").write_text(yaml.safe_dump({
-            "library": {"paths": [str(library)]},
+            "library": {"paths": [str(scanned_library)]},
             "mpd": {"port": server.port, "min_queue": MIN_QUEUE, "history": HISTORY}}))
         radio = subprocess.Popen([sys.executable, "-m", "playlistgen", "mpd", "radio", "--seed", "Artist 1 - Song 1"],
                                  cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -86,10 +86,10 @@ def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, libr
 
 
 def test_missing_mpd_only_degrades_health(tmp_path: Path, daemon_factory) -> None:
-    library = tmp_path / "library"
-    library.mkdir()
+    library_dir = tmp_path / "library"
+    library_dir.mkdir()
     port = free_port()   # nothing listens there
-    daemon = daemon_factory("--library", str(library), env={"PLAYLISTGEN_MPD__ENABLED": "true",
+    daemon = daemon_factory("--library", str(library_dir), env={"PLAYLISTGEN_MPD__ENABLED": "true",
                                                             "PLAYLISTGEN_MPD__PORT": str(port),
                                                             "PLAYLISTGEN_MPD__PASSWORD": "s3cret-pw"})
     daemon.wait_ready()

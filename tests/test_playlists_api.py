@@ -7,44 +7,34 @@ import re
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from playlistgen.app import App
 from playlistgen.config import Settings
-from playlistgen.core.storage.db import Database
-from tests.playlist_fixtures import populated_library
+from tests.conftest import library_settings
 
 XSPF = "{http://xspf.org/ns/0/}"
 TRACK_FIELDS = {"id", "path", "artist", "album", "title", "duration_s", "bpm", "key", "scale", "camelot", "energy",
                 "tags"}
 
 
-@pytest.fixture(scope="module")
-def library(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Database, dict, Path]]:
-    yield from populated_library(tmp_path_factory.mktemp("api"))
-
-
-def make_client(library: tuple, **api: object):  # type: ignore[no-untyped-def]
-    db, _, root = library
-    settings = Settings()
-    settings.library.paths = [str(root / "library")]
-    settings.database.path = str(root / "test.db")
-    settings.playlists.output_dir = str(root / "playlists")
+def make_client(populated_library: tuple, **api: object):  # type: ignore[no-untyped-def]
+    db, _, root = populated_library
+    settings = library_settings(root)
     for key, value in api.items():
         setattr(settings.api, key, value)
     return App.for_api(settings, db).api.test_client()
 
 
 @pytest.fixture
-def client(library: tuple):  # type: ignore[no-untyped-def]
-    return make_client(library)
+def client(populated_library: tuple):  # type: ignore[no-untyped-def]
+    return make_client(populated_library)
 
 
-def test_search_uses_fts_and_filters(client, library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, _ = library
+def test_search_uses_fts_and_filters(client, populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _ = populated_library
     r = client.get("/api/v1/tracks?q=teardr")
     assert r.status_code == 200 and float(r.headers["X-Process-Time"]) > 0
     body = r.get_json()
@@ -66,8 +56,8 @@ def test_search_uses_fts_and_filters(client, library) -> None:  # type: ignore[n
     assert client.get('/api/v1/tracks?q="AND OR NOT(').status_code == 200  # FTS syntax is neutralised
 
 
-def test_track_detail_similar_and_failed_route(client, library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, _ = library
+def test_track_detail_similar_and_failed_route(client, populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _ = populated_library
     detail = client.get(f"/api/v1/tracks/{facts['Teardrop']}").get_json()
     assert detail["artist"] == "Massive Attack" and len(detail["features"]["embedding"]) == 200
     assert detail["all_tags"]["msd"] and detail["files"][0]["path"].endswith("Teardrop.flac")
@@ -81,22 +71,22 @@ def test_track_detail_similar_and_failed_route(client, library) -> None:  # type
     assert client.get("/api/v1/tracks/99999999999999999999999").status_code == 404
 
 
-def test_track_detail_through_the_feature_cache(library) -> None:  # type: ignore[no-untyped-def]
+def test_track_detail_through_the_feature_cache(populated_library) -> None:  # type: ignore[no-untyped-def]
     from playlistgen.core.storage.cache import FeatureCache
 
-    db, facts, root = library
+    db, facts, root = populated_library
     settings = Settings()
     app = App.for_api(settings, db, cache=FeatureCache(8, 60))
     client = app.api.test_client()
-    plain = make_client(library).get(f"/api/v1/tracks/{facts['Jóga']}").get_json()
+    plain = make_client(populated_library).get(f"/api/v1/tracks/{facts['Jóga']}").get_json()
     for _ in range(2):  # a miss, then a hit
         cached = client.get(f"/api/v1/tracks/{facts['Jóga']}").get_json()
         assert cached["features"] == plain["features"] and cached["all_tags"] == plain["all_tags"]
     assert app.services.cache.stats()["hits"] >= 1
 
 
-def test_radio_by_name_and_did_you_mean(client, library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, _ = library
+def test_radio_by_name_and_did_you_mean(client, populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _ = populated_library
     r = client.post("/api/v1/playlists", json={"strategy": "radio", "seeds": ["Massive Attack - Teardrop"],
                                                "size": 12})
     assert r.status_code == 200
@@ -117,15 +107,15 @@ def test_radio_by_name_and_did_you_mean(client, library) -> None:  # type: ignor
     assert gone.status_code == 404
 
 
-def test_missing_files_are_never_returned(client, library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, _ = library
+def test_missing_files_are_never_returned(client, populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _ = populated_library
     body = client.post("/api/v1/playlists", json={"strategy": "all", "diversity": False}).get_json()
     ids = {t["id"] for t in body["tracks"]}
     assert facts["Vanished Song"] not in ids and len(ids) == 184
 
 
-def test_every_strategy_over_http(client, library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, _ = library
+def test_every_strategy_over_http(client, populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _ = populated_library
     listing = client.get("/api/v1/playlists/strategies").get_json()["strategies"]
     names = {s["name"] for s in listing}
     assert {"radio", "path", "mood", "filter", "harmonic", "clusters"} <= names
@@ -148,8 +138,8 @@ def test_every_strategy_over_http(client, library) -> None:  # type: ignore[no-u
     assert any(re.match(r"^Chill · .*\d+ BPM$", c["name"]) for c in clusters)
 
 
-def test_m3u8_and_xspf_formats(client, library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, _ = library
+def test_m3u8_and_xspf_formats(client, populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, _ = populated_library
     req = {"strategy": "radio", "seeds": [facts["Jóga"]], "size": 6}
     m3u = client.post("/api/v1/playlists?format=m3u8", json=req)
     assert m3u.status_code == 200 and m3u.mimetype == "audio/x-mpegurl"
@@ -168,8 +158,8 @@ def test_m3u8_and_xspf_formats(client, library) -> None:  # type: ignore[no-unty
     assert bad.status_code == 400 and "m3u8" in bad.get_json()["error"]["did_you_mean"]
 
 
-def test_save_writes_the_file_and_lists_it(client, library) -> None:  # type: ignore[no-untyped-def]
-    _, facts, root = library
+def test_save_writes_the_file_and_lists_it(client, populated_library) -> None:  # type: ignore[no-untyped-def]
+    _, facts, root = populated_library
     req = {"strategy": "radio", "seeds": [facts["Teardrop"]], "size": 5, "save": True, "name": "Late/Night: Mix"}
     r = client.post("/api/v1/playlists", json=req)
     assert r.status_code == 201
@@ -231,8 +221,8 @@ def test_openapi_guided_fuzz_finds_no_server_error(client) -> None:  # type: ign
         assert set(r.get_json()["error"]) >= {"code", "message", "hint"}
 
 
-def test_api_key_protects_everything_but_health(library) -> None:  # type: ignore[no-untyped-def]
-    client = make_client(library, key="s3cret")
+def test_api_key_protects_everything_but_health(populated_library) -> None:  # type: ignore[no-untyped-def]
+    client = make_client(populated_library, key="s3cret")
     assert client.get("/health").status_code in (200, 503)
     denied = client.get("/api/v1/tracks")
     assert denied.status_code == 401 and denied.get_json()["error"]["code"] == "unauthorized"

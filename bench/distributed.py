@@ -47,11 +47,11 @@ def start_cluster(models_dir: Path, preset: str, workers: int) -> tuple:  # type
     """An embedded scheduler (as in `serve`), ``workers`` `playlistgen worker` processes and a
     started DaskAnalysisExecutor; returns (executor, worker process, seconds until capacity)."""
     from playlistgen import __version__
+    from playlistgen.core.analysis.factory import AnalyzerSpec
     from playlistgen.core.analysis.version import ANALYZER_VERSION
     from playlistgen.core.execution.dask.config import TlsFiles
     from playlistgen.core.execution.dask.executor import DaskAnalysisExecutor
     from playlistgen.core.execution.local import AnalysisExecutor
-    from playlistgen.core.execution.protocol import AnalyzerSpec
 
     spec = AnalyzerSpec("playlistgen.core.analysis.factory:create_analyzer", "essentia", preset, str(models_dir))
     listen = f"tcp://127.0.0.1:{free_port()}"

@@ -38,8 +38,8 @@ from common import REPO, MachineLoad, cpu_burn_scaling, durations, find_corpus, 
 
 def start_executor(workers: int, models_dir: Path, preset: str, warm_file: str):  # type: ignore[no-untyped-def]
     """A started pool whose every worker has loaded its models and analysed one file."""
+    from playlistgen.core.analysis.factory import AnalyzerSpec
     from playlistgen.core.execution.local import AnalysisExecutor
-    from playlistgen.core.execution.protocol import AnalyzerSpec
 
     spec = AnalyzerSpec("playlistgen.core.analysis.factory:create_analyzer", "essentia", preset, str(models_dir))
     executor = AnalysisExecutor(spec, kind="process", workers=workers, timeout_s=900, max_memory_mb=4000,

@@ -20,8 +20,8 @@ import os
 import time
 from pathlib import Path
 
+from playlistgen.core.analysis.factory import AnalyzerSpec
 from playlistgen.core.analysis.result import AnalysisResult
-from playlistgen.core.execution.protocol import AnalyzerSpec
 from playlistgen.errors import AnalysisError, ModelMissingError
 
 FACTORY = "tests.executor_helpers:create"

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from playlistgen.core.analysis.factory import AnalyzerSpec
 from playlistgen.core.execution.local import AnalysisExecutor
-from playlistgen.core.execution.protocol import AnalyzerSpec, Outcome
+from playlistgen.core.execution.protocol import Outcome
 from tests.executor_helpers import spec
 
 

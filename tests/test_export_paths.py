@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
+from playlistgen.core.analysis.mixramp import mixramp_points, parse_ramp, ramp_seconds
 from playlistgen.core.playlists.export import PathOptions, map_path, to_m3u8, to_xspf
-from playlistgen.core.playlists.mixramp import mixramp_points, parse_ramp, ramp_seconds
 from tests.conftest import run_cli
 
 XSPF = "{http://xspf.org/ns/0/}"

@@ -121,3 +121,32 @@ def test_packages_are_small_and_core_is_folders():
               for d in PACKAGE.rglob("*") if d.is_dir() and (d / "__init__.py").exists()}
     assert {k: v for k, v in counts.items() if v > MAX_MODULES_PER_PACKAGE} == {}
     assert counts["playlistgen/core"] <= MAX_CORE_MODULES
+
+
+# What each subsystem folder of core/ may import besides itself and core's shared modules (music,
+# loops, threads, optional): the map at the top of docs/architecture.md. Lower layers never import
+# higher ones, so a subsystem can be read and tested with only what is below it.
+MAY_IMPORT = {
+    "storage": set(),
+    "audio": set(),
+    "observe": {"storage"},
+    "analysis": {"audio", "storage"},
+    "library": {"analysis", "audio", "storage"},
+    "execution": {"analysis", "library", "storage"},
+    "playlists": {"library", "storage"},
+    "integrations": {"analysis", "audio", "library", "playlists", "storage"},
+}
+
+
+def test_subsystems_import_only_what_the_map_allows():
+    def subsystem(module: str) -> str | None:
+        parts = module.split(".")
+        return parts[2] if len(parts) > 3 and parts[1] == "core" else None
+
+    found: dict[str, set[str]] = {}
+    for module, targets in import_graph().items():
+        if (source := subsystem(module)) is None:
+            continue
+        found.setdefault(source, set()).update(t for t in map(subsystem, targets) if t and t != source)
+    assert set(found) == set(MAY_IMPORT)
+    assert {k: v - MAY_IMPORT[k] for k, v in found.items() if v - MAY_IMPORT[k]} == {}

@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, jsonify, request
 
-from ..core.playlists.export import FORMATS, MEDIA_TYPES, render, safe_filename
+from ..core.library.paths import safe_filename
+from ..core.playlists.export import FORMATS, MEDIA_TYPES, render
 from ..core.playlists.names import UnknownNameError
 from ..core.playlists.service import PlaylistRequest
 from ..errors import BadRequestError

@@ -14,6 +14,7 @@ on either runtime, librosa on onnxruntime. Nothing heavy is imported until this 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,9 +79,19 @@ def check_models(settings: Any) -> None:
         require_model(Path(settings.analysis.models_dir), name, runtime)
 
 
-def analyzer_spec(settings: Any):  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class AnalyzerSpec:
+    """How a worker builds its analyzer: ``factory`` is ``"module:function"``, called as
+    ``factory(backend, preset, Path(models_dir))`` once per worker."""
+
+    factory: str
+    backend: str
+    preset: str
+    models_dir: str
+
+
+def analyzer_spec(settings: Any) -> AnalyzerSpec:
     """What a worker process needs to build its analyzer (picklable; also sent to Dask workers)."""
-    from ..execution.protocol import AnalyzerSpec
     from .runtime import factory_target
 
     return AnalyzerSpec(factory=factory_target(resolved_ml_runtime(settings) or "auto"),

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.signal
 
-from ..playlists.mixramp import mixramp_points
+from .mixramp import mixramp_points
 
 ABSOLUTE_GATE = -70.0
 

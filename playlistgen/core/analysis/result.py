@@ -16,7 +16,7 @@ the stored columns agree. Units and ranges:
     camelot             "8A" style, None with the key
     loudness_lufs       EBU R128 integrated; loudness_range LU (Tech 3342);
     dynamic_complexity  LU, mean deviation of 400 ms loudness from the integrated value
-    mixramp_start/_end  MPD fade hints "dB seconds;..." from the 400 ms loudness (playlists.mixramp)
+    mixramp_start/_end  MPD fade hints "dB seconds;..." from the 400 ms loudness (analysis.mixramp)
     danceability, energy  0-1 heuristics (base.danceability_estimate / energy_estimate)
     spectral_*          centroid and 85 % roll-off in Hz of the 22050 Hz signal (≤ 11025),
                         flatness 0-1; zcr crossings per sample

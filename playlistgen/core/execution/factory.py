@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .protocol import AnalyzerSpec, Executor
+from ..analysis.factory import AnalyzerSpec
+from .protocol import Executor
 
 
 def build_executor(settings: Any, spec: AnalyzerSpec, analyzer_version: str, *,

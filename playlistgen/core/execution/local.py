@@ -38,8 +38,9 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any
 
+from ..analysis.factory import AnalyzerSpec
 from ..analysis.result import AnalysisResult
-from .protocol import AnalyzerSpec, Outcome, wait_for_outcomes
+from .protocol import Outcome, wait_for_outcomes
 from .worker import BORN, PID, SEQ, STARTED, analyze, one_line, ping, rss_mb, worker_init
 
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
-"""What every analysis executor shares: how a worker builds its analyzer (:class:`AnalyzerSpec`),
-what comes back for each file (:class:`Outcome`), and the interface the scheduler, the daemon and
-the resource monitor use (:class:`Executor`). Local processes (``local.AnalysisExecutor``) and
+"""What every analysis executor shares: what comes back for each file (:class:`Outcome`) and the
+interface the scheduler, the daemon and the resource monitor use (:class:`Executor`). Workers
+build their analyzer from ``analysis.factory.AnalyzerSpec``. Local processes (``local.AnalysisExecutor``) and
 Dask (``dask.executor.DaskAnalysisExecutor``) implement it; nothing outside ``execution/`` asks
 which one it has."""
 
@@ -12,17 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..analysis.result import AnalysisResult
-
-
-@dataclass(frozen=True)
-class AnalyzerSpec:
-    """How a worker builds its analyzer: ``factory`` is ``"module:function"``, called as
-    ``factory(backend, preset, Path(models_dir))`` once per worker."""
-
-    factory: str
-    backend: str
-    preset: str
-    models_dir: str
 
 
 @dataclass

@@ -16,8 +16,8 @@ from typing import Any
 import psutil
 
 from ...errors import AnalysisError
+from ..analysis.factory import AnalyzerSpec
 from ..analysis.result import AnalysisResult, WorkerStats
-from .protocol import AnalyzerSpec
 
 log = logging.getLogger(__name__)
 

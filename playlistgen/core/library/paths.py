@@ -1,11 +1,14 @@
 """Which paths are audio files to analyse: the candidate and ignore rules shared by the library
-reconcile and the watcher (so `scan` never imports watchdog); and the one longest-prefix path map
-(``mediaserver.path_map``, ``playlists.path_map``, ``analysis.dask_path_map``)."""
+reconcile and the watcher (so `scan` never imports watchdog); the one longest-prefix path map
+(``mediaserver.path_map``, ``playlists.path_map``, ``analysis.dask_path_map``); and the one safe
+file name (uploads, saved playlists, downloads)."""
 
 from __future__ import annotations
 
 import fnmatch
 import os
+import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 
 TEMP_SUFFIXES = (".part", ".crdownload", ".tmp", ".partial", "~")
@@ -54,3 +57,20 @@ def map_prefix(path: str, mapping: Mapping[str, str]) -> str | None:
     if not rest:
         return dst.rstrip("/") or dst
     return f"{dst.rstrip('/')}/{rest}" if dst else rest
+
+
+_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
+_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+
+
+def safe_filename(name: str, max_bytes: int = 180) -> str:
+    """A file name that is safe on Linux, macOS and Windows shares, keeping unicode letters:
+    NFC, no path separators or control/reserved characters, no leading dot, bounded length."""
+    name = unicodedata.normalize("NFC", name)
+    name = _UNSAFE.sub("_", name)
+    name = " ".join(name.split()).strip(" .")
+    if name.split(".")[0].casefold() in _RESERVED:
+        name = "_" + name
+    encoded = name.encode("utf-8")[:max_bytes]
+    name = encoded.decode("utf-8", errors="ignore").rstrip(" .")
+    return name or "playlist"

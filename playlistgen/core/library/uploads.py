@@ -17,7 +17,7 @@ from typing import IO
 from werkzeug.utils import secure_filename
 
 from ...errors import BadRequestError
-from ..playlists.export import safe_filename
+from .paths import safe_filename
 
 log = logging.getLogger(__name__)
 FIELD = "file"

@@ -10,7 +10,7 @@ player's prefix: ``{/srv/music: /music}``). Relative paths need no mapping (play
 move together); ``relative_paths: auto`` writes them when the playlist's folder is inside a
 library folder (Navidrome resolves playlists found while scanning relative to themselves),
 ``always`` writes them always, ``never`` never. XSPF carries ``file://`` URIs of the mapped paths,
-and per track the MixRamp fade hints when the analysis has them (``mixramp.py``).
+and per track the MixRamp fade hints when the analysis has them (``analysis/mixramp.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import tempfile
 import time
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,23 +34,6 @@ XSPF_NS = "http://xspf.org/ns/0/"
 MEDIA_TYPES = {"json": "application/json", "m3u8": "audio/x-mpegurl; charset=utf-8",
                "xspf": "application/xspf+xml; charset=utf-8"}
 FORMATS = tuple(MEDIA_TYPES)
-_UNSAFE = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]')
-_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
-
-
-def safe_filename(name: str, max_bytes: int = 180) -> str:
-    """A file name that is safe on Linux, macOS and Windows shares, keeping unicode letters:
-    NFC, no path separators or control/reserved characters, no leading dot, bounded length."""
-    name = unicodedata.normalize("NFC", name)
-    name = _UNSAFE.sub("_", name)
-    name = " ".join(name.split()).strip(" .")
-    if name.split(".")[0].casefold() in _RESERVED:
-        name = "_" + name
-    encoded = name.encode("utf-8")[:max_bytes]
-    name = encoded.decode("utf-8", errors="ignore").rstrip(" .")
-    return name or "playlist"
-
-
 def _display(track: dict) -> str:
     artist = track.get("artist") or ""
     title = track.get("title") or Path(track.get("path") or "").stem

@@ -11,8 +11,9 @@ from typing import Any
 import apsw
 
 from ...errors import NotFoundError, PlaylistgenError
+from ..library.paths import safe_filename
 from ..storage.db import Database
-from .export import PathOptions, atomic_write, safe_filename, to_m3u8
+from .export import PathOptions, atomic_write, to_m3u8
 from .tracks import track_objects
 
 log = logging.getLogger(__name__)

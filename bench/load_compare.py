@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import MachineLoad, percentile  # noqa: E402
 from hardening import counts, load, make_library  # noqa: E402
 
-from tests.conftest import Daemon, child_env, free_port  # noqa: E402
+from tests.conftest import Daemon  # noqa: E402
 
 # `python -c LAUNCHER serve …`: playlistgen from PYTHONPATH, its migrations from the same tree.
 LAUNCHER = """\
@@ -51,13 +50,7 @@ class TreeDaemon(Daemon):
     """A `playlistgen serve` process running the source tree ``tree``."""
 
     def __init__(self, tree: Path, workdir: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "daemon.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, "serve", "--port", str(self.port), *args],
-                                     cwd=workdir, env=child_env({"PYTHONPATH": str(tree)}), stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+        super().__init__(workdir, *args, env={"PYTHONPATH": str(tree)}, launcher=(sys.executable, "-c", LAUNCHER))
 
 
 def run_once(tree: Path, files: int, clients: int, seconds: float) -> dict:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -47,40 +48,56 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None,
                           capture_output=True, text=True, timeout=timeout)
 
 
-class Daemon:
-    """A real `playlistgen serve` process."""
+class ChildProcess:
+    """A real child process (a daemon, a Dask scheduler or worker) with its output in a log file,
+    in a session of its own: :meth:`stop` signals it, waits, and then kills its whole group, so
+    no grandchild (an analysis worker) outlives a test."""
 
-    def __init__(self, workdir: Path, *args: str, env: dict | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / "daemon.log"
-        self._log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "playlistgen", "serve", "--port", str(self.port), *args],
-            cwd=workdir, env=child_env(env), stdout=self._log, stderr=subprocess.STDOUT)
+    def __init__(self, argv: list[str], log_path: Path, *, env: dict | None = None, cwd: Path | None = None) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, cwd=cwd, env=child_env(env), stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
 
-    def wait_ready(self, timeout: float = 20) -> float:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"daemon exited early:\n{self.log_path.read_text()}")
-            try:
-                if requests.get(self.url + "/health", timeout=1).status_code in (200, 503):
-                    return time.monotonic() - started
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        raise AssertionError(f"daemon not ready after {timeout}s:\n{self.log_path.read_text()}")
-
-    def stop(self, sig: int = 15, timeout: float = 15) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> int | None:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
         self._log.close()
         return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+PLAYLISTGEN = (sys.executable, "-m", "playlistgen")
+
+
+class Daemon(ChildProcess):
+    """A real `playlistgen serve` process on a free port (``launcher``: how to start playlistgen)."""
+
+    def __init__(self, workdir: Path, *args: str, env: dict | None = None,
+                 launcher: tuple[str, ...] = PLAYLISTGEN) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        super().__init__([*launcher, "serve", "--port", str(self.port), *args], workdir / "daemon.log",
+                         env=env, cwd=workdir)
+
+    def wait_ready(self, timeout: float = 20) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"daemon exited early:\n{self.output()}")
+            try:
+                if requests.get(self.url + "/health", timeout=1).status_code in (200, 503):
+                    return time.monotonic() - started
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError(f"daemon not ready after {timeout}s:\n{self.output()}")
 
 
 @pytest.fixture

@@ -197,3 +197,18 @@ def test_the_schema_covers_the_analysis_contract() -> None:
     assert set(export_format.METADATA_FIELDS) == {*METADATA, *OPTIONAL_METADATA}
     assert {*export_format.HEADER, *export_format.FIELDS, *export_format.VECTORS, "tags", "metadata"} <= \
         {f.name for f in dataclasses.fields(AnalysisResult)} | {"fingerprint", "path"}
+
+
+def test_a_truncated_gzip_is_one_line_and_imports_nothing(tmp_path: Path, library) -> None:  # type: ignore[no-untyped-def]
+    folder, records = library
+    whole = gzip.compress(b"".join(_line(r) for r in records))
+    export = tmp_path / "cut.jsonl.gz"
+    export.write_bytes(whole[:len(whole) // 2])
+    res = _import(tmp_path, folder, export)
+    assert res.returncode != 0 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert f"cannot read {export}" in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+    assert _done(tmp_path) == 0
+    plain = tmp_path / "plain.jsonl.gz"     # gzip or not is read from the file, not its name
+    plain.write_bytes(b"".join(_line(r) for r in records))
+    res = _import(tmp_path, folder, plain)
+    assert res.returncode == 0 and "imported 3 file(s)" in res.stdout, res.stdout + res.stderr

@@ -242,17 +242,19 @@ def _check_key(record: Mapping[str, Any]) -> None:
 
 # ------------------------------------------------------------------------------------- reading
 
+def decompressed(raw: IO[bytes]) -> IO[bytes]:
+    """``raw`` (a file opened "rb") decompressed when it is gzip — told by its first bytes, not its
+    name; closing the result leaves ``raw`` open."""
+    gzipped = raw.read(2) == GZIP_MAGIC
+    raw.seek(0)
+    return gzip.GzipFile(fileobj=raw, mode="rb") if gzipped else raw   # type: ignore[return-value]
+
+
 @contextmanager
 def open_export(path: Path) -> Iterator[IO[bytes]]:
-    """The export file as bytes, decompressed when it is gzip (by its first bytes, not its name)."""
-    with open(path, "rb") as raw:
-        gzipped = raw.read(2) == GZIP_MAGIC
-        raw.seek(0)
-        if not gzipped:
-            yield raw
-            return
-        with gzip.GzipFile(fileobj=raw, mode="rb") as fh:
-            yield fh   # type: ignore[misc]
+    """The export file as bytes (see :func:`decompressed`)."""
+    with open(path, "rb") as raw, decompressed(raw) as fh:
+        yield fh
 
 
 def lines(fh: IO[bytes]) -> Iterator[tuple[int, bytes]]:

@@ -37,7 +37,7 @@ from ..storage import files
 from ..storage.db import Database
 from ..storage.jobs import Job, JobQueue
 from ..storage.records import METADATA, OPTIONAL_METADATA, SCALAR_FEATURES, VECTOR_FEATURES, get_many_features
-from .export_format import READ_ERRORS, BadRecord, LineTooLong, check_record, entries, open_export
+from .export_format import READ_ERRORS, BadRecord, LineTooLong, check_record, decompressed, entries
 from .reconcile import Library
 
 log = logging.getLogger(__name__)
@@ -196,6 +196,8 @@ def _scan(fh: IO[bytes], path: Path, analyzer_version: str) -> _Scan:
         scan.records += 1
         scan.fail(str(exc))
         scan.stopped = True
+    except READ_ERRORS as exc:   # truncated or corrupt gzip, I/O error: nothing was written yet
+        raise _unreadable(path, exc) from None
     if scan.other:
         versions = sorted(scan.other.items())
         found = ", ".join(f"{v} ({n} record{'s' if n > 1 else ''})" for v, n in versions[:5])
@@ -225,6 +227,8 @@ def _valid_records(fh: IO[bytes], path: Path, analyzer_version: str) -> Iterator
             yield entry
     except LineTooLong as exc:
         raise changed(str(exc)) from None
+    except READ_ERRORS as exc:
+        raise changed(f"cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
 
 
 def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
@@ -234,11 +238,21 @@ def import_file(db: Database, library: Library, queue: JobQueue, path: Path,
     The file stays open between the passes, so a file replaced meanwhile is not the one read twice."""
     path = Path(path)
     try:
-        with open_export(path) as fh:
+        raw = open(path, "rb")   # noqa: SIM115 - closed by the with below
+    except OSError as exc:
+        raise _unreadable(path, exc) from None
+    with raw:
+        try:
+            fh = decompressed(raw)
+        except READ_ERRORS as exc:
+            raise _unreadable(path, exc) from None
+        with fh:
             return _import(db, library, queue, fh, path, progress)
-    except READ_ERRORS as exc:
-        raise TransferError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
-                            hint="is this a file written by `playlistgen export`?") from None
+
+
+def _unreadable(path: Path, exc: BaseException) -> TransferError:
+    return TransferError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}",
+                         hint="is this a file written by `playlistgen export`?")
 
 
 def _import(db: Database, library: Library, queue: JobQueue, fh: IO[bytes], path: Path,

@@ -68,3 +68,12 @@ def test_subsonic_json_has_no_non_finite_numbers(fmt: str) -> None:
         text = text[3:-2]
     song = strict(text)["subsonic-response"]["song"]
     assert song == {"bpm": None, "replayGain": {"trackGain": None}}
+
+
+@pytest.mark.parametrize("token", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_a_request_body_with_a_non_finite_number_is_not_json(client, token: str) -> None:  # type: ignore[no-untyped-def]
+    """They are not JSON either way: a body holding one is refused like any malformed body (400)."""
+    r = client.post("/api/v1/playlists", data=f'{{"strategy": "random", "duration_min": {token}}}',
+                    content_type="application/json")
+    assert r.status_code == 400 and "must be JSON" in strict(r.data)["error"]["message"]
+    assert client.application.json.loads('{"a": 1.5e3}') == {"a": 1500.0}

@@ -5,8 +5,9 @@
   rejects the whole body. A non-finite number means "no value" here, so it is written as ``null``
   and the log says where (one warning per response). Bodies without one (all of them, normally)
   are written in one pass: ``allow_nan=False`` finds the case, and only then is the body walked.
-* **Request bodies** nested deeper than Python's recursion limit are a malformed body (ValueError,
-  so 400), not a RecursionError (500).
+* **Request bodies** are JSON only: ``NaN``/``Infinity`` (which Python's json would take) and numbers
+  past a float's range (``1e999``) are a malformed body, as is one nested deeper than Python's
+  recursion limit (ValueError, so 400 — not a RecursionError, 500).
 
 :func:`dumps_finite` is also what the Subsonic renderer writes its JSON with.
 """
@@ -67,7 +68,20 @@ class SafeJSONProvider(DefaultJSONProvider):
         return dumps_finite(obj, **kwargs)
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        kwargs.setdefault("parse_constant", _not_json)   # NaN, Infinity, -Infinity
+        kwargs.setdefault("parse_float", _finite_float)  # 1e999
         try:
             return super().loads(s, **kwargs)
         except RecursionError:
             raise ValueError("JSON nested too deeply") from None
+
+
+def _not_json(token: str) -> float:
+    raise ValueError(f"{token} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of a float's range")
+    return value

@@ -192,7 +192,8 @@ def _check_tags(value: object) -> dict[str, dict[str, float]]:
         for label, p in labels.items():
             if not label or len(label) > MAX_LABEL_LEN or "\x00" in label:
                 raise BadRecord(f"tags.{source}: a label of {len(label)} characters (1-{MAX_LABEL_LEN}, no NUL)")
-            checked[label] = _check_number(f"tags.{source}.{label}", p, UNIT)
+            shown = label if label.isprintable() and len(label) <= 40 else repr(label[:40])  # no escapes out
+            checked[label] = _check_number(f"tags.{source}.{shown}", p, UNIT)
         out[source] = checked
     return out
 
@@ -236,7 +237,9 @@ def _check_key(record: Mapping[str, Any]) -> None:
     key, scale, code = record["key"], record["scale"], record["camelot"]
     if (key is None) != (scale is None):
         raise BadRecord("key and scale: one is set without the other")
-    if code is not None and key is not None and code != camelot(key, scale):
+    if code is not None and key is None:
+        raise BadRecord(f"camelot: {code!r} without a key")
+    if code is not None and code != camelot(key, scale):
         raise BadRecord(f"camelot: {code!r} does not match the key {key} {scale} ({camelot(key, scale)})")
 
 

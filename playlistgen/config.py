@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 import os
+import socket
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -322,9 +324,8 @@ def validate(settings: Settings, *, require_library: bool = False) -> None:
     validate_analysis(settings.analysis)
     settings.library.extensions = [e.lower() if e.startswith(".") else "." + e.lower()
                                    for e in settings.library.extensions]
-    if not _is_loopback(settings.api.host) and not settings.api.key:
-        raise ConfigError(f"config key 'api.host' is {settings.api.host!r} (not loopback) but 'api.key' is empty",
-                          hint="set api.key (or PLAYLISTGEN_API__KEY) before exposing the API on a network")
+    if not settings.api.key:   # with a key any address will do (and no name is looked up)
+        _check_keyless_host(settings.api.host)
     if require_library:
         for path in settings.library.paths:
             p = Path(path)
@@ -364,8 +365,58 @@ def _validate_playlist_maps(playlists: PlaylistSettings) -> None:
                               hint="quote it in YAML: at: '07:30'")
 
 
-def _is_loopback(host: str) -> bool:
-    return host in ("localhost", "::1") or host.startswith("127.")
+def resolve_addresses(name: str) -> list[str]:
+    """Every address ``name`` resolves to (the system resolver: /etc/hosts, then DNS)."""
+    return [info[4][0] for info in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)]
+
+
+def host_addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
+    """The addresses binding to ``host`` would use: an IP literal itself, a name what it resolves
+    to; [] for every interface (empty host); None when it is neither an address nor a name that
+    resolves. Digits and dots only are an address (inet_aton's forms, '127.1' included), never
+    looked up: no top-level domain is numeric."""
+    name = host.strip().removeprefix("[").removesuffix("]")
+    if not name:
+        return []
+    try:
+        return [ipaddress.ip_address(name.split("%", 1)[0])]   # without an IPv6 zone ("fe80::1%eth0")
+    except ValueError:
+        pass
+    if all(c.isdigit() or c == "." for c in name):
+        try:
+            return [ipaddress.IPv4Address(socket.inet_aton(name))]
+        except OSError:
+            return None
+    try:
+        return [ipaddress.ip_address(a.split("%", 1)[0]) for a in resolve_addresses(name)] or None
+    except (OSError, UnicodeError, ValueError):
+        return None
+
+
+def _loopback(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = getattr(ip, "ipv4_mapped", None)          # ::ffff:127.0.0.1
+    return ip.is_loopback or (mapped is not None and mapped.is_loopback)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether binding to ``host`` serves this machine only: an address in 127.0.0.0/8 or ::1, or a
+    name every address of which is one. Judged by addresses, never by spelling
+    ('127.0.0.1.example.invalid' is anybody's name); a name that does not resolve is not loopback,
+    nor is an empty host or 0.0.0.0/:: (every interface)."""
+    addresses = host_addresses(host)
+    return bool(addresses) and all(_loopback(ip) for ip in addresses)
+
+
+def _check_keyless_host(host: str) -> None:
+    """Without api.key the API may listen on loopback only."""
+    addresses = host_addresses(host)
+    if addresses is None:
+        raise ConfigError(f"config key 'api.host' is {host!r}: not an IP address, nor a name that resolves",
+                          hint="use --host 127.0.0.1 (this machine only), or set api.key and use the address of "
+                          "one of its network interfaces")
+    if not addresses or not all(_loopback(ip) for ip in addresses):
+        raise ConfigError(f"config key 'api.host' is {host!r} (not loopback) but 'api.key' is empty",
+                          hint="set api.key (or PLAYLISTGEN_API__KEY) before exposing the API on a network")
 
 
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:

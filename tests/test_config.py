@@ -92,3 +92,59 @@ def test_shipped_config_documents_every_key_and_matches_defaults() -> None:
     assert load_settings(str(REPO / "config.yaml"), environ={}) == Settings()
     for key, _default, help_text in keys_with_help():
         assert help_text and f"  {key.split('.')[1]}:" in shipped
+
+
+# --- issue 20, point 20: api.host is loopback by its addresses, not by how its name begins ----------
+
+# What a DNS server would answer: the names of the attack and of a mixed answer. A stand-in, because
+# no test may send a query past 127.0.0.1 (the machine's resolver is elsewhere); "localhost" is
+# resolved for real (/etc/hosts).
+FAKE_DNS = {"127.0.0.1.example.invalid": ["203.0.113.7"], "localhost.example.invalid": ["127.0.0.1", "203.0.113.7"],
+            "loop.example.invalid": ["127.0.0.5", "::1"]}
+
+
+def fake_resolve(name: str) -> list[str]:
+    if name not in FAKE_DNS:
+        raise OSError(f"no DNS in tests: {name}")
+    return FAKE_DNS[name]
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1.example.invalid", "localhost.example.invalid", "0.0.0.0", "::", "",
+                                  "192.168.1.20", "::ffff:192.168.1.20", "10.1"])
+def test_a_host_that_is_not_loopback_needs_a_key(tmp_path: Path, host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("playlistgen.config.resolve_addresses", fake_resolve, raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, f"api:\n  host: '{host}'\n"), environ={})
+    assert f"'api.host' is {host!r} (not loopback) but 'api.key' is empty" in err.value.message
+    settings = load_settings(write(tmp_path, f"api:\n  host: '{host}'\n  key: k\n"), environ={})
+    assert settings.api.host == host   # with a key any address is fine
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.5.5.5", "127.1", "::1", "[::1]", "::ffff:127.0.0.1", "localhost",
+                                  "LOCALHOST", "loop.example.invalid"])
+def test_a_loopback_host_needs_no_key(tmp_path: Path, host: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = __import__("playlistgen.config", fromlist=["resolve_addresses"]).__dict__.get("resolve_addresses")
+    monkeypatch.setattr("playlistgen.config.resolve_addresses",
+                        lambda name: fake_resolve(name) if name in FAKE_DNS else real(name), raising=False)
+    assert load_settings(write(tmp_path, f"api:\n  host: '{host}'\n"), environ={}).api.host == host
+
+
+def test_localhost_is_resolved_for_real() -> None:
+    from playlistgen import config
+
+    assert set(config.resolve_addresses("localhost")) <= {"127.0.0.1", "::1"}
+    assert config.is_loopback_host("localhost") and not config.is_loopback_host("0.0.0.0")
+
+
+@pytest.mark.parametrize("host, looked_up", [("127.evil.example.invalid", ["127.evil.example.invalid"]),
+                                             ("127.999.0.1", [])])   # digits and dots: never a DNS name
+def test_a_host_that_does_not_resolve_is_named(tmp_path: Path, host: str, looked_up: list[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[str] = []
+    monkeypatch.setattr("playlistgen.config.resolve_addresses", lambda name: asked.append(name) or fake_resolve(name),
+                        raising=False)
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, f"api:\n  host: '{host}'\n"), environ={})
+    assert f"'api.host' is {host!r}: not an IP address, nor a name that resolves" in err.value.message
+    assert "--host 127.0.0.1" in err.value.hint
+    assert asked == looked_up

@@ -85,4 +85,5 @@ def test_other_analyzer_version_is_refused(tmp_path: Path) -> None:
 
     export.write_text("not json\n")
     res = run_cli("import", str(export), "--library", str(library), cwd=tmp_path, env=ENV)
-    assert res.returncode != 0 and "old.jsonl:1: not JSON" in res.stderr
+    assert res.returncode != 0 and "line 1: not JSON" in res.stderr
+    assert "old.jsonl: 1 invalid record(s) of 1, nothing was imported" in res.stderr

@@ -16,6 +16,7 @@ from .dashboard import bp as dashboard_bp
 from .errors import register_error_handlers
 from .health import bp as health_bp
 from .integrations import register_integrations
+from .json_provider import SafeJSONProvider
 from .library import bp as library_bp
 from .mediaserver import bp as mediaserver_bp
 from .openapi import bp as openapi_bp
@@ -32,6 +33,7 @@ def create_app(settings: Settings, services: Services) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.api.max_upload_mb * 1024 * 1024
     app.config["JSON_SORT_KEYS"] = False
+    app.json = SafeJSONProvider(app)   # never NaN/Infinity in a response; too-deep bodies are 400
     install(app, services)
     register_error_handlers(app)
     app.register_blueprint(health_bp)

@@ -1,17 +1,15 @@
 """The one JSON error handler: every error becomes {"error": {"code", "message", "hint"}}.
 
 Expected conditions are not 500s: a full disk is 507, a folder the daemon may not write is 403
-(neither message names a path), a JSON body nested too deeply to parse is 400, and 405 carries
-``Allow``."""
+(neither message names a path), a JSON body nested too deeply to parse is 400 (``json_provider``),
+and 405 carries ``Allow``."""
 
 from __future__ import annotations
 
 import errno
 import logging
-from typing import Any
 
 from flask import Flask, jsonify
-from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from ..errors import PlaylistgenError
@@ -38,20 +36,7 @@ OS_ERRORS = {
 }
 
 
-class SafeJSONProvider(DefaultJSONProvider):
-    """Parses request bodies like Flask's provider, but a body nested deeper than Python's recursion
-    limit is a malformed body (ValueError → 400), not a RecursionError (500)."""
-
-    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
-        try:
-            return super().loads(s, **kwargs)
-        except RecursionError:
-            raise ValueError("JSON nested too deeply") from None
-
-
 def register_error_handlers(app: Flask) -> None:
-    app.json = SafeJSONProvider(app)
-
     @app.errorhandler(PlaylistgenError)
     def _ours(exc: PlaylistgenError):  # type: ignore[no-untyped-def]
         body = exc.to_dict()

@@ -50,9 +50,12 @@ def export(ctx: click.Context, file: str, db_path: str | None) -> None:
 def import_(ctx: click.Context, file: str, libraries: tuple[str, ...], db_path: str | None) -> None:
     """Import an export: files of the library whose audio matches a record count as analysed.
 
-    Reconciles the library first, then matches each file that is not analysed yet by its
-    fingerprint, or by its audio fingerprint when only its tags changed. Records made by another
-    analyzer version are refused (nothing is changed). What is left is analysed by `scan`/`serve`.
+    All or nothing: every line is checked first (JSON of at most 1 MiB, the export's fields and
+    types, finite numbers in range, vector and text lengths); if any record is invalid or was made
+    by another analyzer version, nothing is imported and each bad line is listed as "line N: what".
+    Then the library is reconciled and each file that is not analysed yet is matched by its
+    fingerprint, or by its audio fingerprint when only its tags changed. What is left is analysed
+    by `scan`/`serve`.
 
     \b
     Examples:

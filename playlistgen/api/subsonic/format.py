@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Response
 
+from ..json_provider import dumps_finite
+
 XMLNS = "http://subsonic.org/restapi"
 _CALLBACK_RE = re.compile(r"^[A-Za-z_$][\w$.]{0,99}$")
 
@@ -49,10 +51,10 @@ def render(body: dict, fmt: str | None, callback: str | None = None, status: int
     """A ``subsonic-response`` in the client's format."""
     fmt = (fmt or "xml").lower()
     if fmt == "jsonp" and callback and _CALLBACK_RE.match(callback):
-        text = f"{callback}({json.dumps({'subsonic-response': body}, ensure_ascii=False)});"
+        text = f"{callback}({dumps_finite({'subsonic-response': body}, ensure_ascii=False)});"
         return Response(text, status=status, mimetype="text/javascript")
     if fmt in ("json", "jsonp"):
-        return Response(json.dumps({"subsonic-response": body}, ensure_ascii=False), status=status,
+        return Response(dumps_finite({"subsonic-response": body}, ensure_ascii=False), status=status,
                         mimetype="application/json")
     return Response(to_xml(body), status=status, content_type="text/xml; charset=utf-8")
 

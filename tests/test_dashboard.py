@@ -160,3 +160,21 @@ def test_dashboard_renders_live_numbers_in_chromium(served: Daemon, tmp_path: Pa
     assert request["strategy"] == "radio" and len(request["seeds"]) == 1
     m3u8 = requests.post(served.url + "/api/v1/playlists?format=m3u8", json=request, timeout=10)
     assert m3u8.status_code == 200 and m3u8.text.startswith("#EXTM3U") and m3u8.text.count(".wav") == built
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: `make test` installs it "
+                    "(apt-get install chromium); run `make browser` to install it now")
+def test_builder_durations_round_before_splitting_minutes(tmp_path: Path) -> None:
+    """The builder's m:ss, run by Chromium as the page has it: 179.99 s is 3:00, not 2:60."""
+    source = (Path(__file__).resolve().parents[1] / "playlistgen/api/static/builder.js").read_text()
+    mmss = re.search(r"^\s*const mmss = .*$", source, re.M)
+    assert mmss, "builder.js no longer defines mmss"
+    page = tmp_path / "mmss.html"
+    page.write_text(f"<html><body><p id='out'></p><script>{mmss.group(0)}\n"
+                    "document.getElementById('out').textContent = "
+                    "[179.99, 59.6, 60, 61.4, 3599.7, 0, null].map(mmss).join('|');</script></body></html>")
+    proc = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "<p id=\"out\">3:00|1:00|1:00|1:01|60:00||</p>" in proc.stdout

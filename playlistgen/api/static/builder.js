@@ -13,7 +13,8 @@ const Builder = (() => {
   const listOf = (body, ...keys) => Array.isArray(body) ? body :
     keys.map(k => body && body[k]).find(Array.isArray) || [];
   const trackLabel = t => `${t.artist || "Unknown artist"} – ${t.title || basename(t.path)}`;
-  const mmss = s => s ? `${Math.floor(s / 60)}:${String(Math.round(s % 60)).padStart(2, "0")}` : "";
+  // round first, then split: 179.99 s is 3:00, never 2:60
+  const mmss = s => { const t = Math.round(s || 0); return t ? `${Math.floor(t / 60)}:${String(t % 60).padStart(2, "0")}` : ""; };
 
   function status(text, isError = false) {
     const el = $("builder-status");

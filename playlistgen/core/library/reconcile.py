@@ -3,6 +3,8 @@
 Only new or changed files are queued. A file that appears with the size and content fingerprint
 of a file that disappeared is a move: its row (and its analysis) follows it. A file whose
 fingerprint matches an already analysed track is a copy: it is linked, not analysed again.
+The walk also collects the tag writer's leftover temporary copies, removed once stale
+(core/integrations/tags/copies.py).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass, field
 import apsw
 
 from ...config import LibrarySettings
+from ..integrations.tags.copies import is_copy_name, remove_stale
 from ..storage import files
 from ..storage.db import Database
 from .paths import is_candidate
@@ -57,6 +60,7 @@ class ReconcileReport:
     retagged: int = 0   # changed only in their tags: metadata re-read, analysis kept
     missing: int = 0
     unreadable: int = 0
+    stale_copies_removed: int = 0   # temporary copies an interrupted tag write left behind
     seconds: float = 0.0
     roots: list[str] = field(default_factory=list)
 
@@ -65,8 +69,10 @@ class ReconcileReport:
 
 
 def walk(roots: Iterable[str], extensions: list[str], ignore: list[str],
-         on_error: Callable[[str, OSError], None] | None = None) -> Iterator[Entry]:
-    """Every candidate audio file under the roots, with size and mtime (one stat each)."""
+         on_error: Callable[[str, OSError], None] | None = None,
+         tag_copies: list[str] | None = None) -> Iterator[Entry]:
+    """Every candidate audio file under the roots, with size and mtime (one stat each). The tag
+    writer's temporary copies met on the way are added to ``tag_copies`` when it is given."""
     stack = [(os.path.abspath(r), os.path.abspath(r)) for r in roots]
     while stack:
         folder, root = stack.pop()
@@ -85,6 +91,8 @@ def walk(roots: Iterable[str], extensions: list[str], ignore: list[str],
                 elif entry.is_file() and is_candidate(entry.path, extensions, ignore, root=root):
                     st = entry.stat()
                     yield Entry(entry.path, st.st_size, st.st_mtime_ns)
+                elif tag_copies is not None and is_copy_name(entry.name):
+                    tag_copies.append(entry.path)
             except OSError as exc:
                 if on_error:
                     on_error(entry.path, exc)
@@ -133,8 +141,9 @@ class Library:
 
             seen_paths = set()
             present: list[Entry] = []
+            tag_copies: list[str] = []
             for entry in walk([r for r in roots if r not in unavailable], self.settings.extensions,
-                              self.settings.ignore, on_error=cannot_read):
+                              self.settings.ignore, on_error=cannot_read, tag_copies=tag_copies):
                 seen_paths.add(entry.path)
                 report.seen += 1
                 self.current["files_seen"] = report.seen
@@ -147,6 +156,7 @@ class Library:
             gone = [p for p, row in known.items() if p not in seen_paths and row[3] != "missing"
                     and not under_any(p, not_looked_at)]
             self._sync(present, gone, report)
+            report.stale_copies_removed = len(remove_stale(tag_copies))
         except Exception as exc:
             reason = str(exc)
             self.db.write(lambda c: c.execute(

@@ -3,8 +3,9 @@
 Only new or changed files are queued. A file that appears with the size and content fingerprint
 of a file that disappeared is a move: its row (and its analysis) follows it. A file whose
 fingerprint matches an already analysed track is a copy: it is linked, not analysed again.
-The walk also collects the tag writer's leftover temporary copies, removed once stale
-(core/integrations/tags/copies.py).
+Rows under no configured root have disappeared too (a moved or dropped music folder); rows under
+a configured root that is absent have not (roots.py: unavailable). The walk also collects the tag
+writer's leftover temporary copies, removed once stale (core/integrations/tags/copies.py).
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ class Library:
         report = ReconcileReport(roots=roots)
         self.current = {"run_id": run_id, "trigger": trigger, "started_at": time.time(), "files_seen": 0}
         try:
-            known = self._known_under(roots)
+            known, outside = self._known_rows(roots)
             unavailable = self._note_unavailable(roots, known)
             not_looked_at = list(unavailable)   # never taken for gone: unavailable roots, unlistable folders
 
@@ -155,7 +156,10 @@ class Library:
                     present.append(entry)
             gone = [p for p, row in known.items() if p not in seen_paths and row[3] != "missing"
                     and not under_any(p, not_looked_at)]
-            self._sync(present, gone, report)
+            if outside:   # their folder left library.paths: gone, unless found moved into the library
+                log.info("%d file(s) under folders no longer in library.paths: marked missing unless "
+                         "found moved", len(outside))
+            self._sync(present, gone + outside, report)
             report.stale_copies_removed = len(remove_stale(tag_copies))
         except Exception as exc:
             reason = str(exc)
@@ -189,10 +193,15 @@ class Library:
         self.unavailable.update(unavailable)
         return unavailable
 
-    def _known_under(self, roots: list[str]) -> dict[str, tuple]:
+    def _known_rows(self, roots: list[str]) -> tuple[dict[str, tuple], list[str]]:
+        """(rows under ``roots`` by path, paths of present rows under no configured root). A root
+        still configured but absent is unavailable (roots.py); one no longer configured is gone."""
         rows = self.db.query("SELECT path, size, mtime_ns, status, error FROM files")
         prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
-        return {r[0]: r for r in rows if r[0].startswith(prefixes)}
+        configured = tuple(r.rstrip(os.sep) + os.sep for r in {*self.roots, *roots})
+        known = {r[0]: r for r in rows if r[0].startswith(prefixes)}
+        outside = [r[0] for r in rows if r[3] != "missing" and not r[0].startswith(configured)]
+        return known, outside
 
     # ---- targeted changes (from the watcher) ----------------------------------------------
     def apply_paths(self, changed: Iterable[str] = (), deleted: Iterable[str] = ()) -> ReconcileReport:

@@ -181,3 +181,70 @@ def test_result_is_stored_whole(lib) -> None:
     assert row == [("Ünïcode", 1999, 128.0, "8A", 800)]
     assert queue.db.query("SELECT label FROM tags ORDER BY probability DESC") == [("rock",), ("pop",)]
     assert queue.db.query("SELECT rowid FROM tracks_fts WHERE tracks_fts MATCH 'unicode'") == [(1,)]
+
+
+# ---- issue 20, point 19: a moved or dropped music folder ------------------------------------------
+def library_at(database: Database, *roots: Path) -> Library:
+    settings = LibrarySettings(paths=[str(r) for r in roots])
+    settings.extensions = [".mp3", ".flac", ".ogg"]
+    return Library(database, settings, VERSION)
+
+
+def test_moved_library_folder_takes_its_rows_along(tmp_path: Path, database: Database) -> None:
+    """`scan libX; mv libX libY; scan libY`: the rows (and their analysis) follow the files."""
+    lib_x, lib_y = tmp_path / "libX", tmp_path / "libY"
+    for i in range(4):
+        make_file(lib_x / "Album" / f"{i}.flac", i)
+    library = library_at(database, lib_x)
+    library.reconcile()
+    queue = JobQueue(database, VERSION)
+    assert analyse_all(queue) == 4
+    ids = dict(database.query("SELECT fingerprint, id FROM files"))
+    lib_x.rename(lib_y)
+
+    report = library_at(database, lib_y).reconcile()
+    assert (report.moved, report.queued, report.linked, report.missing) == (4, 0, 0, 0), report
+    assert dict(database.query("SELECT fingerprint, id FROM files")) == ids   # the same rows, moved
+    paths = [p for (p,) in database.query("SELECT path FROM files WHERE status = 'done'")]
+    assert len(paths) == 4 and all(p.startswith(str(lib_y) + os.sep) for p in paths), paths
+    assert queue.claim(10) == []                                              # nothing to analyse
+
+
+def test_folder_dropped_from_library_paths_is_missing_until_configured_again(tmp_path: Path,
+                                                                              database: Database) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_file(a / "1.mp3", 1)
+    make_file(b / "2.mp3", 2)
+    library_at(database, a, b).reconcile()
+    analyse_all(JobQueue(database, VERSION))
+
+    report = library_at(database, a).reconcile()       # b is no longer configured (still on disk)
+    assert report.missing == 1 and report.unchanged == 1
+    assert statuses(database) == {"1.mp3": "done", "2.mp3": "missing"}
+    report = library_at(database, a, b).reconcile()    # configured again: back with its analysis
+    assert report.queued == 0 and statuses(database) == {"1.mp3": "done", "2.mp3": "done"}
+
+
+def test_configured_root_that_vanished_is_unavailable_not_missing(tmp_path: Path, database: Database) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_file(a / "1.mp3", 1)
+    make_file(b / "2.mp3", 2)
+    library = library_at(database, a, b)
+    library.reconcile()
+    b.rename(tmp_path / "b unplugged")
+    report = library.reconcile()
+    assert report.missing == 0 and str(b) in library.unavailable
+    assert statuses(database) == {"1.mp3": "pending", "2.mp3": "pending"}
+
+
+def test_reconcile_of_a_part_of_the_library_leaves_the_rest(tmp_path: Path, database: Database) -> None:
+    root = tmp_path / "music"
+    make_file(root / "Old" / "1.mp3", 1)
+    make_file(root / "New" / "2.mp3", 2)
+    library = library_at(database, root)
+    library.reconcile()
+    (root / "New" / "2.mp3").unlink()
+    make_file(root / "New" / "3.mp3", 3)
+    report = library.reconcile(roots=[str(root / "New")])
+    assert report.missing == 1 and report.queued == 1
+    assert statuses(database) == {"1.mp3": "pending", "2.mp3": "missing", "3.mp3": "pending"}

@@ -105,3 +105,53 @@ def test_one_scan_run_handles_every_nasty_file(tmp_path: Path) -> None:
     # a second run repeats nothing: failed files are retried only when they change
     again = run_cli("scan", str(lib), "--preset", "fast", "--workers", "2", cwd=tmp_path, timeout=600)
     assert again.returncode == 0 and "analysed 0, failed 0" in again.stdout
+
+
+# ---- issue 20, point 19: a moved music folder -------------------------------------------------------
+def _song(path: Path, i: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    song = af.song(5.0, SR, 1, bpm=90 + 9 * i, tonic=i)
+    return af.write(path, (song + af.noise(5.0, SR, 1, 0.01, seed=i)[: len(song)]).astype(np.float32), SR)
+
+
+def _playlist_paths(cwd: Path) -> list[str]:
+    proc = run_cli("playlist", "random", "--size", "10", "--format", "m3u8", "--artist-gap", "0",
+                   "--album-gap", "0", "--max-per-artist", "0", "--no-dedupe", cwd=cwd)
+    assert proc.returncode == 0, proc.stderr
+    return [line for line in proc.stdout.splitlines() if line and not line.startswith("#")]
+
+
+def test_moved_music_folder_keeps_its_analysis_and_playlists_follow(tmp_path: Path) -> None:
+    """`scan libX; mv libX libY; scan libY`: moved, not analysed again, no dead libX paths."""
+    lib_x, lib_y = tmp_path / "libX", tmp_path / "libY"
+    for i in range(3):
+        _song(lib_x / "Album" / f"{i} song.wav", i)
+    first = run_cli("scan", "libX", "--preset", "fast", "--workers", "1", cwd=tmp_path, timeout=600)
+    assert first.returncode == 0 and "analysed 3," in first.stdout, first.stdout + first.stderr
+    assert len(_playlist_paths(tmp_path)) == 3
+    lib_x.rename(lib_y)
+
+    again = run_cli("scan", "libY", "--preset", "fast", "--workers", "1", cwd=tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "3 moved" in again.stderr and "0 missing" in again.stderr and "analysed 0," in again.stdout, \
+        again.stdout + again.stderr
+    paths = _playlist_paths(tmp_path)
+    assert len(paths) == 3 and all("libY" in p and "libX" not in p for p in paths), paths
+    conn = connect(tmp_path / "playlistgen.db")
+    assert conn.execute("SELECT count(*) FROM files WHERE path LIKE ?", (f"{lib_x}%",)).fetchall() == [(0,)]
+    assert conn.execute("SELECT count(*) FROM features").fetchall() == [(3,)]
+
+
+def test_scan_of_a_folder_inside_the_library_leaves_the_rest(tmp_path: Path) -> None:
+    """`scan ~/Music/New` with library.paths [~/Music] is a part of the library, not all of it."""
+    lib = tmp_path / "music"
+    for i in range(2):
+        _song(lib / "Old" / f"{i}.wav", i)
+    (tmp_path / "config.yaml").write_text(f"library:\n  paths: [{str(lib)!r}]\n")
+    assert run_cli("scan", "--preset", "fast", "--workers", "1", cwd=tmp_path, timeout=600).returncode == 0
+    _song(lib / "New" / "2.wav", 2)
+    part = run_cli("scan", str(lib / "New"), "--preset", "fast", "--workers", "1", cwd=tmp_path, timeout=600)
+    assert part.returncode == 0 and "analysed 1," in part.stdout, part.stdout + part.stderr
+    assert "0 missing" in part.stderr and "library: 1 files" in part.stderr, part.stderr
+    conn = connect(tmp_path / "playlistgen.db")
+    assert conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall() == [("done", 3)]

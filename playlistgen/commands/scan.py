@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import click
 
+from ..config import Settings
 from .common import settings_from_ctx, user_errors
 
 # how long `scan` waits for an analysis worker when none can take a file (Dask: none joined yet)
@@ -67,17 +69,18 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
          db_path: str | None) -> None:
     """Reconcile the library with the database and analyse everything new or changed.
 
-    DIRS default to library.paths. Exits 0 when the run completed, even if some files failed
-    (it prints how many and why).
+    DIRS default to library.paths. DIRS inside library.paths scan that part of the library and
+    leave the rest as it is; other DIRS are the library for this run (files the database knows
+    outside them are marked missing, or followed when they were moved into them). Exits 0 when
+    the run completed, even if some files failed (it prints how many and why).
 
     \b
     Examples:
       playlistgen scan
       playlistgen scan ~/Music --preset fast --workers 2
     """
-    overrides = {"library": {"paths": list(dirs) or None}, "analysis": {"preset": preset, "workers": workers},
-                 "database": {"path": db_path}}
-    settings = settings_from_ctx(ctx, overrides, require_library=True)
+    overrides = {"analysis": {"preset": preset, "workers": workers}, "database": {"path": db_path}}
+    settings, roots = _library(ctx, dirs, overrides)
 
     from ..app import App
     from ..logs import configure_logging
@@ -88,19 +91,39 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
     # it runs here, in the foreground, on the configured executor (a Dask cluster too)
     app = App.for_scan(settings)
     try:
-        _scan(settings, app.services.daemon)
+        _scan(settings, app.services.daemon, roots)
     finally:
         app.stop()
 
 
-def _scan(settings, daemon) -> None:  # type: ignore[no-untyped-def]
-    """Reconcile, analyse what is pending with ``daemon``'s pipeline, print the summary."""
+def _library(ctx: click.Context, dirs: tuple[str, ...], overrides: dict) -> tuple[Settings, list[str] | None]:
+    """(settings, the roots to reconcile or None for all of library.paths). DIRS all inside the
+    configured library are a part of it: reconciling only them must not drop the rest."""
+    from ..core.library.roots import under_any
+    from ..errors import ConfigError
+
+    if dirs:
+        settings = settings_from_ctx(ctx, overrides)
+        configured = [os.path.abspath(p) for p in settings.library.paths]
+        wanted = [os.path.abspath(d) for d in dirs]
+        if all(under_any(d, configured) for d in wanted):
+            for folder in wanted:
+                if not os.path.isdir(folder):
+                    raise ConfigError(f"folder '{folder}' does not exist", hint="check the path", path=folder)
+            return settings, wanted
+    overrides = {**overrides, "library": {"paths": list(dirs) or None}}
+    return settings_from_ctx(ctx, overrides, require_library=True), None
+
+
+def _scan(settings, daemon, roots: list[str] | None = None) -> None:  # type: ignore[no-untyped-def]
+    """Reconcile (``roots``, default all of library.paths), analyse what is pending with
+    ``daemon``'s pipeline, print the summary."""
     from ..core.library.reconcile import library_counts
 
     queue, executor, scheduler = daemon.queue, daemon.executor, daemon.scheduler
     queue.requeue_in_flight()
     started = time.monotonic()
-    report = daemon.library.reconcile(trigger="cli")
+    report = daemon.library.reconcile(trigger="cli", roots=roots)
     pending = queue.pending_count()
     click.echo(f"library: {report.seen} files ({report.unchanged} unchanged, {report.queued} new or changed, "
                f"{report.moved} moved, {report.linked} copies, {report.missing} missing); "

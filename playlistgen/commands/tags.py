@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import click
 
@@ -47,6 +48,7 @@ def write(ctx: click.Context, paths: tuple[str, ...], fields: str, key_notation:
       playlistgen tags write ~/Music/Album --fields bpm,key --key-notation camelot
       playlistgen tags write song.flac --fields bpm,key,replaygain,mood,genre
     """
+    from ..core.integrations.tags.copies import Terminated, interrupt_on_sigterm, remove_stale_copies
     from ..core.integrations.tags.writer import FIELDS, write_tags
     from ..errors import BadRequestError
 
@@ -61,6 +63,8 @@ def write(ctx: click.Context, paths: tuple[str, ...], fields: str, key_notation:
 
     db = Database.from_settings(settings)
     counts: dict[str, int] = {}
+    folders: set[str] = set()
+    previous_sigterm = interrupt_on_sigterm()
     try:
         files = _files_under(db, list(paths) or settings.library.paths)
         if not files:
@@ -68,23 +72,36 @@ def write(ctx: click.Context, paths: tuple[str, ...], fields: str, key_notation:
             return
         for start in range(0, len(files), 200):
             part = files[start:start + 200]
-            records = get_many_features(db, None, [t for _, t in part])
+            ids = [t for _, t in part]
+            records = get_many_features(db, None, ids)
+            # the audio each analysis describes: a file replaced since the scan is not written
+            audio = dict(db.query(f"SELECT id, audio_fingerprint FROM tracks WHERE id IN ({', '.join('?' * len(ids))})",
+                                  ids))
             for path, track_id in part:
                 record = records.get(track_id)
                 if record is None:
                     continue
+                record = {**record, "audio_fingerprint": audio.get(track_id)}
+                folder = os.path.dirname(os.path.realpath(path))
+                if not dry_run and folder not in folders:   # copies a killed run left behind
+                    folders.add(folder)
+                    for leftover in remove_stale_copies(folder):
+                        click.echo(f"removed a temporary copy left by an interrupted write: {leftover}", err=True)
                 outcome = write_tags(path, record, chosen, key_notation=key_notation, dry_run=dry_run,
-                                     threshold=settings.playlists.tag_min_probability)
+                                     threshold=settings.playlists.tag_min_probability,
+                                     library_roots=settings.library.paths)
                 counts[outcome.status] = counts.get(outcome.status, 0) + 1
                 changes = ", ".join(f"{k}: {old or '-'} -> {new}" for k, (old, new) in outcome.changes.items())
                 if outcome.status in ("written", "would-change"):
                     click.echo(f"{outcome.status}: {path}: {changes}")
                 elif outcome.status in ("skipped", "failed"):
                     click.echo(f"{outcome.status}: {path}: {outcome.reason}", err=True)
-    except KeyboardInterrupt:
-        click.echo("\ninterrupted: the file being written was left as it was", err=True)
-        raise click.exceptions.Exit(130) from None
+    except KeyboardInterrupt as exc:
+        how = "terminated" if isinstance(exc, Terminated) else "interrupted"
+        click.echo(f"\n{how}: the file being written was left as it was", err=True)
+        raise click.exceptions.Exit(128 + signal.SIGTERM if how == "terminated" else 130) from None
     finally:
+        signal.signal(signal.SIGTERM, previous_sigterm)
         db.close()
     click.echo(", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to do", err=True)
     if counts.get("failed"):

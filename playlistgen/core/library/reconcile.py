@@ -3,6 +3,9 @@
 Only new or changed files are queued. A file that appears with the size and content fingerprint
 of a file that disappeared is a move: its row (and its analysis) follows it. A file whose
 fingerprint matches an already analysed track is a copy: it is linked, not analysed again.
+Rows under no configured root have disappeared too (a moved or dropped music folder); rows under
+a configured root that is absent have not (roots.py: unavailable). The walk also collects the tag
+writer's leftover temporary copies, removed once stale (core/integrations/tags/copies.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 import apsw
 
 from ...config import LibrarySettings
+from ..integrations.tags.copies import is_copy_name, remove_stale
 from ..storage import files
 from ..storage.db import Database
 from .paths import is_candidate
@@ -57,6 +61,7 @@ class ReconcileReport:
     retagged: int = 0   # changed only in their tags: metadata re-read, analysis kept
     missing: int = 0
     unreadable: int = 0
+    stale_copies_removed: int = 0   # temporary copies an interrupted tag write left behind
     seconds: float = 0.0
     roots: list[str] = field(default_factory=list)
 
@@ -65,8 +70,10 @@ class ReconcileReport:
 
 
 def walk(roots: Iterable[str], extensions: list[str], ignore: list[str],
-         on_error: Callable[[str, OSError], None] | None = None) -> Iterator[Entry]:
-    """Every candidate audio file under the roots, with size and mtime (one stat each)."""
+         on_error: Callable[[str, OSError], None] | None = None,
+         tag_copies: list[str] | None = None) -> Iterator[Entry]:
+    """Every candidate audio file under the roots, with size and mtime (one stat each). The tag
+    writer's temporary copies met on the way are added to ``tag_copies`` when it is given."""
     stack = [(os.path.abspath(r), os.path.abspath(r)) for r in roots]
     while stack:
         folder, root = stack.pop()
@@ -85,6 +92,8 @@ def walk(roots: Iterable[str], extensions: list[str], ignore: list[str],
                 elif entry.is_file() and is_candidate(entry.path, extensions, ignore, root=root):
                     st = entry.stat()
                     yield Entry(entry.path, st.st_size, st.st_mtime_ns)
+                elif tag_copies is not None and is_copy_name(entry.name):
+                    tag_copies.append(entry.path)
             except OSError as exc:
                 if on_error:
                     on_error(entry.path, exc)
@@ -123,7 +132,7 @@ class Library:
         report = ReconcileReport(roots=roots)
         self.current = {"run_id": run_id, "trigger": trigger, "started_at": time.time(), "files_seen": 0}
         try:
-            known = self._known_under(roots)
+            known, outside = self._known_rows(roots)
             unavailable = self._note_unavailable(roots, known)
             not_looked_at = list(unavailable)   # never taken for gone: unavailable roots, unlistable folders
 
@@ -133,8 +142,9 @@ class Library:
 
             seen_paths = set()
             present: list[Entry] = []
+            tag_copies: list[str] = []
             for entry in walk([r for r in roots if r not in unavailable], self.settings.extensions,
-                              self.settings.ignore, on_error=cannot_read):
+                              self.settings.ignore, on_error=cannot_read, tag_copies=tag_copies):
                 seen_paths.add(entry.path)
                 report.seen += 1
                 self.current["files_seen"] = report.seen
@@ -146,7 +156,11 @@ class Library:
                     present.append(entry)
             gone = [p for p, row in known.items() if p not in seen_paths and row[3] != "missing"
                     and not under_any(p, not_looked_at)]
-            self._sync(present, gone, report)
+            if outside:   # their folder left library.paths: gone, unless found moved into the library
+                log.info("%d file(s) under folders no longer in library.paths: marked missing unless "
+                         "found moved", len(outside))
+            self._sync(present, gone + outside, report)
+            report.stale_copies_removed = len(remove_stale(tag_copies))
         except Exception as exc:
             reason = str(exc)
             self.db.write(lambda c: c.execute(
@@ -179,10 +193,15 @@ class Library:
         self.unavailable.update(unavailable)
         return unavailable
 
-    def _known_under(self, roots: list[str]) -> dict[str, tuple]:
+    def _known_rows(self, roots: list[str]) -> tuple[dict[str, tuple], list[str]]:
+        """(rows under ``roots`` by path, paths of present rows under no configured root). A root
+        still configured but absent is unavailable (roots.py); one no longer configured is gone."""
         rows = self.db.query("SELECT path, size, mtime_ns, status, error FROM files")
         prefixes = tuple(r.rstrip(os.sep) + os.sep for r in roots)
-        return {r[0]: r for r in rows if r[0].startswith(prefixes)}
+        configured = tuple(r.rstrip(os.sep) + os.sep for r in {*self.roots, *roots})
+        known = {r[0]: r for r in rows if r[0].startswith(prefixes)}
+        outside = [r[0] for r in rows if r[3] != "missing" and not r[0].startswith(configured)]
+        return known, outside
 
     # ---- targeted changes (from the watcher) ----------------------------------------------
     def apply_paths(self, changed: Iterable[str] = (), deleted: Iterable[str] = ()) -> ReconcileReport:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import queue
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -28,17 +29,41 @@ QUEUE_SIZE = 10000
 COMMIT_WAIT_S = 30.0
 
 
-def _write(path: str, result: AnalysisResult, threshold: float) -> tuple[str, str | None]:
+_busy = False   # in the writer process: a write is under way
+
+
+def _write(path: str, result: AnalysisResult, threshold: float, roots: list[str]) -> tuple[str, str | None]:
     from .writer import write_tags
 
-    outcome = write_tags(path, result.to_dict(), threshold=threshold)   # the record the writer reads
+    global _busy
+    _busy = True
+    try:
+        outcome = write_tags(path, result.to_dict(), threshold=threshold,   # the record the writer reads
+                             library_roots=roots)
+    finally:
+        _busy = False
     return outcome.status, outcome.reason
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    from .copies import Terminated
+
+    if _busy:
+        raise Terminated   # the write's ``finally`` removes its copy; serve reports the file
+    raise SystemExit(0)    # idle: end quietly
+
+
+def _init_writer_process() -> None:
+    """SIGTERM to the whole service (systemd stops the control group) would otherwise end the
+    writer process on the spot, its temporary copy left behind."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 class TagWriterService:
     def __init__(self, db: Database, settings: Settings) -> None:
         self.db = db
         self.threshold = settings.playlists.tag_min_probability
+        self.roots = list(settings.library.paths)
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
         # the body blocks on the queue (up to 0.5 s), so the loop itself never waits
         self._loop = BackgroundLoop("tagwriter", self._write_next, interval_s=0)
@@ -73,11 +98,13 @@ class TagWriterService:
         if not self._committed(path):
             return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_init_writer_process)
         try:
-            status, reason = self._pool.submit(_write, path, result, self.threshold).result()
-        except Exception as exc:   # a crashed writer process: the next file gets a new one
-            status, reason = "failed", str(exc)
+            status, reason = self._pool.submit(_write, path, result, self.threshold, self.roots).result()
+        except (Exception, KeyboardInterrupt) as exc:   # a crashed or terminated writer process: the next
+            # file gets a new one (KeyboardInterrupt: copies.Terminated, raised there and sent here)
+            status, reason = "failed", str(exc) or f"the writer process stopped ({type(exc).__name__})"
             self._pool.shutdown(wait=False, cancel_futures=True)
             self._pool = None
         self.counts[status] = self.counts.get(status, 0) + 1

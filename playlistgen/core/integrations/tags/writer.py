@@ -17,15 +17,21 @@ audio. Mood: the MusiCNN mood labels at or above the threshold; PLAYLISTGEN_TAGS
 at or above it; genre the most probable genre label — a user's GENRE is never touched unless
 ``genre`` is among the fields.
 
-Safety (:func:`write_tags`): the original is decoded first (peak, and a hash of its samples);
-the new tags go into a copy in the same folder (hidden name, so the library ignores it); the
-copy must re-read with exactly the new values and decode to the same samples (the project's
-decoder; container bytes such as Ogg page numbers may change, the audio may not); then it
-atomically replaces the original with the original's permission bits and owner. **mtime
-policy:** the file gets a new mtime — its tags did change, and media servers rescan by mtime;
-playlistgen itself sees the change as a retag (core.retag) and keeps the analysis. A read-only
-file or folder is reported and skipped. Any failure or Ctrl+C removes the copy: the original is
-either untouched or completely replaced.
+Safety (:func:`write_tags`): the file's identity (device, inode, size, mtime, ctime) is noted
+before anything is read; the original is decoded (peak, and a hash of its samples); the new tags
+go into a locked copy in the same folder (hidden name, so the library ignores it; see
+``copies``); the copy must re-read with exactly the new values and decode to the same samples
+(the project's decoder; container bytes such as Ogg page numbers may change, the audio may not);
+then, if the file still has the identity noted at first, the copy atomically replaces it with
+the original's permission bits and owner. A file another program replaced, edited in place or
+removed meanwhile is skipped with the reason: the user's newer file always wins (what is left
+is the moment between that last look and the rename, which no rename-based writer can close).
+A symbolic link is never replaced by a file: its target is written when it lies inside a
+library folder, otherwise the link is skipped. **mtime policy:** the file gets a new mtime — its
+tags did change, and media servers rescan by mtime; playlistgen itself sees the change as a
+retag (core.retag) and keeps the analysis. A read-only file or folder is reported and skipped.
+Any failure, Ctrl+C or SIGTERM (callers turn it into ``copies.Terminated``) removes the copy: the
+original is either untouched or completely replaced; a copy a kill -9 leaves is removed later.
 """
 
 from __future__ import annotations
@@ -33,12 +39,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from . import copies
 
 log = logging.getLogger(__name__)
 
@@ -209,19 +216,69 @@ def _writable(path: str) -> str | None:
     return None
 
 
+class FileChangedError(TagWriteError):
+    """The file changed after it was read (another program wrote it): it is left as it is now."""
+
+
+Identity = tuple[int, int, int, int, int]
+
+
+def _identity_of(st: os.stat_result) -> Identity:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def identity(path: str) -> Identity:
+    """(device, inode, size, mtime_ns, ctime_ns): any write, replacement or in-place edit changes
+    it — ctime even when the editor puts the mtime back (Picard's "preserve timestamps")."""
+    return _identity_of(os.stat(path))
+
+
+def _under(path: str, folders: Iterable[str]) -> bool:
+    return any(path == f or path.startswith(f.rstrip(os.sep) + os.sep) for f in folders)
+
+
+def link_target(path: str, library_roots: Iterable[str]) -> tuple[str | None, str | None]:
+    """(the file to write, None) for ``path``, or (None, why not). A symbolic link is never replaced
+    by a file: its target is written in its place only when it lies inside a library folder."""
+    if not os.path.islink(path):
+        return path, None
+    target = os.path.realpath(path)
+    if not _under(target, [os.path.realpath(r) for r in library_roots]):
+        return None, f"a symbolic link to {target}, outside the library folders: left alone (write the target itself)"
+    if not os.path.isfile(target):
+        return None, f"a symbolic link to {target}, which is not a file"
+    return target, None
+
+
 def write_tags(path: str, record: Mapping[str, Any], fields: Iterable[str] = DEFAULT_FIELDS, *,
-               key_notation: str = "standard", threshold: float = 0.1, dry_run: bool = False) -> Outcome:
-    """Write ``record``'s analysis into ``path`` safely (see the module docstring)."""
+               key_notation: str = "standard", threshold: float = 0.1, dry_run: bool = False,
+               library_roots: Iterable[str] = ()) -> Outcome:
+    """Write ``record``'s analysis into ``path`` safely (see the module docstring).
+
+    A symbolic link stays a link: its target is written when it lies inside one of
+    ``library_roots``, otherwise the link is skipped with the reason. When the record carries
+    the ``audio_fingerprint`` of the analysed file, a file whose audio is not that one any more
+    (replaced since the scan) is skipped: the analysis describes another recording."""
     import mutagen
+
+    from ...audio.fingerprint import audio_fingerprint_or_none
 
     path = str(path)
     fields = tuple(fields)
+    target, refused = link_target(path, library_roots)
+    if target is None:
+        return Outcome(path, "skipped", reason=refused)
     try:
-        audio = mutagen.File(path)
+        before = identity(target)   # everything below describes this very state of the file
+        audio = mutagen.File(target)
     except Exception as exc:
         return Outcome(path, "failed", reason=f"unreadable tags: {exc}"[:200])
     if audio is None:
         return Outcome(path, "skipped", reason="not a format mutagen can tag")
+    analysed = record.get("audio_fingerprint")
+    if analysed and audio_fingerprint_or_none(target) not in (None, analysed):
+        return Outcome(path, "skipped", reason="its audio changed since it was analysed: run `playlistgen scan`, "
+                                               "then write again")
     values = planned_values(record, fields, key_notation=key_notation, threshold=threshold)
     kind = _kind(audio)
     peak: float | None = None
@@ -229,7 +286,7 @@ def write_tags(path: str, record: Mapping[str, Any], fields: Iterable[str] = DEF
     needs_decode = not dry_run or "replaygain" in fields
     if needs_decode and "replaygain_track_gain" in values:
         try:
-            sample_hash, peak = _decode(path)
+            sample_hash, peak = _decode(target)
         except Exception as exc:
             return Outcome(path, "failed", reason=f"cannot decode: {exc}"[:200])
         values["replaygain_track_peak"] = f"{peak:.6f}"
@@ -242,27 +299,46 @@ def write_tags(path: str, record: Mapping[str, Any], fields: Iterable[str] = DEF
         return Outcome(path, "unchanged")
     if dry_run:
         return Outcome(path, "would-change", changes)
-    refused = _writable(path)
+    refused = _writable(target)
     if refused:
         return Outcome(path, "skipped", changes, reason=refused)
     try:
-        _replace_safely(path, {k: v for k, (_old, v) in changes.items()}, sample_hash)
+        _replace_safely(target, {k: v for k, (_old, v) in changes.items()}, sample_hash, before)
+    except FileChangedError as exc:
+        return Outcome(path, "skipped", changes, reason=str(exc))
     except TagWriteError as exc:
         return Outcome(path, "failed", changes, reason=str(exc))
     return Outcome(path, "written", changes)
 
 
-def _replace_safely(path: str, values: Mapping[str, str], sample_hash: str | None) -> None:
+CHANGED = ("changed while its tags were being written: the other program's version was kept "
+           "(run `playlistgen scan`, then write again)")
+
+
+def _unchanged_since(path: str, before: Identity, st: os.stat_result | None = None) -> None:
+    """FileChangedError unless ``path`` (or the open file's ``st``) is still the file read at first:
+    a file another program replaced, edited or removed meanwhile always wins."""
+    try:
+        st = st or os.stat(path)
+    except FileNotFoundError:
+        raise FileChangedError(CHANGED.replace("changed", "removed", 1)) from None
+    if _identity_of(st) != before:
+        raise FileChangedError(CHANGED)
+
+
+def _replace_safely(path: str, values: Mapping[str, str], sample_hash: str | None, before: Identity) -> None:
+    """Tag a locked copy, verify it, and swap it in — unless the file changed since ``before``."""
     import mutagen
 
-    folder, name = os.path.split(path)
-    stem, ext = os.path.splitext(name)
-    st = os.stat(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{stem[:40]}.playlistgen-", suffix=ext, dir=folder or ".")
+    fd, tmp = -1, None
     try:
-        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
-            while block := src.read(1 << 20):
-                out.write(block)
+        fd, tmp = copies.create_locked(path)
+        with open(path, "rb") as src:
+            st = os.fstat(src.fileno())
+            _unchanged_since(path, before, st)
+            with os.fdopen(fd, "wb", closefd=False) as out:
+                while block := src.read(1 << 20):
+                    out.write(block)
         audio = mutagen.File(tmp)
         _set_values(audio, values)
         audio.save()
@@ -281,9 +357,10 @@ def _replace_safely(path: str, values: Mapping[str, str], sample_hash: str | Non
             except PermissionError:
                 if (st.st_uid, st.st_gid) != (os.getuid(), os.getgid()):
                     raise TagWriteError("cannot keep the file's owner (run as its owner or root)") from None
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
+        os.fsync(fd)
+        _unchanged_since(path, before)   # the last look before the swap
         os.replace(tmp, path)
+        tmp = None
     except TagWriteError:
         raise
     except OSError as exc:
@@ -291,5 +368,7 @@ def _replace_safely(path: str, values: Mapping[str, str], sample_hash: str | Non
     except Exception as exc:
         raise TagWriteError(f"{type(exc).__name__}: {exc}"[:200]) from None
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.lexists(tmp):
             os.unlink(tmp)
+        if fd >= 0:
+            os.close(fd)   # drops the copy's lock

@@ -137,9 +137,10 @@ class App:
         return app
 
     @classmethod
-    def for_scan(cls, settings: Settings) -> App:
+    def for_scan(cls, settings: Settings, *, keep_other_folders: bool = False) -> App:
         """The database (locked for `scan`) and the analysis pipeline, which `scan` drives in the
-        foreground: ``app.services.daemon`` is built but not started."""
+        foreground: ``app.services.daemon`` is built but not started. ``keep_other_folders``:
+        library.paths are folders scanned once, not the library (see ``Library``)."""
         from .core.analysis.factory import check_models
         from .daemon import Daemon
 
@@ -147,7 +148,7 @@ class App:
         app = cls(settings)
         with app._building():
             db = app._open_database(lock="scan")
-            daemon = Daemon(settings, db)
+            daemon = Daemon(settings, db, keep_other_folders=keep_other_folders)
             app.add("daemon", stop=daemon.stop)
             app.services = Services(settings=settings, db=db, daemon=daemon)
         return app

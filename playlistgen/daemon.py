@@ -59,7 +59,7 @@ class Daemon:
     (the tag writer); ``check_models`` is the builder's job (``playlistgen.app``)."""
 
     def __init__(self, settings: Settings, db: Database, metrics=None,  # type: ignore[no-untyped-def]
-                 outcome_listeners: Sequence[OutcomeListener] = ()) -> None:
+                 outcome_listeners: Sequence[OutcomeListener] = (), keep_other_folders: bool = False) -> None:
         from .core.analysis.factory import analyzer_spec, analyzer_version
 
         version = analyzer_version(settings)
@@ -71,7 +71,8 @@ class Daemon:
                                        on_capacity=self._wake_scheduler)
         self.scheduler = Scheduler(self.queue, self.executor, metrics=metrics,
                                    outcome_listeners=outcome_listeners)
-        self.library = Library(db, settings.library, version, on_queued=self.scheduler.wake)
+        self.library = Library(db, settings.library, version, on_queued=self.scheduler.wake,
+                               keep_other_folders=keep_other_folders)
         self.library_service = LibraryService(self.library, settings, metrics=metrics)
         self._status: DaemonStatus | None = None
         self._status_lock = threading.Lock()

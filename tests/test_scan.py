@@ -155,3 +155,19 @@ def test_scan_of_a_folder_inside_the_library_leaves_the_rest(tmp_path: Path) -> 
     assert "0 missing" in part.stderr and "library: 1 files" in part.stderr, part.stderr
     conn = connect(tmp_path / "playlistgen.db")
     assert conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall() == [("done", 3)]
+
+
+def test_scan_of_another_folder_leaves_the_library_alone(tmp_path: Path) -> None:
+    """`scan ~/Downloads/album` with library.paths [~/Music] adds that folder; the library's files,
+    still where they were, are not marked missing (only a known file that is gone is)."""
+    lib, other = tmp_path / "music", tmp_path / "downloads"
+    for i in range(2):
+        _song(lib / "Old" / f"{i}.wav", i)
+    _song(other / "2.wav", 2)
+    (tmp_path / "config.yaml").write_text(f"library:\n  paths: [{str(lib)!r}]\n")
+    assert run_cli("scan", "--preset", "fast", "--workers", "1", cwd=tmp_path, timeout=600).returncode == 0
+    elsewhere = run_cli("scan", str(other), "--preset", "fast", "--workers", "1", cwd=tmp_path, timeout=600)
+    assert elsewhere.returncode == 0 and "0 missing" in elsewhere.stderr, elsewhere.stdout + elsewhere.stderr
+    conn = connect(tmp_path / "playlistgen.db")
+    assert conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall() == [("done", 3)]
+    assert len(_playlist_paths(tmp_path)) == 3

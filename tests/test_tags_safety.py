@@ -212,7 +212,7 @@ def test_copy_left_by_kill_9_is_removed_by_the_next_run(tmp_path: Path) -> None:
 
 
 def test_stale_copies_are_removed_only_when_ours_old_and_unlocked(tmp_path: Path) -> None:
-    from playlistgen.core.integrations.tags.copies import remove_stale_copies
+    from playlistgen.core.library.tag_copies import remove_stale_copies
 
     folder = tmp_path / "Album"
     folder.mkdir()

@@ -70,9 +70,11 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
     """Reconcile the library with the database and analyse everything new or changed.
 
     DIRS default to library.paths. DIRS inside library.paths scan that part of the library and
-    leave the rest as it is; other DIRS are the library for this run (files the database knows
-    outside them are marked missing, or followed when they were moved into them). Exits 0 when
-    the run completed, even if some files failed (it prints how many and why).
+    leave the rest as it is; other DIRS are scanned as folders of their own: files the database
+    knows elsewhere are left alone while they exist, and a known file that is gone (a moved
+    folder) is followed into DIRS with its analysis, or marked missing. Without DIRS, files under
+    folders no longer in library.paths are followed or marked missing. Exits 0 when the run
+    completed, even if some files failed (it prints how many and why).
 
     \b
     Examples:
@@ -81,6 +83,7 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
     """
     overrides = {"analysis": {"preset": preset, "workers": workers}, "database": {"path": db_path}}
     settings, roots = _library(ctx, dirs, overrides)
+    one_off = bool(dirs) and roots is None   # DIRS outside the configured library
 
     from ..app import App
     from ..logs import configure_logging
@@ -89,7 +92,7 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
                       settings.logging.format)
     # the database, locked (not while serve runs on it), and the analysis pipeline, not started:
     # it runs here, in the foreground, on the configured executor (a Dask cluster too)
-    app = App.for_scan(settings)
+    app = App.for_scan(settings, keep_other_folders=one_off)
     try:
         _scan(settings, app.services.daemon, roots)
     finally:

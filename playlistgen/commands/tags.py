@@ -48,8 +48,8 @@ def write(ctx: click.Context, paths: tuple[str, ...], fields: str, key_notation:
       playlistgen tags write ~/Music/Album --fields bpm,key --key-notation camelot
       playlistgen tags write song.flac --fields bpm,key,replaygain,mood,genre
     """
-    from ..core.integrations.tags.copies import Terminated, interrupt_on_sigterm, remove_stale_copies
     from ..core.integrations.tags.writer import FIELDS, write_tags
+    from ..core.library.tag_copies import Terminated, interrupt_on_sigterm, remove_stale_copies
     from ..errors import BadRequestError
 
     chosen = [f.strip() for f in fields.split(",") if f.strip()]

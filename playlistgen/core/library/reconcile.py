@@ -5,7 +5,7 @@ of a file that disappeared is a move: its row (and its analysis) follows it. A f
 fingerprint matches an already analysed track is a copy: it is linked, not analysed again.
 Rows under no configured root have disappeared too (a moved or dropped music folder); rows under
 a configured root that is absent have not (roots.py: unavailable). The walk also collects the tag
-writer's leftover temporary copies, removed once stale (core/integrations/tags/copies.py).
+writer's leftover temporary copies, removed once stale (core/library/tag_copies.py).
 """
 
 from __future__ import annotations
@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 import apsw
 
 from ...config import LibrarySettings
-from ..integrations.tags.copies import is_copy_name, remove_stale
 from ..storage import files
 from ..storage.db import Database
 from .paths import is_candidate
 from .retag import apply_retag, find_retagged
 from .roots import check_root, is_unreadable_row, unavailable_roots, under_any, unreadable_reason
+from .tag_copies import is_copy_name, remove_stale
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,12 @@ class Library:
     """Keeps the files table in step with the folders. Writes go through the writer thread."""
 
     def __init__(self, db: Database, settings: LibrarySettings, analyzer_version: str,
-                 on_queued: Callable[[], None] | None = None) -> None:
+                 on_queued: Callable[[], None] | None = None, *, keep_other_folders: bool = False) -> None:
+        """``keep_other_folders``: ``settings.paths`` are folders scanned once (`scan DIR` outside
+        the configured library), not the library: a known file outside them counts as gone only when
+        it no longer exists (a moved folder), never because it is elsewhere."""
         self.db = db
+        self.keep_other_folders = keep_other_folders
         self.settings = settings
         self.analyzer_version = analyzer_version
         self.roots = [os.path.abspath(p) for p in settings.paths]
@@ -201,6 +205,8 @@ class Library:
         configured = tuple(r.rstrip(os.sep) + os.sep for r in {*self.roots, *roots})
         known = {r[0]: r for r in rows if r[0].startswith(prefixes)}
         outside = [r[0] for r in rows if r[3] != "missing" and not r[0].startswith(configured)]
+        if self.keep_other_folders:
+            outside = [p for p in outside if not os.path.lexists(p)]
         return known, outside
 
     # ---- targeted changes (from the watcher) ----------------------------------------------

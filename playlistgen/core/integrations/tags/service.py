@@ -46,7 +46,7 @@ def _write(path: str, result: AnalysisResult, threshold: float, roots: list[str]
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
-    from .copies import Terminated
+    from ...library.tag_copies import Terminated
 
     if _busy:
         raise Terminated   # the write's ``finally`` removes its copy; serve reports the file

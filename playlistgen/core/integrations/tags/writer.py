@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from . import copies
+from ...library import tag_copies as copies
 
 log = logging.getLogger(__name__)
 

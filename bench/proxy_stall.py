@@ -54,13 +54,6 @@ def serve_child(upstream: str, db: str) -> None:
     app.start()
     print(f"ready {app.http.port}", flush=True)
     sys.stdin.read()   # the parent closes stdin to stop us
-    if os.environ.get("PROXY_STALL_DEBUG"):
-        import traceback
-        print("streams open", app.services.upstream.streams_open(), file=sys.stderr)
-        for frame in sys._current_frames().values():
-            stack = traceback.format_stack(frame)
-            if any("handler_thread" in line for line in stack) and not any("queue_cv" in line for line in stack):
-                print("".join(stack[-5:]), file=sys.stderr)
     app.stop()
 
 

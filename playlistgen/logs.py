@@ -1,13 +1,34 @@
-"""Logging set-up: the only place that adds log handlers (called by the command entry points)."""
+"""Logging set-up: the only place that adds log handlers (called by the command entry points).
+
+Subsonic credentials travel in URLs (``u``, ``p`` — ``enc:`` is the password in hex —, ``t``,
+``s``, ``apiKey``): :class:`RedactFilter` replaces their values in every line written, whoever
+logged it (a request line, an exception naming a URL), and urllib3's DEBUG line per request, which
+is nothing but such a URL, is not logged at all.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+
+SECRET_PARAMS = frozenset({"u", "p", "t", "s", "apikey"})   # compared in lower case
+_SECRET_IN_URL = re.compile(r"(?<=[?&;])(u|p|t|s|apikey)=[^&\s#'\"]*", re.IGNORECASE)
+QUIET_LOGGERS = ("urllib3",)   # DEBUG: one line per request with its full URL
+
+
+def redact(text: str) -> str:
+    """``text`` with the values of URL parameters named in SECRET_PARAMS replaced by ``***``."""
+    return _SECRET_IN_URL.sub(lambda m: m.group(1) + "=***", text) if "=" in text else text
+
+
+def redact_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Query or form parameters fit for a log line."""
+    return {k: "***" if k.lower() in SECRET_PARAMS else v for k, v in params.items()}
 
 
 class JsonFormatter(logging.Formatter):
@@ -15,8 +36,24 @@ class JsonFormatter(logging.Formatter):
         entry = {"time": self.formatTime(record), "level": record.levelname,
                  "logger": record.name, "message": record.getMessage()}
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = record.exc_text or self.formatException(record.exc_info)
         return json.dumps(entry)
+
+
+class RedactFilter(logging.Filter):
+    """Redacts Subsonic credentials in the message and the traceback of every record (see :func:`redact`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:   # a malformed record: logging reports it when formatting
+            return True
+        clean = redact(message)
+        if clean != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+        return True
 
 
 class RepeatFilter(logging.Filter):
@@ -55,6 +92,7 @@ class RepeatFilter(logging.Filter):
 def configure_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RepeatFilter())
+    handler.addFilter(RedactFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())
     else:
@@ -62,3 +100,5 @@ def configure_logging(level: str, fmt: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -132,18 +132,42 @@ def test_stream_bytes_equal_the_file_and_range_requests_pass(proxy: Proxy, supys
     assert download.content == data
 
 
+def _error_of(response: requests.Response, fmt: str | None) -> dict:
+    """code and message of a Subsonic error answer in any format."""
+    if fmt is None or fmt == "xml":
+        error = ET.fromstring(response.content).find(f"{NS}error")
+        return {"code": int(error.get("code")), "message": error.get("message")}
+    text = response.text.strip()
+    if fmt == "jsonp":
+        assert text.startswith("cb(") and text.rstrip(";").endswith(")"), text[:200]
+        text = text.rstrip(";")[3:-1]
+    return json.loads(text)["subsonic-response"]["error"]
+
+
 def test_wrong_credentials_get_the_servers_error_40(proxy: Proxy) -> None:
     wrong = {**proxy.auth, "p": "not the password"}
     song = proxy.songs["Beta Trio/Nocturnes/01 Dusk.ogg"]
+    theirs = proxy.rest("ping", direct=True, auth=wrong, fmt="json")
+    expected = theirs.json()["subsonic-response"]["error"]
+    assert expected["code"] == 40
     for method in ("getSimilarSongs2", "getSonicSimilarTracks", "ping"):
-        for fmt in ("json", None):
-            ours = proxy.rest(method, auth=wrong, fmt=fmt, id=song)
-            theirs = proxy.rest("ping", direct=True, auth=wrong, fmt=fmt)
-            assert ours.content == theirs.content, (method, fmt)
-            if fmt == "json":
-                assert ours.json()["subsonic-response"]["error"]["code"] == 40
-            else:
-                assert ET.fromstring(ours.content).find(f"{NS}error").get("code") == "40"
+        for fmt in ("json", None, "jsonp"):
+            extra = {"callback": "cb"} if fmt == "jsonp" else {}
+            ours = proxy.rest(method, auth=wrong, fmt=fmt, id=song, **extra)
+            assert ours.status_code == theirs.status_code, (method, fmt)
+            # the server's error in the client's format (our answers are checked in JSON, then rendered)
+            assert _error_of(ours, fmt) == {"code": 40, "message": expected["message"]}, (method, fmt)
+            if method == "ping":   # forwarded: the server's bytes
+                assert ours.content == proxy.rest("ping", direct=True, auth=wrong, fmt=fmt, **extra).content
+
+
+def test_jsonp_clients_with_new_credentials_get_our_answers(proxy: Proxy, supysonic) -> None:  # type: ignore[no-untyped-def]
+    song = proxy.songs["Beta Trio/Nocturnes/01 Dusk.ogg"]
+    fresh = {**proxy.auth, "p": "enc:" + supysonic.password.encode().hex()}   # not in the credential cache
+    answer = proxy.rest("getSonicSimilarTracks", auth=fresh, fmt="jsonp", callback="cb", id=song, count=2)
+    assert answer.status_code == 200 and answer.text.startswith("cb(")
+    matches = json.loads(answer.text.strip().rstrip(";")[3:-1])["subsonic-response"]["sonicMatch"]
+    assert len(matches) == 2 and all(m["entry"]["id"] in proxy.songs.values() for m in matches)
 
 
 # --- sonic similarity -----------------------------------------------------------------------------
@@ -178,6 +202,47 @@ def test_sonic_similar_tracks(proxy: Proxy) -> None:
     missing = body(proxy.rest("getSonicSimilarTracks", id="no-such-song"))
     assert missing["status"] == "failed" and missing["error"]["code"] == 70
     assert body(proxy.rest("getSonicSimilarTracks"))["error"]["code"] == 10
+
+
+PERSONAL = ("starred", "userRating")
+
+
+def test_sonic_answers_are_the_asking_users_view(proxy: Proxy, supysonic) -> None:  # type: ignore[no-untyped-def]
+    """alice (the linked user) starred and rated a song; bob sees neither, and never a song the
+    server does not show him."""
+    seed = proxy.songs["Beta Trio/Nocturnes/01 Dusk.ogg"]
+    starred = proxy.songs["Alpha Band/First Light/01 Morning.flac"]
+    hidden_twin = proxy.songs["Delta/Live/01 Encore.flac"]
+    bob = {"u": "bob-proxy", "p": "bob pass", "v": "1.12.0", "c": "tests"}
+    if "bob-proxy" not in supysonic._cli("user", "list"):
+        supysonic._cli("user", "add", "bob-proxy", "-p", "bob pass")
+    alice = SubsonicClient(proxy.server_url, supysonic.user, supysonic.password)
+    track = proxy.db.query("SELECT track_id FROM mediaserver_songs WHERE server_id = ?", (hidden_twin,))[0][0]
+    gone = "00000000-0000-4000-8000-00000000dead"   # a song of Encore's track the server does not show
+    try:
+        alice.call("star", id=starred)
+        alice.call("setRating", id=starred, rating=4)
+        link(proxy.db, alice, proxy.settings.library.paths, {})   # the stored entries are alice's view
+        proxy.db.write(lambda c: c.execute(
+            "INSERT INTO mediaserver_songs(server_id, track_id, method, path, title, seen_at, play_count, child) "
+            "VALUES (?, ?, 'path', 'x/gone.flac', 'Gone', 0, 1000, ?)",
+            (gone, track, json.dumps({"id": gone, "isDir": False, "title": "Gone", "starred": "2020-01-01"}))))
+        for method, params in (("getSonicSimilarTracks", {"id": seed, "count": 5}),
+                               ("getSimilarSongs2", {"id": seed, "count": 5}),
+                               ("findSonicPath", {"startSongId": seed, "endSongId": starred, "count": 4})):
+            answer = body(proxy.rest(method, auth=bob, **params))
+            entries = [m["entry"] for m in answer["sonicMatch"]] if "sonicMatch" in answer \
+                else answer["similarSongs2"]["song"]
+            ids = [e["id"] for e in entries]
+            assert entries and not [e for e in entries for k in PERSONAL if k in e], (method, entries)  # not alice's
+            assert gone not in ids and set(ids) <= set(proxy.songs.values()), (method, ids)   # only what bob sees
+        mine = body(proxy.rest("getSonicSimilarTracks", id=seed, count=5))["sonicMatch"]
+        assert [m["entry"] for m in mine if m["entry"]["id"] == starred][0]["userRating"] == 4   # alice's own
+    finally:
+        proxy.db.write(lambda c: c.execute("DELETE FROM mediaserver_songs WHERE server_id = ?", (gone,)))
+        alice.call("unstar", id=starred)
+        alice.call("setRating", id=starred, rating=0)
+        link(proxy.db, alice, proxy.settings.library.paths, {})
 
 
 def test_find_sonic_path_starts_and_ends_with_the_given_songs(proxy: Proxy) -> None:

@@ -9,6 +9,7 @@ import time
 from flask import Flask, g, request
 
 from ..config import Settings
+from ..logs import redact_params
 from ..services import Services
 from .auth import require_api_key
 from .context import install
@@ -61,7 +62,7 @@ def create_app(settings: Settings, services: Services) -> Flask:
             services.metrics.observe_http(request.method, rule, response.status_code, elapsed)
         if slow_ms and elapsed * 1000 > slow_ms:
             log.warning("slow request %s %s %.0f ms args=%s", request.method, request.path,
-                        elapsed * 1000, dict(request.args))
+                        elapsed * 1000, redact_params(request.args))
         return response
 
     return app

@@ -11,8 +11,17 @@ request body of up to 1 GiB spooled to a temporary file before the app sees a by
   run no request (idle keep-alives, request headers that never end: slowloris) down to 50 %, so
   new clients are accepted again within seconds however many idle sockets someone opens.
 * ``max_request_body_size`` is ``api.max_upload_mb`` plus the multipart framing, so a body declared
-  larger is answered 413 at once and a chunked body is cut off as soon as it passes the limit.
-* Every figure is measured by ``bench/hardening.py``.
+  larger is answered 413 at once and a chunked body is cut off as soon as it passes the limit;
+  under ``/rest/`` (Subsonic forms of a few KB) the limit is the proxy's ``MAX_REQUEST_BODY``
+  (1 MiB), refused the same way from the headers, before a byte of the body is read or spooled.
+* With the ``/rest`` proxy, waitress gets the proxy's ``MAX_STREAMS`` threads on top of the
+  API's ``THREADS``: a proxied stream holds its thread while the server sends and the client reads,
+  and the proxy never runs more than ``MAX_STREAMS`` of them, so ``/health`` and the API keep
+  their threads however many players stream or pause.
+* **Send timeout**: a connection whose waiting output the client has not taken for
+  ``SEND_TIMEOUT_S`` (60 s; a paused player, a vanished phone) is closed, which frees the thread
+  (and the proxy's slot) it holds. waitress's own ``channel_timeout`` only closes idle connections.
+* Every figure is measured by ``bench/hardening.py`` and ``bench/proxy_stall.py``.
 
 :class:`HttpServer` serves it from a thread of its own so that the app's main thread only waits
 for a stop request (see ``playlistgen.app``).
@@ -20,6 +29,7 @@ for a stop request (see ``playlistgen.app``).
 
 from __future__ import annotations
 
+import copy
 import errno
 import functools
 import logging
@@ -29,33 +39,75 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
+from .subsonic import upstream as subsonic_upstream
 
 log = logging.getLogger(__name__)
 
-THREADS = 8
+THREADS = 8                   # the API's; the /rest proxy's streams get threads of their own
 CONNECTION_LIMIT = 1000
 CHANNEL_TIMEOUT_S = 30
 CLEANUP_INTERVAL_S = 2
 EVICT_AT, EVICT_TO = 0.9, 0.5   # shares of connection_limit
 UPLOAD_OVERHEAD = 64 * 1024   # multipart boundaries and part headers around the file
 SPARE_FILES = 256             # descriptors for the database, workers, logs, models
+SEND_TIMEOUT_S = 60           # output the client has not taken for this long: the connection is closed
+REST_PREFIX = "/rest/"
 
 
 def max_body_bytes(settings: Settings) -> int:
     return settings.api.max_upload_mb * 1024 * 1024 + UPLOAD_OVERHEAD
 
 
+def proxy_threads(settings: Settings) -> int:
+    """Threads for the /rest proxy's streams (0 without the proxy)."""
+    return subsonic_upstream.MAX_STREAMS if settings.mediaserver.proxy and settings.mediaserver.url else 0
+
+
 def server_options(settings: Settings) -> dict[str, Any]:
-    return {"threads": THREADS, "connection_limit": CONNECTION_LIMIT, "channel_timeout": CHANNEL_TIMEOUT_S,
-            "cleanup_interval": CLEANUP_INTERVAL_S, "asyncore_use_poll": True,
+    return {"threads": THREADS + proxy_threads(settings), "connection_limit": CONNECTION_LIMIT,
+            "channel_timeout": CHANNEL_TIMEOUT_S, "cleanup_interval": CLEANUP_INTERVAL_S, "asyncore_use_poll": True,
             "max_request_body_size": max_body_bytes(settings), "ident": "playlistgen"}
 
 
-def evict_idle(server: Any, now: float) -> int:
-    """waitress's maintenance (close channels idle past channel_timeout), then, when the open
-    connections pass EVICT_AT of the limit, close the quietest channels that run no request and
-    send nothing, down to EVICT_TO. Returns how many were marked to close."""
+class StallWatch:
+    """Connections whose waiting output has not moved (waitress's ``last_activity`` is set by every
+    byte sent or received) across ``SEND_TIMEOUT_S`` of maintenance passes are closed from the
+    loop thread, as a socket error would close them: the task thread blocked writing to it gets
+    ClientDisconnected and the response is closed (a proxied stream's upstream connection and
+    slot with it). Watching for a whole timeout, rather than comparing ``last_activity`` once,
+    keeps a response that has just started after a long silence from being cut."""
+
+    def __init__(self) -> None:
+        self._marks: dict[Any, tuple[float, float]] = {}   # channel → (last_activity seen, since)
+
+    def sweep(self, server: Any, now: float) -> int:
+        marks: dict[Any, tuple[float, float]] = {}
+        closed = 0
+        for channel in list(server.active_channels.values()):
+            if not channel.total_outbufs_len:
+                continue
+            mark = self._marks.get(channel)
+            if mark is None or mark[0] != channel.last_activity:
+                marks[channel] = (channel.last_activity, now)
+            elif now - mark[1] >= SEND_TIMEOUT_S:
+                log.info("closed a connection from %s: %d bytes not taken for %d s", channel.addr[0] if
+                         channel.addr else "?", channel.total_outbufs_len, SEND_TIMEOUT_S)
+                channel.handle_close()
+                closed += 1
+            else:
+                marks[channel] = mark
+        self._marks = marks
+        return closed
+
+
+def evict_idle(server: Any, now: float, stalls: StallWatch | None = None) -> int:
+    """waitress's maintenance (close channels idle past channel_timeout), the send timeout
+    (``stalls``), then, when the open connections pass EVICT_AT of the limit, close the quietest
+    channels that run no request and send nothing, down to EVICT_TO. Returns how many were marked
+    to close by the last step."""
     type(server).maintenance(server, now)
+    if stalls is not None:
+        stalls.sweep(server, now)
     limit = server.adj.connection_limit
     excess = len(server._map) - int(limit * EVICT_TO)
     if len(server._map) < limit * EVICT_AT or excess <= 0:
@@ -70,13 +122,40 @@ def evict_idle(server: Any, now: float) -> int:
     return len(quiet)
 
 
-def _install_eviction(server: Any) -> None:
+def _listeners(server: Any) -> list[Any]:
     from waitress.server import BaseWSGIServer
 
-    listeners = [server] if isinstance(server, BaseWSGIServer) else \
+    return [server] if isinstance(server, BaseWSGIServer) else \
         [d for d in server.map.values() if isinstance(d, BaseWSGIServer)]  # MultiSocketServer
-    for listener in listeners:
-        listener.maintenance = functools.partial(evict_idle, listener)
+
+
+def _install_eviction(server: Any) -> None:
+    for listener in _listeners(server):
+        listener.maintenance = functools.partial(evict_idle, listener, stalls=StallWatch())
+
+
+def _rest_parser(adj: Any) -> type:
+    """waitress's request parser, switching to a copy of ``adj`` with the proxy's body limit once it
+    knows the path is under /rest/: waitress checks the limit of the parser's ``adj`` as soon as
+    the headers are parsed (413, the body unread) and while a chunked body arrives."""
+    from waitress.parser import HTTPRequestParser
+
+    rest_adj = copy.copy(adj)
+    rest_adj.max_request_body_size = subsonic_upstream.MAX_REQUEST_BODY
+
+    class Parser(HTTPRequestParser):
+        def parse_header(self, header_plus: bytes) -> None:
+            super().parse_header(header_plus)
+            if ("/" + (self.path or "").lstrip("/")).startswith(REST_PREFIX):
+                self.adj = rest_adj
+
+    return Parser
+
+
+def _install_body_limits(server: Any) -> None:
+    for listener in _listeners(server):
+        listener.channel_class = type("Channel", (listener.channel_class,),
+                                      {"parser_class": _rest_parser(listener.adj)})
 
 
 def raise_open_file_limit(wanted: int = CONNECTION_LIMIT + SPARE_FILES) -> int:
@@ -132,6 +211,7 @@ def create_http_server(app: Any, settings: Settings) -> Any:
             hint = "check --host and --port"
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}", hint=hint) from None
     _install_eviction(server)
+    _install_body_limits(server)
     return server
 
 

@@ -1,10 +1,11 @@
 """``/rest/*``: the user's Subsonic server, proxied, with sonic similarity for every Subsonic app
 (registered only with ``mediaserver.proxy: true``).
 
-Every request we do not answer ourselves is forwarded unchanged — method, query string, form
-body, headers (Range included) — and the server's answer is streamed back with its status and
-headers, bytes untouched (``stream``, ``download``, ``getCoverArt``...). We answer, with the
-server's song ids and after the server has accepted the client's credentials:
+Every request we do not answer ourselves is forwarded — method, query string, form body
+(streamed), the end-to-end headers of :mod:`.headers` (Range included) — and the server's answer
+is streamed back with its status and headers, bytes untouched (``stream``, ``download``,
+``getCoverArt``...). We answer, with the server's song ids and after the server has accepted the
+client's credentials (:mod:`.credentials`):
 
 * ``getSimilarSongs`` / ``getSimilarSongs2`` (``id`` of a song, album or artist; ``count``,
   default 50): a radio from the playlist engine over the songs the server has; an id we cannot
@@ -15,23 +16,30 @@ server's song ids and after the server has accepted the client's credentials:
 * ``getOpenSubsonicExtensions`` (no credentials needed, as the spec requires): the server's list
   plus ``sonicSimilarity`` [1].
 
-``scrobble`` is forwarded, and when the server accepts a submission by the linked user
-(``mediaserver.user``), the songs' play counts and last-played times are updated at once.
+Song entries are the asking user's view (:mod:`.entries`). ``scrobble`` is forwarded, and when the
+server accepts a submission by the linked user (``mediaserver.user``), the songs' play counts and
+last-played times are updated at once. Every request that talks to the server holds one of the
+upstream's stream slots until its response is closed (:mod:`.upstream`). Errors never name the
+server's address (it is logged for the operator).
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 
 from ...core.integrations.mediaserver.sonic import Match, SonicSearch
 from ...errors import NotFoundError, PlaylistgenError
 from ..context import current_services
+from . import entries
+from .credentials import auth_params
 from .format import error_body, ok_body, parse_status, render
-from .upstream import Upstream
+from .headers import cors
+from .upstream import BUSY_RETRY_S, MAX_REQUEST_BODY, Busy, Upstream, UpstreamError, read_bounded
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +47,7 @@ bp = Blueprint("subsonic_proxy", __name__)
 EXTENSION = "sonicSimilarity"
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9_\-.]+(?:/[A-Za-z0-9_\-.]+)*$")
 MAX_COUNT = 500
+UNREACHABLE = "playlistgen: media server unreachable"
 # Subsonic error codes
 GENERIC, MISSING, NOT_FOUND = 0, 10, 70
 
@@ -58,13 +67,14 @@ class SubsonicError(Exception):
         self.message = message
 
 
-def _params() -> Any:
-    request.get_data()  # cache the raw body first, so it can be forwarded after the form is parsed
-    return request.values
+def _client_params() -> Any:
+    """The form and query for our own answers (a small form, parsed); only the query string for
+    forwarded requests, whose body streams to the server unread."""
+    return request.values if g.get("rest_form") else request.args
 
 
 def _render(body: dict, status: int = 200) -> Response:
-    params = request.values
+    params = _client_params()
     return render(body, params.get("f"), params.get("callback"), status)
 
 
@@ -72,39 +82,49 @@ def _fail(code: int, message: str, status: int = 200) -> Response:
     return _render(error_body(upstream().server, code, message), status)
 
 
-def _forward(path: str) -> Response:
-    import requests
+def _unreachable(method: str, exc: Exception) -> Response:
+    log.warning("media server at %s unreachable for %s: %s", upstream().base, method, type(exc).__name__)
+    return _fail(GENERIC, UNREACHABLE, 502)
 
-    up = upstream()
-    try:
-        answer = up.send(request.method, path, request.query_string, request.get_data() or None,
-                         dict(request.headers))
-    except requests.RequestException as exc:
-        log.warning("media server at %s unreachable for %s: %s", up.base, path.split("/")[0], type(exc).__name__)
-        return _fail(GENERIC, f"playlistgen: the media server at {up.base} cannot be reached", 502)
+
+def _request_body() -> tuple[Any, int]:
+    """The client's body to forward and its length: streamed from the input unread, unless our
+    handler has read it already (its raw bytes are cached then) or its length is unknown (a
+    chunked body under a server that does not de-chunk, read up to MAX_REQUEST_BODY)."""
+    length = request.content_length
+    if g.get("rest_form") or (length is None and request.headers.get("Transfer-Encoding")):
+        data = request.get_data()
+        return io.BytesIO(data), len(data)
+    return request.stream, length or 0
+
+
+def _forward(path: str) -> Response:
+    body, length = _request_body()
+    answer = upstream().send(request.method, path, request.query_string, request.headers.items(),
+                             body=body if length else None, length=length)
+    # not direct_passthrough: werkzeug then closes the response (and runs call_on_close) whatever
+    # happens — body sent, client gone, or a HEAD whose body is never iterated
     response = Response(Upstream.body_chunks(answer), status=answer.status_code,
-                        headers=Upstream.response_headers(answer), direct_passthrough=True)
+                        headers=Upstream.response_headers(answer))
+    response.call_on_close(answer.close)
     if "Content-Type" not in answer.raw.headers:
         del response.headers["Content-Type"]
     return response
 
 
-def _relay(answer: Any) -> Response:
-    """A buffered server answer, as it was."""
+def _relay(answer: Any, data: bytes) -> Response:
+    """A buffered server answer, as it was (``data`` is its decoded body)."""
     headers = [(k, v) for k, v in Upstream.response_headers(answer)
                if k.lower() not in ("content-length", "content-encoding")]
-    return Response(answer.content, status=answer.status_code, headers=headers)
+    return Response(data, status=answer.status_code, headers=headers)
 
 
 def _authorised() -> Response | None:
-    """None when the server accepts the client's credentials, else the server's own refusal."""
-    import requests
-
-    try:
-        ok, refusal = upstream().check(request.values)
-    except requests.RequestException:
-        return _fail(GENERIC, f"playlistgen: the media server at {upstream().base} cannot be reached", 502)
-    return None if ok else _relay(refusal)
+    """None when the server accepts the client's credentials, else its refusal in the client's format."""
+    verdict = upstream().check(request.values)
+    if verdict.ok:
+        return None
+    return _fail(verdict.code if verdict.code is not None else GENERIC, verdict.message, verdict.status)
 
 
 def _count(name: str, default: int) -> int:
@@ -135,6 +155,19 @@ def _song_track(server_id: str) -> int:
     return track
 
 
+def _linked_user() -> str:
+    return current_services().settings.mediaserver.user
+
+
+def _asked(count: int) -> int:
+    """Candidates to search for: spares for the songs a user other than the linked one cannot see."""
+    return count if entries.is_linked_user(request.values, _linked_user()) else entries.candidates(count, MAX_COUNT)
+
+
+def _visible(matches: list[Match], count: int) -> list[Match]:
+    return entries.as_user(upstream(), request.values, matches, count, _linked_user())
+
+
 # --- our endpoints ------------------------------------------------------------------------------
 
 def similar_songs(path: str, key: str) -> Response:
@@ -145,15 +178,16 @@ def similar_songs(path: str, key: str) -> Response:
     seeds = [track] if track is not None else search.tracks_of_container(some_id)
     if not seeds:
         return _forward(path)  # an id we cannot place: the server's own answer
-    matches = search.similar(seeds, count, diversity=search.playlist_rules(), order=None,
+    matches = search.similar(seeds, _asked(count), diversity=search.playlist_rules(), order=None,
                              prefer={track: some_id} if track is not None else None)
-    return _render(ok_body(upstream().server, **{key: {"song": [m.entry for m in matches]}}))
+    return _render(ok_body(upstream().server, **{key: {"song": [m.entry for m in _visible(matches, count)]}}))
 
 
 def sonic_similar() -> Response:
     song = _required("id")
-    matches = sonic().similar([_song_track(song)], _count("count", 10))
-    return _render(ok_body(upstream().server, sonicMatch=_sonic_matches(matches)))
+    count = _count("count", 10)
+    matches = sonic().similar([_song_track(song)], _asked(count))
+    return _render(ok_body(upstream().server, sonicMatch=_sonic_matches(_visible(matches, count))))
 
 
 def sonic_path() -> Response:
@@ -162,7 +196,7 @@ def sonic_path() -> Response:
     if a == b:
         raise SubsonicError(GENERIC, "startSongId and endSongId are the same song")
     matches = sonic().path(a, b, _count("count", 25), prefer={a: start, b: end})
-    return _render(ok_body(upstream().server, sonicMatch=_sonic_matches(matches)))
+    return _render(ok_body(upstream().server, sonicMatch=_sonic_matches(_visible(matches, len(matches)))))
 
 
 def _sonic_matches(matches: list[Match]) -> list[dict]:
@@ -170,46 +204,38 @@ def _sonic_matches(matches: list[Match]) -> list[dict]:
 
 
 def extensions() -> Response:
-    """The server's extensions (asked with the client's parameters, as JSON) + sonicSimilarity."""
+    """The server's extensions (asked with the client's auth parameters, in JSON) + sonicSimilarity."""
     import requests
 
     up = upstream()
-    query = {k: v for k, v in request.values.items() if k in ("u", "p", "t", "s", "apiKey", "v", "c")}
     theirs: list = []
     try:
-        answer = up.session.get(f"{up.base}/rest/getOpenSubsonicExtensions.view", params={**query, "f": "json"},
-                                timeout=up.timeout, allow_redirects=False)
-        status = parse_status(answer.content, "application/json")
-        if status.get("status") == "ok":
-            theirs = [e for e in status.get("openSubsonicExtensions") or [] if isinstance(e, dict)]
-            up.server = up.server or {k: status.get(k) for k in ("version", "type", "serverVersion")}
-    except requests.RequestException:
-        log.info("media server at %s unreachable for getOpenSubsonicExtensions", up.base)
+        _status, body = up.call("getOpenSubsonicExtensions", auth_params(request.values))
+        if body.get("status") == "ok":
+            theirs = [e for e in body.get("openSubsonicExtensions") or [] if isinstance(e, dict)]
+            up.server = up.server or {k: body.get(k) for k in ("version", "type", "serverVersion")}
+    except (requests.RequestException, UpstreamError) as exc:
+        log.info("getOpenSubsonicExtensions of the media server at %s: %s", up.base, type(exc).__name__)
     merged = [e for e in theirs if e.get("name") != EXTENSION] + [{"name": EXTENSION, "versions": [1]}]
     return _render(ok_body(up.server, openSubsonicExtensions=merged))
 
 
 def scrobble(path: str) -> Response:
-    import requests
-
-    up = upstream()
-    try:
-        answer = up.send(request.method, path, request.query_string, request.get_data() or None,
-                         dict(request.headers), stream=False)
-    except requests.RequestException:
-        return _fail(GENERIC, f"playlistgen: the media server at {up.base} cannot be reached", 502)
-    status = parse_status(answer.content, answer.headers.get("Content-Type", ""))
+    body, length = _request_body()
+    answer = upstream().send(request.method, path, request.query_string, request.headers.items(),
+                             body=body if length else None, length=length)
+    data = read_bounded(answer)
+    status = parse_status(data, answer.headers.get("Content-Type", ""))
     params = request.values
     submission = (params.get("submission") or "true").lower() != "false"
-    linked_user = current_services().settings.mediaserver.user
     if answer.status_code == 200 and status.get("status") == "ok" and submission \
-            and (params.get("u") or "").casefold() == linked_user.casefold():
+            and entries.is_linked_user(params, _linked_user()):
         times = [int(t) if t.isdigit() else None for t in params.getlist("time")]
         try:
             sonic().record_plays(params.getlist("id"), times)
         except PlaylistgenError as exc:  # the server has the play; our copy catches up at the next link
             log.warning("scrobble not recorded: %s", exc.one_line())
-    return _relay(answer)
+    return _relay(answer, data)
 
 
 OURS = {"getSimilarSongs": lambda p: similar_songs(p, "similarSongs"),
@@ -218,25 +244,55 @@ OURS = {"getSimilarSongs": lambda p: similar_songs(p, "similarSongs"),
         "findSonicPath": lambda p: sonic_path()}
 
 
-@bp.route("/rest/<path:path>", methods=["GET", "POST", "HEAD"])
-def rest(path: str) -> Response:
-    if ".." in path or not _SAFE_PATH.match(path):
-        return _fail(GENERIC, "playlistgen: not a Subsonic API path", 404)
-    _params()
-    method = path[:-5] if path.endswith(".view") else path
-    if method == "getOpenSubsonicExtensions":
-        return extensions()
-    if method == "scrobble":
-        return scrobble(path)
-    handler = OURS.get(method)
-    if handler is None:
-        return _forward(path)
-    refusal = _authorised()
-    if refusal is not None:
-        return refusal
+def _dispatch(method: str, path: str) -> Response:
+    import requests
+
     try:
-        return handler(path)
+        if method not in OURS and method not in ("getOpenSubsonicExtensions", "scrobble"):
+            return _forward(path)
+        g.rest_form = True
+        request.get_data()   # the raw body (≤ MAX_REQUEST_BODY) cached before the form is parsed: still forwardable
+        if method == "getOpenSubsonicExtensions":
+            return extensions()
+        if method == "scrobble":
+            return scrobble(path)
+        refusal = _authorised()
+        return refusal if refusal is not None else OURS[method](path)
     except SubsonicError as exc:
         return _fail(exc.code, exc.message)
     except NotFoundError as exc:  # e.g. the track's analysis went missing since the link
         return _fail(NOT_FOUND, exc.one_line())
+    except requests.RequestException as exc:
+        return _unreachable(method, exc)
+    except UpstreamError as exc:
+        log.warning("media server at %s, %s: %s", upstream().base, method, exc.message)
+        return _fail(GENERIC, exc.message, exc.status)
+
+
+@bp.route("/rest/<path:path>", methods=["GET", "POST", "HEAD"])
+def rest(path: str) -> Response:
+    if ".." in path or not _SAFE_PATH.match(path):
+        return _fail(GENERIC, "playlistgen: not a Subsonic API path", 404)
+    if (request.content_length or 0) > MAX_REQUEST_BODY:   # waitress refuses these already (api.server)
+        return _fail(GENERIC, f"playlistgen: a Subsonic request body is at most {MAX_REQUEST_BODY} bytes", 413)
+    request.max_content_length = MAX_REQUEST_BODY
+    try:
+        slot = upstream().take_slot()
+    except Busy as exc:
+        log.warning("/rest: all %d media-server slots are busy: answered 503", upstream().max_streams)
+        response = _fail(GENERIC, exc.message, exc.status)
+        response.headers["Retry-After"] = str(BUSY_RETRY_S)
+        return response
+    try:
+        response = _dispatch(path[:-5] if path.endswith(".view") else path, path)
+    except BaseException:
+        slot.release()
+        raise
+    response.call_on_close(slot.release)   # held while waitress sends the body (a stream: to its end)
+    return response
+
+
+@bp.after_request
+def _cors(response: Response) -> Response:
+    cors(response.headers)
+    return response

@@ -1,35 +1,112 @@
-"""The media server behind ``/rest``: the integration's pooled connection, forwarding requests unchanged
-(streamed, Range and all), and the cached verdict on a client's credentials.
+"""The media server behind ``/rest``: the integration's pooled connection, forwarding requests
+unchanged (streamed both ways, Range and all), bounded buffered calls, the stream slots and the
+credential check (:mod:`.credentials`).
 
-Credentials are never checked here: the client's own auth parameters (``u`` with ``p`` or
-``t``+``s``, or ``apiKey``) go to the server's ``ping`` in the client's own format, and whatever
-the server answers is the verdict — a refusal is relayed byte for byte, so the client sees error
-40 exactly as the server gives it. A success is remembered for ``auth_ttl_s`` per hash of the
-credentials (a client that reuses its salt, or sends a password or API key, is checked once per
-few minutes); refusals are not cached, so a fixed password works at once.
+* **Stream slots.** A proxied request holds a waitress thread for as long as the server sends
+  and the client reads (a paused phone: for ever, until the send timeout of ``api.server``).
+  ``/rest`` requests that talk to the server therefore run in at most :data:`MAX_STREAMS` slots,
+  and ``api.server`` gives waitress that many threads on top of the API's own, so streams can
+  never take the threads ``/health`` and the API need; request ``MAX_STREAMS + 1`` is answered
+  503 with ``Retry-After`` at once instead of waiting.
+* **Bodies.** A client's request body streams through to the server (never read here whole);
+  ``/rest`` bodies are limited to :data:`MAX_REQUEST_BODY` (Subsonic forms are a few KB), refused
+  by waitress from the headers alone (``api.server``). An answer we read ourselves (``ping``,
+  ``scrobble``, ``getOpenSubsonicExtensions``, ``getSong``) is read up to :data:`MAX_BUFFERED`;
+  a longer one is refused and its connection closed, never put back in the pool half read (the
+  next request on it would read the rest as its status line).
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
-from typing import Any
-
-from cachetools import TTLCache
+from collections.abc import Iterator, Mapping
+from typing import Any, BinaryIO
 
 from ...core.integrations.mediaserver.transport import SubsonicTransport
+from .credentials import AUTH_TTL_S, Credentials, Verdict
 from .format import parse_status
+from .headers import request_headers, response_headers
 
 log = logging.getLogger(__name__)
 
-AUTH_PARAMS = ("u", "p", "t", "s", "apiKey")
-CHECK_PARAMS = (*AUTH_PARAMS, "v", "c", "f", "callback")
-# Not forwarded either way: hop-by-hop headers (RFC 9110 §7.6.1) and what requests sets itself.
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-                        "transfer-encoding", "upgrade", "proxy-connection"})
-REQUEST_DROP = HOP_BY_HOP | {"host", "content-length", "x-api-key", "cookie"}
+MAX_STREAMS = 32                  # /rest requests talking to the server at once (waitress threads of their own)
+MAX_REQUEST_BODY = 1024 * 1024    # a Subsonic form post is a few KB (createPlaylist of 5000 songs: ~150 KB)
+MAX_BUFFERED = 4 * 1024 * 1024    # an answer we read whole (a ping is < 1 KB, a song < 4 KB)
 CHUNK = 256 * 1024
+BUSY_RETRY_S = 5
+
+
+class UpstreamError(Exception):
+    """The server cannot answer usefully; ``message`` is safe to show to any client."""
+
+    def __init__(self, message: str, status: int = 502) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Busy(UpstreamError):
+    def __init__(self, slots: int) -> None:
+        super().__init__(f"playlistgen: {slots} requests to the media server are running; try again in "
+                         f"{BUSY_RETRY_S} s", 503)
+
+
+def read_bounded(answer: Any, limit: int = MAX_BUFFERED) -> bytes:
+    """The (decoded) body of a ``stream=True`` answer, at most ``limit`` bytes; UpstreamError past
+    it, with the connection closed rather than returned to the pool with unread bytes."""
+    declared = answer.headers.get("Content-Length", "")
+    try:
+        if declared.isdigit() and int(declared) > limit:
+            raise UpstreamError("playlistgen: the media server's answer is too large")
+        data = bytearray()
+        for chunk in answer.iter_content(CHUNK):
+            data += chunk
+            if len(data) > limit:
+                raise UpstreamError("playlistgen: the media server's answer is too large")
+    except BaseException:
+        answer.close()   # not fully read: requests closes the socket instead of pooling it
+        raise
+    return bytes(data)
+
+
+class _Body:
+    """A request body streamed to the server: ``length`` bytes read from ``stream`` as requests
+    sends them (requests sets Content-Length from ``len``)."""
+
+    def __init__(self, stream: BinaryIO, length: int) -> None:
+        self.stream = stream
+        self.remaining = length
+        self.length = length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.stream.read(size)
+        self.remaining -= len(data)
+        return data
+
+    def __iter__(self) -> Iterator[bytes]:
+        while chunk := self.read(CHUNK):
+            yield chunk
+
+
+class Slot:
+    """One of the stream slots; :meth:`release` is idempotent (called when the response closes)."""
+
+    def __init__(self, owner: Upstream) -> None:
+        self._owner = owner
+        self._held = True
+
+    def release(self) -> None:
+        with self._owner._slots_lock:
+            if self._held:
+                self._held = False
+                self._owner._open -= 1
 
 
 class Upstream:
@@ -37,73 +114,75 @@ class Upstream:
     (:class:`~playlistgen.core.integrations.mediaserver.transport.SubsonicTransport`)."""
 
     def __init__(self, transport: SubsonicTransport, *, connect_timeout: float = 10.0, read_timeout: float = 120.0,
-                 auth_ttl_s: float = 300.0) -> None:
+                 auth_ttl_s: float = AUTH_TTL_S, max_streams: int | None = None) -> None:
         self.transport = transport
         self.base = transport.base
         self.session = transport.session
         self.timeout = (connect_timeout, read_timeout)
-        self._verdicts: TTLCache = TTLCache(maxsize=4096, ttl=auth_ttl_s)
-        self._lock = threading.Lock()
+        self.max_streams = MAX_STREAMS if max_streams is None else max_streams
+        self._open = 0
+        self._slots_lock = threading.Lock()
+        self.credentials = Credentials(self, auth_ttl_s)
         self.server: dict = {}  # version/type/serverVersion/openSubsonic of the last good answer
 
     def __repr__(self) -> str:
         return f"Upstream({self.base!r})"
 
+    @property
+    def auth_ttl_s(self) -> float:
+        return self.credentials.ttl_s
+
+    # --- slots -------------------------------------------------------------------------------
+    def take_slot(self) -> Slot:
+        """A stream slot, or :class:`Busy` at once when all are taken."""
+        with self._slots_lock:
+            if self._open >= self.max_streams:
+                raise Busy(self.max_streams)
+            self._open += 1
+        return Slot(self)
+
+    def streams_open(self) -> int:
+        with self._slots_lock:
+            return self._open
+
     # --- forwarding --------------------------------------------------------------------------
-    def send(self, http_method: str, path: str, query: bytes | str, body: bytes | None, headers: dict[str, str],
-             *, stream: bool = True) -> Any:
-        """Forward one request to ``<server>/rest/<path>``; a ``requests.Response`` (raises
-        ``requests.RequestException`` when the server cannot be reached)."""
-        url = f"{self.base}/rest/{path}"
+    def send(self, http_method: str, path: str, query: bytes | str, headers: Any, *,
+             body: BinaryIO | None = None, length: int = 0) -> Any:
+        """Forward one request to ``<server>/rest/<path>`` (its body, ``length`` bytes, streamed
+        from ``body``); a ``requests.Response`` to stream (raises ``requests.RequestException``
+        when the server cannot be reached)."""
+        url = self.transport.endpoint(path)
         if query:
             url += "?" + (query.decode("latin-1") if isinstance(query, bytes) else query)
-        out = {k: v for k, v in headers.items() if k.lower() not in REQUEST_DROP}
-        out.setdefault("Accept-Encoding", "identity")  # a client that did not ask for gzip gets none
-        return self.session.request(http_method, url, data=body or None, headers=out, stream=stream,
+        data = _Body(body, length) if body is not None and length > 0 else None
+        return self.session.request(http_method, url, data=data, headers=request_headers(headers), stream=True,
                                     timeout=self.timeout, allow_redirects=False)
 
-    @staticmethod
-    def response_headers(upstream: Any) -> list[tuple[str, str]]:
-        return [(k, v) for k, v in upstream.raw.headers.items() if k.lower() not in HOP_BY_HOP]
+    def call(self, method: str, params: Mapping[str, str]) -> tuple[int, dict]:
+        """One API call answered in JSON and read whole (up to MAX_BUFFERED): (HTTP status,
+        subsonic-response body). Raises ``requests.RequestException`` or :class:`UpstreamError`
+        (too large, or not a Subsonic answer)."""
+        answer = self.session.get(self.transport.endpoint(f"{method}.view"), params={**params, "f": "json"},
+                                  timeout=self.timeout, allow_redirects=False, stream=True)
+        body = parse_status(read_bounded(answer), answer.headers.get("Content-Type", ""))
+        if not body.get("status"):
+            raise UpstreamError(f"playlistgen: the media server gave no Subsonic answer (HTTP {answer.status_code})")
+        return answer.status_code, body
 
     @staticmethod
-    def body_chunks(upstream: Any):  # type: ignore[no-untyped-def]
-        """The response body exactly as the server sent it (no decompression)."""
-        try:
-            yield from upstream.raw.stream(CHUNK, decode_content=False)
-        finally:
-            upstream.close()
+    def response_headers(answer: Any) -> list[tuple[str, str]]:
+        return response_headers(answer.raw.headers.items())
+
+    @staticmethod
+    def body_chunks(answer: Any) -> Iterator[bytes]:
+        """The response body exactly as the server sent it (no decompression); the caller closes
+        ``answer`` when the response is closed."""
+        yield from answer.raw.stream(CHUNK, decode_content=False)
 
     # --- credentials -------------------------------------------------------------------------
-    @staticmethod
-    def credential_key(params: Any) -> str | None:
-        values = [params.get(k) or "" for k in AUTH_PARAMS]
-        if not any(values):
-            return None
-        return hashlib.sha256("\x00".join(values).encode("utf-8", "replace")).hexdigest()
-
-    def check(self, params: Any) -> tuple[bool, Any]:
-        """(True, None) when the server accepts the client's credentials; (False, response) with
-        the server's own refusal (a ``requests.Response``, body read) otherwise."""
-        key = self.credential_key(params)
-        if key is not None:
-            with self._lock:
-                if key in self._verdicts:
-                    return True, None
-        query = {k: params.get(k) for k in CHECK_PARAMS if params.get(k) is not None}
-        answer = self.session.get(f"{self.base}/rest/ping.view", params=query, timeout=self.timeout,
-                                  allow_redirects=False)
-        status = parse_status(answer.content, answer.headers.get("Content-Type", ""))
-        if answer.status_code == 200 and status.get("status") == "ok":
-            self.server = {k: status.get(k) for k in ("version", "type", "serverVersion", "openSubsonic")}
-            if key is not None:
-                with self._lock:
-                    self._verdicts[key] = True
-            return True, None
-        log.info("media server refused the credentials of user %r (error %s)", params.get("u"),
-                 (status.get("error") or {}).get("code"))
-        return False, answer
+    def check(self, params: Mapping[str, str]) -> Verdict:
+        """The server's verdict on the client's credentials (see :mod:`.credentials`)."""
+        return self.credentials.check(params)
 
     def forget(self) -> None:
-        with self._lock:
-            self._verdicts.clear()
+        self.credentials.forget()

@@ -14,7 +14,7 @@ from typing import Any
 
 from ....errors import MediaServerError
 
-POOL_SIZE = 16   # connections kept to the server (the proxy's concurrent requests)
+POOL_SIZE = 40   # connections kept to the server: the /rest proxy's 32 stream slots + the link
 
 
 def server_base(url: str) -> str:

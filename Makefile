@@ -40,11 +40,12 @@ ffmpeg:
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q ffmpeg; \
 	  else echo "ffmpeg is missing and apt-get needs root: the m4a/video tests will be skipped"; fi
 
-# Debian's mpd: the endless-radio tests start a real MPD with a generated config (null output).
+# Debian's mpd and mpc: the endless-radio tests start a real MPD with a generated config (null
+# output); the README's stored-playlist recipe is run with mpc.
 mpd:
-	@command -v mpd >/dev/null 2>&1 || \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpd; \
-	  else echo "mpd is missing and apt-get needs root: the MPD tests will be skipped"; fi
+	@{ command -v mpd && command -v mpc; } >/dev/null 2>&1 || \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q mpd mpc; \
+	  else echo "mpd or mpc is missing and apt-get needs root: the MPD tests will be skipped"; fi
 
 # A few real music tracks for the tests that compare analysers on real audio: the music of one
 # Debian package (xmoto-data, GPL, ~32 MB download), unpacked into .cache/ (not committed).

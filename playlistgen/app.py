@@ -12,7 +12,8 @@ simply absent, and one whose stop fails is logged while the rest still stop):
   daemon        Daemon: job queue, executor, scheduler, library thread and watcher
   cache         the FeatureCache's purger thread
   playlists     PlaylistService: loads the similarity index in the background at start
-  mediaserver   the media-server link (mediaserver.url)
+  mediaserver   the media-server link (mediaserver.url); hears the scheduler's outcomes too, to
+                link a server song as soon as its file is analysed
   mixes         MixScheduler (playlists.schedule; no thread when the schedule is empty)
   mpd           MpdRadio (mpd.enabled)
   memtrace      tracemalloc (logging.tracemalloc)
@@ -121,8 +122,14 @@ class App:
             db = app._open_database(lock="serve", on_batch=metrics.observe_write_batch)
             check_models(settings)   # an ML preset without its models: one line, nothing started
             tagwriter = app._tag_writer(db)
-            daemon = Daemon(settings, db, metrics=metrics,
-                            outcome_listeners=[tagwriter.on_outcome] if tagwriter is not None else ())
+            listeners = [tagwriter.on_outcome] if tagwriter is not None else []
+            if settings.mediaserver.url:
+                def to_link(job: Any, result: Any, error: str | None) -> None:
+                    # the link is built with the API parts below: it links songs whose file was just analysed
+                    if services.mediaserver is not None:
+                        services.mediaserver.on_outcome(job, result, error)
+                listeners.append(to_link)
+            daemon = Daemon(settings, db, metrics=metrics, outcome_listeners=listeners)
             app.add("daemon", daemon.start, daemon.stop)
             register_probes(metrics, db=db, daemon=daemon, cache=cache)
             app.add("cache", cache.start_purger, cache.stop_purger)

@@ -115,6 +115,9 @@ class PlaylistSettings:
     artist_gap: int = setting(3, "Minimum number of tracks between two by the same artist.", min=0)
     album_gap: int = setting(2, "Minimum number of tracks between two from the same album.", min=0)
     output_dir: str = setting("./playlists", "Folder where saved playlists are written as M3U8.")
+    file_extension: str = setting("m3u8", "Extension of saved playlist files (the content is UTF-8 M3U either way): "
+                                  "m3u8 for Navidrome and Jellyfin, m3u when output_dir is MPD's "
+                                  "playlist_directory (MPD lists only *.m3u there).", choices=("m3u8", "m3u"))
     max_per_artist: int = setting(0, "At most this many tracks by one artist in a playlist (0 = no cap).", min=0)
     dedupe: bool = setting(True, "Drop other versions of a song already in the playlist (remaster, live, radio edit).")
     # cosine and weight_embedding 3.0: tuned with bench/quality.py (docs/benchmarks.md, "Weight tuning")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -14,11 +15,13 @@ from tests.helpers import wait_for
 class Mpd:
     """A real MPD with its own config, database and log in ``workdir``."""
 
-    def __init__(self, workdir: Path, music: Path) -> None:
+    def __init__(self, workdir: Path, music: Path, playlists: Path | None = None) -> None:
+        """``playlists``: MPD's ``playlist_directory`` (stored playlists), if any."""
         self.port = free_port()
         self.conf = workdir / "mpd.conf"
+        stored = f'playlist_directory "{playlists}"\n' if playlists else ""
         self.conf.write_text(
-            f'music_directory "{music}"\ndb_file "{workdir / "mpd.db"}"\nlog_file "{workdir / "mpd.log"}"\n'
+            f'music_directory "{music}"\ndb_file "{workdir / "mpd.db"}"\nlog_file "{workdir / "mpd.log"}"\n{stored}'
             f'bind_to_address "127.0.0.1"\nport "{self.port}"\nzeroconf_enabled "no"\n'
             'audio_output {\n    type "null"\n    name "null"\n}\n')
         self.proc: subprocess.Popen | None = None
@@ -40,6 +43,10 @@ class Mpd:
         client.timeout = 5
         client.connect("127.0.0.1", self.port)
         return client
+
+    def mpc_env(self) -> dict[str, str]:
+        """The environment for Debian's ``mpc`` talking to this MPD."""
+        return {**os.environ, "MPD_HOST": "127.0.0.1", "MPD_PORT": str(self.port)}
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -76,6 +76,38 @@ def test_path_map_change_falls_back_to_suffix_and_tags(supysonic, db_copy, tmp_p
     assert "no track with the same artist and title" in unmatched[0]["reason"]
 
 
+def test_songs_whose_files_are_not_analysed_yet_say_so(supysonic, db_copy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 21.11: queued, being analysed, or on disk and not reconciled yet: "not analysed yet"
+    (each then waits for that file, see test_mediaserver_pending.py); a failed analysis says so."""
+    by_rel = {s["rel"]: s["path"] for s in supysonic.songs}
+    queued, analysing, unseen, failed = (by_rel[r] for r in (
+        "Alpha Band/First Light/01 Morning.flac", "Beta Trio/Nocturnes/01 Dusk.ogg",
+        "Beta Trio/Nocturnes/02 Midnight.ogg", "Delta/Live/01 Encore.flac"))
+
+    def change(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.execute("UPDATE files SET status = 'pending' WHERE path = ?", (queued,))
+        conn.execute("UPDATE files SET status = 'analysing' WHERE path = ?", (analysing,))
+        conn.execute("DELETE FROM files WHERE path = ?", (unseen,))
+        conn.execute("UPDATE files SET status = 'failed', error = 'decoder: truncated frame' WHERE path = ?",
+                     (failed,))
+
+    db_copy.write(change)
+    service = MediaServerService(db_copy, _settings(tmp_path, supysonic))
+    report = service.link_now()
+    assert report["unmatched"] == 4 and report["not_analysed_yet"] == 3
+    reasons = {u["path"]: u["reason"] for u in service.status()["unmatched"]["first"]}
+    rel = {path: r for r, path in by_rel.items()}
+    assert {rel[p]: reasons[rel[p]] for p in (queued, analysing, unseen)} == dict.fromkeys(
+        (rel[queued], rel[analysing], rel[unseen]), "not analysed yet")
+    assert reasons[rel[failed]].startswith("its library file could not be analysed (decoder: truncated frame)")
+    assert service.status()["unmatched"]["not_analysed_yet"] == 3
+    # the queued file's analysis lands (as the writer records it): its song is linked by path
+    db_copy.write(lambda c: c.execute("UPDATE files SET status = 'done' WHERE path = ?", (queued,)))
+    assert service.link_analysed([queued, analysing]) == 1
+    linked = db_copy.query("SELECT method FROM mediaserver_songs WHERE path = ?", (rel[queued],))
+    assert linked == [("path",)] and service.status()["unmatched"]["not_analysed_yet"] == 2
+
+
 def test_wrong_password_is_logged_once_and_degrades(supysonic, db_copy, tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
     settings = _settings(tmp_path, supysonic, password="wrong-password-123")
     service = MediaServerService(db_copy, settings)

@@ -1,6 +1,7 @@
 """The endless MPD radio against a real MPD (Debian's `mpd`, null audio output, loopback port):
 the queue is topped up while playing, nothing among the last `history` played comes back, a
-restarted MPD is reconnected to, and a missing MPD only degrades /health."""
+restarted MPD is reconnected to, a library played through goes on with the least recently
+played songs, and a missing MPD only degrades /health."""
 
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ def _following(client: MPDClient) -> int:
     return int(status["playlistlength"]) - int(status.get("song", -1)) - 1
 
 
+def _playing_ahead(client: MPDClient, n: int) -> bool:
+    """Playing, with at least ``n`` songs after the current one (a queue that ran out and
+    stopped has no current song: it does not count as topped up)."""
+    return client.status()["state"] == "play" and _following(client) >= n
+
+
 def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, scanned_library: Path) -> None:
     server = Mpd(tmp_path, scanned_library)
     server.start()
@@ -60,11 +67,12 @@ def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, scan
                 client.next()
                 wait_for(lambda: client.currentsong().get("file") not in (None, played[-1]), 10, "next song")
                 played.append(client.currentsong()["file"])
-                wait_for(lambda: _following(client) >= MIN_QUEUE, 15, "the queue topped up again")
+                wait_for(lambda: _playing_ahead(client, MIN_QUEUE), 15, "the queue topped up again")
             for i, uri in enumerate(played):
                 assert uri not in played[max(0, i - HISTORY):i], f"{uri} repeated within {HISTORY}: {played}"
             queue = [s["file"] for s in client.playlistinfo()]
-            assert len(queue) == len(set(queue))          # nothing queued twice
+            for i, uri in enumerate(queue):                # nothing queued again within HISTORY
+                assert uri not in queue[max(0, i - HISTORY):i], f"{uri} queued again within {HISTORY}: {queue}"
 
             client.close()
             server.stop()                                 # MPD restarts: its queue is gone
@@ -81,6 +89,47 @@ def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, scan
         assert "stopped; added" in err
         assert err.count("unavailable") == 1, err       # one warning for the outage, no storm
         assert "is back" in err
+    finally:
+        server.stop()
+
+
+def test_a_library_played_through_goes_on_with_the_least_recently_played(tmp_path: Path) -> None:
+    """Issue 21.10: with mpd.history larger than the library, every song is soon in the history;
+    the radio must go on (the least recently played first) and say so once, not stop silently."""
+    songs, min_queue = 5, 2
+    lib = tmp_path / "library"
+    make_library(lib, songs, formats=("flac", "ogg"), seconds=30)   # 5 artists, 5 albums: no gap blocks
+    res = run_cli("scan", str(lib), cwd=tmp_path, env={"PLAYLISTGEN_ANALYSIS__PRESET": "fast"}, timeout=300)
+    assert res.returncode == 0 and f"analysed {songs}," in res.stdout, res.stdout + res.stderr
+    server = Mpd(tmp_path, lib)
+    server.start()
+    try:
+        client = server.client()
+        client.update()
+        wait_for(lambda: len([e for e in client.listall() if "file" in e]) == songs, 30, "mpd to index the library")
+        (tmp_path / "config.yaml").write_text(yaml.safe_dump({
+            "library": {"paths": [str(lib)]}, "mpd": {"port": server.port, "min_queue": min_queue, "history": 200}}))
+        radio = subprocess.Popen([sys.executable, "-m", "playlistgen", "mpd", "radio", "--seed", "Artist 1 - Song 1"],
+                                 cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        try:
+            wait_for(lambda: _following(client) >= min_queue, 30, "the radio to fill the empty queue")
+            client.play(0)
+            played = [client.currentsong()["file"]]
+            for _ in range(3 * songs):
+                client.next()
+                wait_for(lambda: client.currentsong().get("file") not in (None, played[-1]), 10, "next song")
+                played.append(client.currentsong()["file"])
+                wait_for(lambda: _playing_ahead(client, min_queue), 15,
+                         f"the queue topped up again after {len(played)} songs played: {played}")
+        finally:
+            radio.send_signal(signal.SIGINT)
+            _out, err = radio.communicate(timeout=20)
+        assert radio.returncode == 0, err
+        assert len(set(played[:songs])) == songs, played
+        # the only songs neither queued nor among the more recently played: each comes back in turn
+        assert played[songs:] == played[:-songs], played
+        assert err.count("every song of the library") == 1, err    # said once, not at every refill
     finally:
         server.stop()
 

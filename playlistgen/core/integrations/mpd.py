@@ -5,9 +5,12 @@ status and queue; a change of the current song is recorded in the play history. 
 ``mpd.min_queue`` songs follow the current one, it asks the playlist service for a ``radio``
 playlist seeded by the last few played songs (multi-seed blend; before anything was played:
 the ``--seed`` songs, else the songs in the queue) that continues the queue: the service leaves
-out the last ``mpd.history`` played and everything queued, and keeps the diversity rules (artist
-and album gaps...) across the join. MPD URIs are paths relative to ``mpd.music_directory``
-(default: the first library folder).
+out the last ``mpd.history`` played (queue entries before the current song count as played) and
+everything still to come in the queue, and keeps the diversity rules (artist and album gaps...)
+across the join. Once every song of the library is among the recently played (a small library, a
+long ``mpd.history``), the least recently played become eligible again, as few as needed, and
+the radio says so once instead of going quiet. MPD URIs are paths relative to
+``mpd.music_directory`` (default: the first library folder).
 
 A missing or restarted MPD is not an error storm: the radio reconnects with exponential backoff
 (1 s … 60 s), logs one warning per outage and one line when it is back, and its health entry
@@ -62,6 +65,7 @@ class MpdRadio:
         self.reconnects = 0
         self.added = 0
         self.last_fill: float | None = None
+        self.exhausted = False   # every song was among the recently played at the last fill
 
     # ---- connection ------------------------------------------------------------------------
     def _connect(self) -> bool:
@@ -137,7 +141,7 @@ class MpdRadio:
         from mpd import CommandError
 
         added = 0
-        for uri in self.continuations(need, [s["file"] for s in queue]):
+        for uri in self.continuations(need, [s["file"] for s in queue], pos):
             try:
                 client.add(uri)
                 added += 1
@@ -173,9 +177,17 @@ class MpdRadio:
             return self.seeds
         return self._track_ids(queue[-SEEDS_FROM_HISTORY:])
 
-    def continuations(self, need: int, queue: list[str]) -> list[str]:
+    def _recently_played(self, past: list[str], upcoming: set[str]) -> list[int]:
+        """Track ids of the last ``mpd.history`` songs played, newest first, leaving out those
+        still to come; queue entries before the current song (``past``) were played too, before
+        anything this radio saw."""
+        newest_first = [*reversed(self.history), *reversed(past)]
+        played = [uri for uri in dict.fromkeys(newest_first) if uri not in upcoming]
+        return self._track_ids(played[:self.cfg.history])
+
+    def continuations(self, need: int, queue: list[str], pos: int = -1) -> list[str]:
         """Up to ``need`` URIs to append: a radio from the seeds that continues the recent history
-        and the queue (see the module docstring)."""
+        and the queue (``pos``: the current song's index, -1 when none; see the module docstring)."""
         seeds = self._seed_ids(queue)
         if not seeds:
             if self.last_error != "no seed":
@@ -184,18 +196,26 @@ class MpdRadio:
             return []
         if self.last_error == "no seed":
             self.last_error = None
-        played = list(self.history)[-self.cfg.history:] if self.cfg.history else []
-        queued = set(queue)
-        before = list(dict.fromkeys([*(uri for uri in played if uri not in queued), *queue]))   # oldest first
-        request = PlaylistRequest.of("radio", self.settings, seeds=seeds, size=min(need + SPARE, MAX_SIZE),
-                                     after=self._track_ids(before))
-        try:
-            body = self.generate(request)
-        except PlaylistgenError as exc:   # e.g. a --seed that is not in the library
-            if self.last_error != exc.one_line():
-                log.warning("MPD radio: %s", exc.one_line())
-            self.last_error = exc.one_line()
-            return []
+        upcoming = queue[max(pos, 0):]
+        recent = self._recently_played(queue[:max(pos, 0)], set(upcoming))
+        upcoming_ids = self._track_ids(list(dict.fromkeys(upcoming)))
+        size = min(need + SPARE, MAX_SIZE)
+        reused = 0      # how many of the least recently played are allowed back
+        while True:
+            kept, back = recent[:len(recent) - reused], set(recent[len(recent) - reused:])
+            # a seed would be put first whatever its turn: one allowed back is a candidate instead
+            body = self._radio([s for s in seeds if s not in back] or seeds, size,
+                               [*reversed(kept), *upcoming_ids])   # oldest first
+            if body is None:
+                return []
+            short = need - len(body.get("tracks", []))
+            if short <= 0 or reused >= len(recent):
+                break
+            reused = min(len(recent), reused * 2 if reused else short)   # at most log2(mpd.history) retries
+        if reused and not self.exhausted:
+            log.info("MPD radio: every song of the library was played within the last %d; "
+                     "reusing the least recently played first", len(recent))
+        self.exhausted = reused > 0
         out: list[str] = []
         for track in body.get("tracks", []):
             uri = self._uri(track.get("path") or "")
@@ -204,6 +224,18 @@ class MpdRadio:
             if len(out) == need:
                 break
         return out
+
+    def _radio(self, seeds: list[Any], size: int, after: list[int]) -> dict | None:
+        """A radio playlist that continues ``after`` (track ids, oldest first); None after a
+        playlist error (logged once per distinct message)."""
+        request = PlaylistRequest.of("radio", self.settings, seeds=seeds, size=size, after=after)
+        try:
+            return self.generate(request)
+        except PlaylistgenError as exc:   # e.g. a --seed that is not in the library
+            if self.last_error != exc.one_line():
+                log.warning("MPD radio: %s", exc.one_line())
+            self.last_error = exc.one_line()
+            return None
 
     # ---- running ---------------------------------------------------------------------------------
     def run(self) -> None:
@@ -224,4 +256,4 @@ class MpdRadio:
         return {"ready": True, "degraded": not self.connected, "connected": self.connected,
                 "server": f"{self.cfg.host}:{self.cfg.port}", "last_error": self.last_error,
                 "reconnects": self.reconnects, "songs_added": self.added, "history": len(self.history),
-                "last_fill": self.last_fill}
+                "last_fill": self.last_fill, "library_exhausted": self.exhausted}

@@ -52,16 +52,20 @@ def map_path(path: str, path_map: Mapping[str, str] | None) -> str:
 
 @dataclass(frozen=True)
 class PathOptions:
-    """How exported playlists name files (``playlists.path_map``, ``playlists.relative_paths``)."""
+    """How exported playlists name files (``playlists.path_map``, ``playlists.relative_paths``) and
+    what saved playlist files are called (``playlists.file_extension``: MPD lists only ``*.m3u`` in
+    its playlist_directory, Navidrome and Jellyfin read both; the content is UTF-8 either way)."""
 
     path_map: Mapping[str, str] = field(default_factory=dict)
     relative: str = "auto"                 # auto | always | never
     library_roots: tuple[str, ...] = ()
+    file_extension: str = "m3u8"           # m3u8 | m3u
 
     @classmethod
     def from_settings(cls, settings: Any) -> PathOptions:
         p = settings.playlists
-        return cls(dict(p.path_map), p.relative_paths, tuple(str(r) for r in settings.library.paths))
+        return cls(dict(p.path_map), p.relative_paths, tuple(str(r) for r in settings.library.paths),
+                   p.file_extension)
 
     def base_for(self, folder: str | Path | None) -> Path | None:
         """The folder to write paths relative to for a playlist file in ``folder`` (None: absolute)."""

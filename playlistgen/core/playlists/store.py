@@ -1,5 +1,6 @@
-"""Saved playlists: rows in playlists/playlist_items plus an .m3u8 file in ``playlists.output_dir``
-that Navidrome, Jellyfin or MPD pick up."""
+"""Saved playlists: rows in playlists/playlist_items plus a UTF-8 M3U file in ``playlists.output_dir``
+that Navidrome, Jellyfin or MPD pick up, named ``<name>.m3u8`` or, with ``playlists.file_extension:
+m3u``, ``<name>.m3u`` (the only files MPD lists in its playlist_directory)."""
 
 from __future__ import annotations
 
@@ -19,16 +20,17 @@ from .tracks import track_objects
 log = logging.getLogger(__name__)
 
 
-def _file_for(output_dir: Path, name: str, playlist_id: int) -> Path:
+def _file_for(output_dir: Path, name: str, playlist_id: int, extension: str) -> Path:
     base = safe_filename(name)
-    path = output_dir / f"{base}.m3u8"
+    path = output_dir / f"{base}.{extension}"
     # never overwrite another saved playlist's file: a repeated name gets the playlist id
-    return path if not path.exists() else output_dir / f"{base} ({playlist_id}).m3u8"
+    return path if not path.exists() else output_dir / f"{base} ({playlist_id}).{extension}"
 
 
 def save_playlist(db: Database, output_dir: str | Path, body: dict, *, paths: PathOptions | None = None) -> dict:
-    """Store the playlist of a response body and write its M3U8; returns the updated playlist meta."""
+    """Store the playlist of a response body and write its M3U file; returns the updated playlist meta."""
     output_dir = Path(output_dir).resolve()
+    paths = paths or PathOptions()
     meta, tracks = body["playlist"], body["tracks"]
     name = meta.get("name") or meta["strategy"]
     ids = [t["id"] for t in tracks]
@@ -38,7 +40,7 @@ def save_playlist(db: Database, output_dir: str | Path, body: dict, *, paths: Pa
                                    (name, meta["strategy"], json.dumps(meta.get("params") or {}))).fetchall()[0][0]
         conn.executemany("INSERT INTO playlist_items(playlist_id, position, track_id) VALUES (?, ?, ?)",
                          [(playlist_id, i, track_id) for i, track_id in enumerate(ids)])
-        path = _file_for(output_dir, name, playlist_id)
+        path = _file_for(output_dir, name, playlist_id, paths.file_extension)
         conn.execute("UPDATE playlists SET params = json_set(params, '$.file', ?) WHERE id = ?",
                      (str(path), playlist_id))
         return playlist_id, str(path)
@@ -55,7 +57,7 @@ def save_playlist(db: Database, output_dir: str | Path, body: dict, *, paths: Pa
 
 
 def _write_file(file_path: str, tracks: list[dict], output_dir: Path, name: str, paths: PathOptions | None) -> None:
-    """The M3U8 file, paths as ``playlists.relative_paths`` / ``path_map`` say (PathOptions)."""
+    """The M3U file, paths as ``playlists.relative_paths`` / ``path_map`` say (PathOptions)."""
     paths = paths or PathOptions()
     atomic_write(Path(file_path), to_m3u8(tracks, relative_to=paths.base_for(output_dir), title=name, paths=paths))
 
@@ -63,18 +65,25 @@ def _write_file(file_path: str, tracks: list[dict], output_dir: Path, name: str,
 def replace_playlist(db: Database, output_dir: str | Path, playlist_id: int, body: dict, *,
                      paths: PathOptions | None = None) -> dict:
     """Give saved playlist ``playlist_id`` the tracks and params of a new response body in place —
-    same id, same file — as a refreshed scheduled mix needs; returns the updated playlist meta."""
+    same id, same file — as a refreshed scheduled mix needs; returns the updated playlist meta.
+    A file with another extension than ``playlists.file_extension`` (the setting changed) is
+    replaced by one with the configured extension."""
     output_dir = Path(output_dir).resolve()
+    paths = paths or PathOptions()
     meta, tracks = body["playlist"], body["tracks"]
     name = meta.get("name") or meta["strategy"]
     ids = [t["id"] for t in tracks]
+    stale: list[str] = []
 
     def update(conn: apsw.Connection) -> str:
         rows = conn.execute("SELECT json_extract(params, '$.file') FROM playlists WHERE id = ?",
                             (playlist_id,)).fetchall()
         if not rows:
             raise NotFoundError(f"no saved playlist with id {playlist_id}")
-        file_path = rows[0][0] or str(_file_for(output_dir, name, playlist_id))
+        file_path = rows[0][0]
+        if not file_path or Path(file_path).suffix != f".{paths.file_extension}":
+            stale[:] = [file_path] if file_path else []
+            file_path = str(_file_for(output_dir, name, playlist_id, paths.file_extension))
         conn.execute("UPDATE playlists SET name = ?, strategy = ?, params = ? WHERE id = ?",
                      (name, meta["strategy"], json.dumps({**(meta.get("params") or {}), "file": file_path}),
                       playlist_id))
@@ -89,6 +98,8 @@ def replace_playlist(db: Database, output_dir: str | Path, playlist_id: int, bod
     except OSError as exc:
         raise PlaylistgenError(f"cannot write playlist file '{file_path}': {exc.strerror}",
                                hint="check that playlists.output_dir exists and is writable", path=file_path) from None
+    for old_file in stale:   # written under the previous playlists.file_extension
+        Path(old_file).unlink(missing_ok=True)
     log.info("refreshed playlist %d '%s' (%d tracks) in %s", playlist_id, name, len(ids), file_path)
     return {**meta, "id": playlist_id, "name": name, "file": file_path}
 

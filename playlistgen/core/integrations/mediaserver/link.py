@@ -8,8 +8,12 @@ Every server song is matched, in this order, by
 3. ``mbid``   — the MusicBrainz recording id (OpenSubsonic ``musicBrainzId``) equals a track's
    ``musicbrainz_trackid`` tag;
 4. ``tags``   — normalised artist + title, duration within 2 s.
-A song that matches nothing is stored with the reason. The whole server is read, matched and
-stored in one run; songs the server no longer has are dropped.
+A song that matches nothing is stored with the reason. A song whose path (1) or path suffix (2)
+names a library file that is not analysed yet — queued, being analysed, or on disk and not
+reconciled yet — is "not analysed yet", and the run reports those files
+(``LinkReport.waiting``) so the serving link can link each song as soon as its file's analysis
+lands (``service.MediaServerService.on_outcome``), without reading the whole server again. The
+whole server is read, matched and stored in one run; songs the server no longer has are dropped.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ...library.paths import map_prefix
+from ...library.paths import is_candidate, map_prefix
 from ...playlists.diversity import normalise_artist, normalise_title
 from ...storage.db import Database
 from ...storage.files import live_files
@@ -35,6 +39,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 METHODS = ("path", "suffix", "mbid", "tags")
+NOT_ANALYSED = "not analysed yet"   # its library file has no playable track yet; linked once it has
+WAITING_STATUSES = ("pending", "analysing")
 DURATION_TOLERANCE_S = 2.0
 WRITE_CHUNK = 2000  # rows per writer job: analysis results are not held up behind one huge job
 
@@ -44,6 +50,11 @@ def tag_key(artist: str | None, title: str | None) -> str | None:
     if not title_key:
         return None
     return normalise_artist(artist) + "\x00" + title_key
+
+
+def failed_reason(error: str | None) -> str:
+    """Why a song whose library file failed analysis is not linked."""
+    return f"its library file could not be analysed ({error or 'see GET /api/v1/tracks/failed'})"
 
 
 def _iso_to_unix(value: Any) -> float | None:
@@ -69,14 +80,24 @@ class LibraryIndex:
     by_mbid: dict[str, int] = field(default_factory=dict)
     by_tags: dict[str, list[tuple[float | None, int]]] = field(default_factory=dict)
     duration: dict[int, float | None] = field(default_factory=dict)
+    # files without a playable track: path -> why (NOT_ANALYSED, or why their analysis failed)
+    waiting: dict[str, str] = field(default_factory=dict)
+    waiting_by_name: dict[str, list[list[str]]] = field(default_factory=dict)
+    # library.extensions / library.ignore: a file on disk under a root that the library will take
+    # is waiting too (the reconcile has not reached it yet); empty extensions = no disk check
+    extensions: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
 
     @classmethod
-    def load(cls, db: Database, roots: Iterable[str]) -> LibraryIndex:
-        index = cls([os.path.abspath(r) for r in roots])
+    def load(cls, db: Database, roots: Iterable[str], *, extensions: Iterable[str] = (),
+             ignore: Iterable[str] = ()) -> LibraryIndex:
+        index = cls([os.path.abspath(r) for r in roots], extensions=tuple(extensions), ignore=tuple(ignore))
         files = live_files(db)
         tracks = db.query(f"SELECT t.id, t.artist, t.title, t.duration_s, t.musicbrainz_trackid FROM tracks t "
                           f"WHERE {LIVE}")
         index.add(files, tracks)
+        index.add_waiting(db.query("SELECT path, status, error FROM files WHERE status IN (?, ?, 'failed')",
+                                   WAITING_STATUSES))
         return index
 
     def add(self, files: Iterable[tuple[str, int]], tracks: Iterable[tuple]) -> None:
@@ -92,14 +113,37 @@ class LibraryIndex:
             if key:
                 self.by_tags.setdefault(key, []).append((duration, track_id))
 
+    def add_waiting(self, files: Iterable[tuple[str, str, str | None]]) -> None:
+        """(path, status, error) of files that have no playable track (yet)."""
+        for path, status, error in files:
+            if path in self.by_path:
+                continue
+            if status in WAITING_STATUSES:
+                self.waiting[path] = NOT_ANALYSED
+            else:
+                self.waiting[path] = failed_reason(error)
+            parts = path.split(os.sep)
+            self.waiting_by_name.setdefault(parts[-1], []).append(parts)
+
+    def on_disk(self, path: str) -> bool:
+        """An audio file under a library folder that the library will take, not reconciled yet."""
+        if not self.extensions:
+            return False
+        root = next((r for r in self.roots if path.startswith(r.rstrip(os.sep) + os.sep)), None)
+        return (root is not None and is_candidate(path, self.extensions, self.ignore, root=root)
+                and os.path.isfile(path))
+
 
 class Matcher:
     def __init__(self, index: LibraryIndex, path_map: dict[str, str]) -> None:
         self.index = index
         self.path_map = path_map
+        # library path -> [(server song id, method)] of songs waiting for that file's analysis
+        self.waiting: dict[str, list[tuple[str, str]]] = {}
 
     def match(self, song: dict) -> tuple[int | None, str | None, str | None]:
-        """(track id, method, None) or (None, None, reason)."""
+        """(track id, method, None) or (None, None, reason). A song whose file is not analysed yet
+        is noted in :attr:`waiting`."""
         reasons = []
         duration = song.get("duration")
         duration = float(duration) if isinstance(duration, (int, float)) else None
@@ -108,10 +152,16 @@ class Matcher:
             found = self._by_path(path)
             if found is not None:
                 return found, "path", None
-            found, why = self._by_suffix(path, duration)
+            # the song is a file of ours that is not analysed yet: wait for it rather than match another
+            file = self._waiting_path(path)
+            if file is not None and self.index.waiting.get(file, NOT_ANALYSED) == NOT_ANALYSED:
+                return self._wait(file, song, "path")
+            found, why, by_suffix = self._by_suffix(path, duration)
             if found is not None:
                 return found, "suffix", None
-            reasons.append(why)
+            if by_suffix is not None and why == NOT_ANALYSED:
+                return self._wait(by_suffix, song, "suffix")
+            reasons.append(self.index.waiting[file] if file is not None else why)   # its analysis failed
         else:
             reasons.append("the server reports no path")
         mbid = song.get("musicBrainzId")
@@ -133,27 +183,41 @@ class Matcher:
                            if candidates else "no track with the same artist and title")
         return None, None, "; ".join(reasons)
 
-    def _by_path(self, path: str) -> int | None:
-        by_path = self.index.by_path
+    def _wait(self, file: str, song: dict, method: str) -> tuple[None, None, str]:
+        self.waiting.setdefault(file, []).append((str(song.get("id")), method))
+        return None, None, NOT_ANALYSED
+
+    def _local_paths(self, path: str) -> list[str]:
+        """Where the server's ``path`` is in our library: through ``path_map``, or as it is when
+        absolute, or under each library folder when relative."""
         if self.path_map:
             mapped = map_prefix(path, self.path_map)
             if mapped is not None:
                 if os.path.isabs(mapped):
-                    return by_path.get(os.path.normpath(mapped))
+                    return [os.path.normpath(mapped)]
                 path = mapped
         if os.path.isabs(path):
-            return by_path.get(os.path.normpath(path))
-        for root in self.index.roots:
-            found = by_path.get(os.path.normpath(os.path.join(root, path)))
-            if found is not None:
-                return found
-        return None
+            return [os.path.normpath(path)]
+        return [os.path.normpath(os.path.join(root, path)) for root in self.index.roots]
 
-    def _by_suffix(self, path: str, duration: float | None) -> tuple[int | None, str]:
+    def _by_path(self, path: str) -> int | None:
+        by_path = self.index.by_path
+        return next((by_path[p] for p in self._local_paths(path) if p in by_path), None)
+
+    def _waiting_path(self, path: str) -> str | None:
+        """The library file at the song's path that has no track yet (known, or on disk)."""
+        local = self._local_paths(path)
+        return next((p for p in local if p in self.index.waiting), None) or \
+            next((p for p in local if self.index.on_disk(p)), None)
+
+    def _by_suffix(self, path: str, duration: float | None) -> tuple[int | None, str, str | None]:
+        """(track id, "", None), or (None, why not, the waiting file it is when that one is the
+        only best match)."""
         parts = [p for p in path.replace("\\", "/").split("/") if p]
-        candidates = self.index.by_name.get(parts[-1]) if parts else None
+        candidates = [*self.index.by_name.get(parts[-1], ()),
+                      *((theirs, None) for theirs in self.index.waiting_by_name.get(parts[-1], ()))] if parts else []
         if not candidates:
-            return None, "no library file with that path or file name"
+            return None, "no library file with that path or file name", None
         best, best_ids = 0, set()
         for theirs, track_id in candidates:
             n = 0
@@ -161,16 +225,21 @@ class Matcher:
                 if a != b:
                     break
                 n += 1
+            key = track_id if track_id is not None else os.sep.join(theirs)   # a waiting file: its path
             if n > best:
-                best, best_ids = n, {track_id}
+                best, best_ids = n, {key}
             elif n == best:
-                best_ids.add(track_id)
+                best_ids.add(key)
         if len(best_ids) > 1:
-            return None, f"{len(best_ids)} library files share its last {best} path component(s)"
-        track_id = next(iter(best_ids))
-        if best >= 2 or _close(self.index.duration.get(track_id), duration):
-            return track_id, ""
-        return None, "only the file name matches and the durations differ"
+            return None, f"{len(best_ids)} library files share its last {best} path component(s)", None
+        found = next(iter(best_ids))
+        if isinstance(found, str):   # a file without a track: at least folder + file name to be sure
+            if best >= 2:
+                return None, self.index.waiting[found], found
+            return None, "only the file name matches, a library file not analysed yet", None
+        if best >= 2 or _close(self.index.duration.get(found), duration):
+            return found, "", None
+        return None, "only the file name matches and the durations differ", None
 
 
 @dataclass
@@ -181,11 +250,13 @@ class LinkReport:
     removed: int = 0
     seconds: float = 0.0
     cpu_s: float = 0.0
+    # library path -> [(server song id, method)]: unmatched songs whose file is not analysed yet
+    waiting: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"songs": self.songs, "linked": sum(self.by_method.values()), "by_method": dict(self.by_method),
-                "unmatched": self.unmatched, "removed": self.removed, "seconds": round(self.seconds, 3),
-                "cpu_s": round(self.cpu_s, 3)}
+                "unmatched": self.unmatched, "not_analysed_yet": sum(len(s) for s in self.waiting.values()),
+                "removed": self.removed, "seconds": round(self.seconds, 3), "cpu_s": round(self.cpu_s, 3)}
 
 
 _UPSERT = (
@@ -212,11 +283,13 @@ def song_row(song: dict, track_id: int | None, method: str | None, reason: str |
 
 
 def link(db: Database, client: MediaServerClient, roots: Iterable[str], path_map: dict[str, str], *,
-         page: int = 500) -> LinkReport:
-    """Read every song of the server, match it, store the mapping. Returns the counts and costs."""
+         page: int = 500, extensions: Iterable[str] = (), ignore: Iterable[str] = ()) -> LinkReport:
+    """Read every song of the server, match it, store the mapping. Returns the counts and costs.
+    ``extensions``/``ignore`` (library.*): also recognise files on disk the library has not
+    reconciled yet as "not analysed yet"."""
     started, cpu0 = time.perf_counter(), time.process_time()
     seen_at = time.time()
-    matcher = Matcher(LibraryIndex.load(db, roots), path_map)
+    matcher = Matcher(LibraryIndex.load(db, roots, extensions=extensions, ignore=ignore), path_map)
     report = LinkReport()
     batch: list[dict] = []
     pending = []
@@ -243,6 +316,7 @@ def link(db: Database, client: MediaServerClient, roots: Iterable[str], path_map
         return conn.changes()
 
     report.removed = db.write(drop_gone)
+    report.waiting = matcher.waiting
     report.seconds = time.perf_counter() - started
     report.cpu_s = time.process_time() - cpu0
     return report

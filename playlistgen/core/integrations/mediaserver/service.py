@@ -5,6 +5,11 @@ state that /api/v1/mediaserver/status, /health, /metrics and the dashboard show.
 
 A wrong URL, a wrong password or a server that is down is one log line (repeated only when the
 error changes), ``degraded`` in /health, and never stops analysis or the API.
+
+Songs whose library file was not analysed yet at the last link ("not analysed yet") are linked as
+soon as the file's analysis is committed: the scheduler reports each outcome to
+:meth:`MediaServerService.on_outcome` (wired in ``app.py``), which notes the path and wakes the
+thread; the thread links those songs with one small update, not a whole link.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from ...loops import BackgroundLoop
 from ...storage.db import Database
 from ...storage.records import library_state
 from .client import SubsonicClient
-from .link import link
+from .link import failed_reason, link
 from .push import PlaylistPusher
 from .status import counts, link_status, read_state, write_state
 from .transport import SubsonicTransport
@@ -32,6 +37,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHECK_S = 5.0            # how often the thread looks at the library state
+LANDED_CHECK_S = 0.5     # how soon to look again for an analysed file whose result is not committed yet
+LANDED_GIVE_UP_S = 120.0  # stop looking for it (the next link finds it)
 QUIET_S = 10.0           # link after a library change once nothing changed for this long
 MIN_SPACING_S = 60.0     # never re-link for library changes more often than this
 
@@ -46,8 +53,12 @@ class MediaServerService:
         self.client = client or SubsonicClient(ms.url, ms.user, ms.password)
         self.pusher = PlaylistPusher(db, self.client)
         self._lock = threading.Lock()          # one link or push at a time
-        self._loop = BackgroundLoop("mediaserver", self._look, interval_s=lambda: self.check_s, wait_first=True,
+        self._loop = BackgroundLoop("mediaserver", self._look, interval_s=self._interval, wait_first=True,
                                     on_error=lambda exc: log.exception("media server link failed"))
+        self._waiting_lock = threading.Lock()
+        # library path -> [(server song id, method)] waiting for that file's analysis (from the last link)
+        self._waiting: dict[str, list[tuple[str, str]]] = {}
+        self._landed: dict[str, float] = {}    # analysed paths among them -> when the outcome was heard
         self._requested = threading.Event()    # a link was asked for (API, CLI)
         self._seen_state: tuple | None = None  # the library state at the last look
         self._changed_at: float | None = None  # when the library last changed, until linked
@@ -86,7 +97,13 @@ class MediaServerService:
             self.linking = True
             try:
                 self.check()
-                report = link(self.db, self.client, self.settings.library.paths, self.settings.mediaserver.path_map)
+                library = self.settings.library
+                report = link(self.db, self.client, library.paths, self.settings.mediaserver.path_map,
+                              extensions=library.extensions, ignore=library.ignore)
+                with self._waiting_lock:
+                    self._waiting = report.waiting
+                # a file analysed while the server was read: its outcome came before it was waited for
+                self.link_analysed(list(report.waiting))
                 result = report.to_dict()
                 write_state(self.db, last_link_at=time.time(), last_link_s=report.seconds,
                             last_link_cpu_s=report.cpu_s, last_report=json.dumps(result))
@@ -117,6 +134,59 @@ class MediaServerService:
                     self._failed(exc)
                 raise
         return result
+
+    # --- analysis outcomes: link the songs waiting for a file -----------------------------------
+    def on_outcome(self, job: Any, result: Any, error: str | None) -> None:
+        """A scheduler outcome listener (runs in the scheduler thread: only notes the path). The
+        result is not committed yet; the link thread links once it is."""
+        with self._waiting_lock:
+            if job.path not in self._waiting:
+                return
+            self._landed.setdefault(job.path, time.monotonic())
+        self._loop.wake()
+
+    def _interval(self) -> float:
+        with self._waiting_lock:
+            return LANDED_CHECK_S if self._landed else self.check_s
+
+    def link_analysed(self, paths: list[str]) -> int:
+        """Link the songs waiting for ``paths`` whose analysis is committed (a failed one gets its
+        reason); returns the songs linked. Paths still in analysis stay waiting."""
+        if not paths:
+            return 0
+        rows = self.db.query("SELECT path, status, track_id, error FROM files "
+                             "WHERE path IN (SELECT value FROM json_each(?))", (json.dumps(paths),))
+        linked: list[tuple[int, str, str]] = []
+        failed: list[tuple[str, str]] = []
+        with self._waiting_lock:
+            for path, status, track_id, error in rows:
+                if status in ("pending", "analysing") or path not in self._waiting:
+                    continue
+                songs = self._waiting.pop(path)
+                self._landed.pop(path, None)
+                if status == "done" and track_id is not None:
+                    linked += [(track_id, method, server_id) for server_id, method in songs]
+                elif status == "failed":
+                    failed += [(failed_reason(error), server_id) for server_id, _ in songs]
+
+        def run(conn: Any) -> None:
+            conn.executemany("UPDATE mediaserver_songs SET track_id = ?, method = ?, unmatched_reason = NULL "
+                             "WHERE server_id = ? AND track_id IS NULL", linked)
+            conn.executemany("UPDATE mediaserver_songs SET unmatched_reason = ? WHERE server_id = ? "
+                             "AND track_id IS NULL", failed)
+
+        if linked or failed:
+            self.db.write(run)
+            log.debug("media server: linked %d song(s) whose files were just analysed", len(linked))
+        return len(linked)
+
+    def _link_landed(self) -> None:
+        now = time.monotonic()
+        with self._waiting_lock:
+            for path in [p for p, heard in self._landed.items() if now - heard > LANDED_GIVE_UP_S]:
+                del self._landed[path]   # never committed (the storage refused it): the next link sees it
+            landed = list(self._landed)
+        self.link_analysed(landed)
 
     # --- hooks the playlist service calls ------------------------------------------------------
     def on_saved(self, meta: dict) -> None:
@@ -157,6 +227,7 @@ class MediaServerService:
     def _look(self) -> None:
         """One look every ``check_s`` (or on request): link when asked, when the periodic link is
         due, or once the library has been quiet for ``quiet_s`` after a change."""
+        self._link_landed()
         requested = self._requested.is_set()
         self._requested.clear()
         now = time.monotonic()

@@ -9,7 +9,7 @@ from typing import Any
 
 from ....config import Settings
 from ...storage.db import Database
-from .link import METHODS
+from .link import METHODS, NOT_ANALYSED
 
 UNMATCHED_SHOWN = 50
 
@@ -46,10 +46,12 @@ def counts(db: Database) -> dict:
             unmatched = n
         else:
             by_method[method] = n
+    waiting = db.query("SELECT count(*) FROM mediaserver_songs WHERE track_id IS NULL AND unmatched_reason = ?",
+                       (NOT_ANALYSED,))[0][0]
     pushed = db.query("SELECT count(*), coalesce(sum(songs_left_out), 0) FROM mediaserver_playlists")[0]
     return {"songs_seen": sum(by_method.values()) + unmatched, "linked": sum(by_method.values()),
-            "by_method": by_method, "unmatched": unmatched, "playlists_pushed": pushed[0],
-            "playlist_songs_left_out": pushed[1]}
+            "by_method": by_method, "unmatched": unmatched, "not_analysed_yet": waiting,
+            "playlists_pushed": pushed[0], "playlist_songs_left_out": pushed[1]}
 
 
 def link_status(db: Database, settings: Settings, *, linking: bool = False) -> dict:
@@ -68,7 +70,8 @@ def link_status(db: Database, settings: Settings, *, linking: bool = False) -> d
         "server": server,
         "songs_seen": c["songs_seen"],
         "linked": {"total": c["linked"], "by_method": c["by_method"]},
-        "unmatched": {"count": c["unmatched"],
+        # not_analysed_yet: unmatched only until their files' analysis lands (then linked at once)
+        "unmatched": {"count": c["unmatched"], "not_analysed_yet": c["not_analysed_yet"],
                       "first": [{"server_id": r[0], "path": r[1], "artist": r[2], "title": r[3], "reason": r[4]}
                                 for r in first]},
         "playlists": {"pushed": c["playlists_pushed"], "songs_left_out": c["playlist_songs_left_out"]},

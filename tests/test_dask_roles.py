@@ -331,3 +331,52 @@ def test_cluster_certs_name_roles_and_keep_the_ca_key_home(tmp_path: Path) -> No
     assert load(a / "worker.pem").subject.get_attributes_for_oid(ou)[0].value == "worker"
     assert load(a / "ca.pem").subject != load(b / "ca.pem").subject   # never mistaken for another run's CA
     assert load(a / "worker.pem").issuer == load(a / "ca.pem").subject
+
+
+def test_an_external_tls_scheduler_is_trusted_with_nothing(tmp_path: Path, procs) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    """`analysis.dask_scheduler` on TLS: another process, so the daemon decodes all it sends as
+    plain data (its client trusts no certificate) — and still analyses through it."""
+    from distributed.comm import registry
+
+    from playlistgen import __version__
+    from playlistgen.core.analysis.version import ANALYZER_VERSION
+    from playlistgen.core.execution.dask import guard
+    from playlistgen.core.execution.dask.executor import DaskAnalysisExecutor
+    from playlistgen.core.execution.local import AnalysisExecutor
+    from tests.executor_helpers import spec
+
+    certs = tmp_path / "certs"
+    make_certs(certs)
+    daemon = TlsFiles(str(certs / "ca.pem"), str(certs / "daemon.pem"), str(certs / "daemon.key"))
+    port = free_port()
+    address = f"tls://127.0.0.1:{port}"
+    procs([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1", "--port", str(port),
+           "--protocol", "tls", "--no-dashboard", "--tls-ca-file", daemon.ca, "--tls-cert", daemon.cert,
+           "--tls-key", daemon.key], tmp_path / "scheduler.log")
+    procs(worker_args(address, *tls_args(worker_files(certs))), tmp_path / "worker.log",
+          env={"PYTHONPATH": str(REPO)})
+    song = tmp_path / "lib" / "ok.txt"
+    song.parent.mkdir()
+    song.write_text("ok")
+    s = spec()
+    ex = DaskAnalysisExecutor(
+        s, versions={"playlistgen": __version__, "analyzer": "scripted-" + ANALYZER_VERSION}, scheduler=address,
+        listen="", tls=daemon, path_map={}, max_ship_mb=10, max_attempts=2, fallback="wait", timeout_s=60,
+        local_factory=lambda: AnalysisExecutor(s, workers=1, timeout_s=8, max_memory_mb=500, max_tasks_per_child=9),
+        models_dir=s.models_dir)
+    try:
+        ex.start()
+        assert isinstance(registry.backends["tls"], guard.GuardedTLSBackend) and guard._trusted == frozenset()
+        wait_for(lambda: ex.capacity == 1, 120, "the worker, through the external scheduler")
+        ex.submit(1, str(song))
+        outcome = None
+        for _ in range(120):
+            got = ex.poll(0.5)
+            if got:
+                outcome = got[0]
+                break
+        assert outcome is not None and outcome.error is None and outcome.result.metadata["command"] == "ok", outcome
+        assert outcome.result.worker.host and outcome.result.worker.address.startswith("tls://")
+    finally:
+        assert ex.close(grace_s=0) == []
+    assert not isinstance(registry.backends["tls"], guard.GuardedTLSBackend)   # restored on close

@@ -111,7 +111,7 @@ def protect(scheduler: Any) -> None:
     """Answer the operations this guard refuses on ``scheduler`` (a ``distributed.Scheduler``)."""
     from distributed.core import error_message
 
-    def refused(refused: str = "?", who: str = "?") -> dict:
+    def refused(refused: str = "?", who: str = "?") -> dict:   # the fields _screen put in the message
         # raised by the caller, as when Dask refuses a blocked handler
         return error_message(ValueError(refusal(refused, who)), status="uncaught-error")
 
@@ -149,7 +149,11 @@ class GuardedTLS(TLS):
 
     async def read(self, deserializers: Any = None) -> Any:
         if self.trusted:
-            return await super().read(deserializers)
+            msg = await super().read(deserializers)
+            if self.inbound and isinstance(msg, dict) and msg.get("op") == "register-worker":
+                log.warning("Dask worker at %s holds the daemon's own certificate: it is trusted with everything "
+                            "— give workers worker.pem and worker.key", self.peer_address)
+            return msg
         frames = await self._frames()
         try:
             msg = plain.loads(frames)

@@ -22,7 +22,7 @@ SECRET = "the-media-server-password"
 
 
 def _pid_and_secret() -> tuple[int, str | None]:   # what the finding got back: the daemon's PID and secrets
-    return os.getpid(), os.environ.get("PLAYLISTGEN_TEST_DAEMON_SECRET")
+    return os.getpid(), os.environ.get("PLAYLISTGEN_MEDIASERVER__PASSWORD")
 
 
 def make_certs(directory: Path) -> None:
@@ -52,7 +52,7 @@ def test_a_worker_certificate_can_only_work(tmp_path: Path, daemon_factory, proc
         PLAYLISTGEN_ANALYSIS__DASK_TLS_CA=str(certs / "ca.pem"),
         PLAYLISTGEN_ANALYSIS__DASK_TLS_CERT=str(certs / "daemon.pem"),
         PLAYLISTGEN_ANALYSIS__DASK_TLS_KEY=str(certs / "daemon.key"),
-        PLAYLISTGEN_TEST_DAEMON_SECRET=SECRET, HOSTILE_IMPORT_MARKER=str(imported),
+        PLAYLISTGEN_MEDIASERVER__PASSWORD=SECRET, HOSTILE_IMPORT_MARKER=str(imported),
         PYTHONPATH=str(REPO)))
     daemon.wait_ready(60)
     files = worker_files(certs)
@@ -302,6 +302,11 @@ def test_the_scheduler_lets_a_worker_certificate_only_work(tmp_path: Path, caplo
             return refusals
 
         refusals = asyncio.run(as_the_worker())
+        from distributed import Client
+
+        with Client(address, security=daemon.security(), timeout=30, set_as_default=False) as client:
+            assert client.scheduler_comm.comm.trusted   # the daemon's own certificate, both ways
+            assert client.run_on_scheduler(os.getpid) == os.getpid()   # still may do everything
         assert all("refused" in refusals[op] and "worker certificate" in refusals[op]
                    for op in ("run_function", "terminate", "feed", "connection_stream", "register_scheduler_plugin"))
         assert "refused 'update-graph'" in caplog.text and refusals["stream"] == "running", caplog.text

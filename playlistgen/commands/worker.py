@@ -48,6 +48,10 @@ def worker(ctx: click.Context, scheduler: str | None, nworkers: int, preset: str
     if not address:
         raise click.UsageError("give the daemon's scheduler with --scheduler tls://HOST:8786")
     check_address("--scheduler", address, tls)
+    if tls.configured:   # one line for files that cannot work, before Dask tries them
+        from ..core.execution.dask.certs import check_files
+
+        check_files(tls.ca, tls.cert, tls.key, role="worker", names=("--tls-ca", "--tls-cert", "--tls-key"))
     if nworkers < 0:
         raise click.BadParameter("must be at least 1 (0 = CPU cores)", param_hint="--nworkers")
     nworkers = nworkers or os.cpu_count() or 1
@@ -78,23 +82,25 @@ def cluster() -> None:
 @click.option("--force", is_flag=True, help="Replace certificates already in DIRECTORY.")
 @user_errors
 def certs(directory: Path, hosts: tuple[str, ...], force: bool) -> None:
-    """Make a CA and TLS certificates for the daemon and its workers in DIRECTORY.
+    """Make a CA and TLS certificates for the daemon and its workers in DIRECTORY (each names its
+    role: a worker's certificate can only analyse, never act for the daemon).
 
     \b
     Example:
       playlistgen cluster certs ~/.config/playlistgen/certs --host nas.local
     """
-    from ..core.execution.dask.certs import make_certs
+    from ..core.execution.dask.certs import WORKER_FILES, make_certs
 
     paths = make_certs(directory, hosts=list(hosts), force=force)
     d = directory.resolve()
     host = hosts[0] if hosts else socket.gethostname()
-    click.echo(f"wrote {', '.join(paths)} to {d} (keep ca.key here; it signs new certificates)")
+    click.echo(f"wrote {', '.join(paths)} to {d} (keep ca.key, which signs certificates, and the daemon's files "
+               f"here: a worker machine needs only {', '.join(WORKER_FILES)})")
     click.echo("\nOn this machine, in config.yaml:\n"
                f"  analysis: {{executor: dask, dask_tls_ca: {d / 'ca.pem'}, dask_tls_cert: {d / 'daemon.pem'}, "
                f"dask_tls_key: {d / 'daemon.key'}}}\n")
     click.echo("On the other machine (with the same playlistgen version installed), run:")
     click.echo(f"  mkdir -p ~/playlistgen-certs && "
-               f"scp '{host}:{d}/{{ca.pem,worker.pem,worker.key}}' ~/playlistgen-certs/")
+               f"scp '{host}:{d}/{{{','.join(WORKER_FILES)}}}' ~/playlistgen-certs/")
     click.echo(f"  playlistgen worker --scheduler tls://{host}:8786 --tls-ca ~/playlistgen-certs/ca.pem "
                "--tls-cert ~/playlistgen-certs/worker.pem --tls-key ~/playlistgen-certs/worker.key")

@@ -72,12 +72,15 @@ def check_address(key: str, address: str, tls: TlsFiles) -> None:
     """Refuse an address that is malformed, or reachable from the network without TLS, or TLS
     without certificates. ``key`` names the setting (or flag) in the message."""
     try:
-        scheme, host, _port = split_address(address)
+        scheme, host, port = split_address(address)
     except ValueError as exc:
         raise ConfigError(f"{key} is {address!r}: {exc}", hint="e.g. tls://192.168.1.10:8786") from None
     if scheme == "tcp" and not is_loopback(host):
         raise ConfigError(f"{key} is {address!r}: plain tcp:// on a non-loopback address would let anyone "
                           "on the network run code on the workers", hint=f"use tls:// — {CERTS_HINT}")
+    if scheme == "tcp" and tls.configured:   # Dask would refuse every message: encryption is required
+        raise ConfigError(f"{key} is {address!r}, plain tcp://, but the TLS CA, certificate and key are set",
+                          hint=f"use tls://{host}:{port}")
     if scheme == "tls" and not tls.configured:
         raise ConfigError(f"{key} is {address!r} but the TLS CA, certificate and key are not all set",
                           hint=CERTS_HINT)

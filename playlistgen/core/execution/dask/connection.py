@@ -1,5 +1,6 @@
 """The Dask executor's link to the scheduler: connect (a new ``Client`` each time), register the
-worker plugin, refresh the list of workers every second, notice a lost or restarted scheduler.
+worker plugin, refresh the list of workers every second, notice a lost or restarted scheduler,
+release a file given up on (and restart the worker stuck with it).
 A mixin of :class:`~playlistgen.core.execution.dask.executor.DaskAnalysisExecutor` (its state lives there)."""
 
 from __future__ import annotations
@@ -119,3 +120,39 @@ class SchedulerConnection:
                 self._tasks.pop(key), self._by_file.pop(task.file_id, None)
                 self._requeue(task, "the Dask scheduler connection was lost")
             self._workers.clear()
+
+    def _release(self, future: Any, address: str | None) -> None:
+        threading.Thread(target=self._cancel_and_restart, args=(future, address), daemon=True).start()
+
+    def _cancel_and_restart(self, future: Any, address: str | None) -> None:
+        """Release a file we gave up on, then restart the worker running it (``address``) or, for a
+        file never started, the worker holding it unless that worker runs one of our files.
+
+        The order matters: the cancel travels on the client's batched stream, the restart as an RPC,
+        so without waiting the restart can reach the scheduler first. Dask then re-runs the file
+        (still wanted) on another worker, where the cancel that follows cannot stop it: a hanging
+        file keeps that worker's only thread while the scheduler sees an idle worker and sends it
+        the next file, which never starts."""
+        client = self._client
+        if client is None:
+            return
+        try:
+            if address is None:
+                held = [w for w, keys in client.processing().items() if future.key in keys]
+                with self._lock:
+                    ours = {t.address for t in self._tasks.values() if t.started_at is not None}
+                    address = held[0] if held and held[0] not in ours else None
+                    if address:
+                        self._restarts["stuck"] += 1
+            future.cancel()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and client.sync(
+                    client.scheduler.get_task_status, keys=[future.key]).get(future.key) == "processing":
+                time.sleep(0.05)
+            if address:
+                client.restart_workers([address], timeout=60, raise_for_error=False)
+        except KeyError:   # Dask's answer when that worker is gone already (e.g. the file crashed it)
+            pass
+        except Exception:   # (closing: the client is gone)
+            log.log(logging.WARNING if self._state == "running" else logging.DEBUG,
+                    "could not release %s / restart Dask worker %s", future.key, address, exc_info=True)

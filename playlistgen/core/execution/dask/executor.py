@@ -46,6 +46,7 @@ from ..worker import one_line
 from .config import TlsFiles, default_listen, tls_files
 from .connection import WATCH_INTERVAL_S, SchedulerConnection
 from .health import ExecutorViews
+from .payload import MalformedResult, decode, event
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         self._state = "new"
         self._client: Any = None
         self._embedded: Any = None
+        self._guarded = False
         self._scheduler_id: str | None = None
         self._connected, self._conn_error, self._conn_changed = False, None, time.time()
         self._tasks: dict[str, _Task] = {}
@@ -141,11 +143,20 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         if self.start_timeout_s is None:   # a file ahead of it timing out + a new worker loading its analyzer
             self.start_timeout_s = self.timeout_s + READY_WAIT_S
         self._plugin = AnalyzerPlugin(self.spec, self.versions, ModelBundle.from_dir(self.models_dir))
+        if self.tls.configured:   # from now on nothing a worker sends is unpickled here (guard.py)
+            from . import guard
+
+            guard.install(guard.daemon_trust(self.tls, embedded=not self.scheduler_address))
+            self._guarded = True
         if not self.scheduler_address:
             from .scheduler import EmbeddedScheduler
 
             self._embedded = EmbeddedScheduler(self.listen, self.tls, max_attempts=self.max_attempts)
-            self.scheduler_address = self._embedded.start()
+            try:
+                self.scheduler_address = self._embedded.start()
+            except Exception:
+                self._unguard()
+                raise
         # The watcher connects (at once) and reconnects: registering the plugin waits for every
         # worker to load its models, and `serve` must answer /health meanwhile.
         self._watch.start()
@@ -177,10 +188,18 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         self._watch.stop(5)   # it does nothing more once the state is no longer "running"
         if self._embedded is not None:
             self._embedded.stop()
+        self._unguard()
         with self._lock:
             self._state = "closed"
             self._counts["requeued"] += len(unfinished)
         return unfinished
+
+    def _unguard(self) -> None:
+        if self._guarded:
+            from . import guard
+
+            guard.uninstall()
+            self._guarded = False
 
     # ------------------------------------------------------------------ the interface
 
@@ -314,23 +333,34 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
             return self._requeue(task, "the Dask scheduler connection was lost")
         if kind == "lost":
             return self._requeue(task, f"result lost: {one_line(value)}")
-        if kind == "result":   # the payload of worker.analyse_file
-            result, error, worker = value["result"], value["error"], value["worker"]
-            stats = self._stats.setdefault(worker.address or "?", Counter())
+        if kind == "result":   # worker.analyse_file's JSON (payload.py)
+            try:
+                got = decode(value)
+            except MalformedResult as exc:
+                who = task.host or task.address or "?"
+                log.warning("%s: malformed result from Dask worker %s: %s", task.path, who, exc)
+                return self._outcome(task, None, f"malformed result from Dask worker {who}: {exc}")
+            if got.not_ready is not None:
+                return self._not_ready_again(task, got.not_ready)
+            stats = self._stats.setdefault(got.worker.address or "?", Counter())
             stats["tasks"] += 1
-            if error is not None:
+            if got.error is not None:
                 stats["failed"] += 1
             self._not_ready.pop(task.file_id, None)
-            return self._outcome(task, result if error is None else None, error)
+            return self._outcome(task, got.result if got.error is None else None, got.error)
         exc = value
         if type(exc).__name__ == "KilledWorker":
             return self._outcome(task, None, self._killed_reason(task))
-        if type(exc).__name__ == "WorkerNotReady" or isinstance(exc, (OSError, MemoryError)):
-            self._not_ready[task.file_id] += 1
-            if self._not_ready[task.file_id] >= self.max_attempts:
-                return self._outcome(task, None, f"Dask workers could not analyse it: {one_line(exc)}")
-            return self._requeue(task, one_line(exc))
+        if isinstance(exc, (OSError, MemoryError)):
+            return self._not_ready_again(task, one_line(exc))
         self._outcome(task, None, f"{type(exc).__name__}: {one_line(exc)}")
+
+    def _not_ready_again(self, task: _Task, why: str) -> None:
+        """A worker could not analyse at all (not the file's fault): re-queue, up to max_attempts."""
+        self._not_ready[task.file_id] += 1
+        if self._not_ready[task.file_id] >= self.max_attempts:
+            return self._outcome(task, None, f"Dask workers could not analyse it: {why}")
+        return self._requeue(task, why)
 
     def _killed_reason(self, task: _Task) -> str:
         hosts = ", ".join(dict.fromkeys(task.killers)) or "unknown hosts"
@@ -359,8 +389,14 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
                 topic, msg = self._events.get_nowait()
             except queue.Empty:
                 return
-            handlers = {TOPIC_START: self._on_start, TOPIC_READY: self._on_ready, TOPIC_REFUSED: self._on_refused}
-            handlers[topic](msg)
+            handler, required = {TOPIC_START: (self._on_start, ("file_id", "address")),
+                                 TOPIC_READY: (self._on_ready, ("address",)),
+                                 TOPIC_REFUSED: (self._on_refused, ("address",))}[topic]
+            clean = event(msg, required)   # a worker may send anything: keep what fits
+            if clean is None:
+                log.warning("ignored a malformed %s event from a Dask worker: %.200r", topic, msg)
+            else:
+                handler(clean)
 
     def _on_start(self, msg: dict) -> None:
         """A worker started a file."""
@@ -397,42 +433,6 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
                 self._pop(key)
                 self._requeue(task, f"no Dask worker started it within {self.start_timeout_s:g} s")
                 self._release(task.future, None)
-
-    def _release(self, future: Any, address: str | None) -> None:
-        threading.Thread(target=self._cancel_and_restart, args=(future, address), daemon=True).start()
-
-    def _cancel_and_restart(self, future: Any, address: str | None) -> None:
-        """Release a file we gave up on, then restart the worker running it (``address``) or, for a
-        file never started, the worker holding it unless that worker runs one of our files.
-
-        The order matters: the cancel travels on the client's batched stream, the restart as an RPC,
-        so without waiting the restart can reach the scheduler first. Dask then re-runs the file
-        (still wanted) on another worker, where the cancel that follows cannot stop it: a hanging
-        file keeps that worker's only thread while the scheduler sees an idle worker and sends it
-        the next file, which never starts."""
-        client = self._client
-        if client is None:
-            return
-        try:
-            if address is None:
-                held = [w for w, keys in client.processing().items() if future.key in keys]
-                with self._lock:
-                    ours = {t.address for t in self._tasks.values() if t.started_at is not None}
-                    address = held[0] if held and held[0] not in ours else None
-                    if address:
-                        self._restarts["stuck"] += 1
-            future.cancel()
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline and client.sync(
-                    client.scheduler.get_task_status, keys=[future.key]).get(future.key) == "processing":
-                time.sleep(0.05)
-            if address:
-                client.restart_workers([address], timeout=60, raise_for_error=False)
-        except KeyError:   # Dask's answer when that worker is gone already (e.g. the file crashed it)
-            pass
-        except Exception:   # (closing: the client is gone)
-            log.log(logging.WARNING if self._state == "running" else logging.DEBUG,
-                    "could not release %s / restart Dask worker %s", future.key, address, exc_info=True)
 
     # ------------------------------------------------------------------ local
 

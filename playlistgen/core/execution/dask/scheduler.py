@@ -67,6 +67,10 @@ class EmbeddedScheduler:
             scheduler = Scheduler(host=host, port=port, protocol=scheme, security=self.tls.security(),
                                   dashboard=False, dashboard_address="127.0.0.1:0",
                                   allowed_failures=self.max_attempts - 1, worker_ttl=WORKER_TTL_S)
+            if self.tls.configured:   # a worker certificate may only work (guard.py)
+                from .guard import protect
+
+                protect(scheduler)
             await scheduler
         try:
             self.address = scheduler.address

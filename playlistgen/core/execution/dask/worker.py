@@ -39,7 +39,7 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ....errors import AnalysisError
+from ....errors import AnalysisError, ConfigError
 from ...analysis.result import WorkerStats
 from ..worker import one_line, run_analyzer
 
@@ -56,10 +56,6 @@ READY_WAIT_S = 300.0
 WORKER_NICENESS = 5
 RECONNECT_DELAY_S = 2.0
 MB = 1024 * 1024
-
-
-class WorkerNotReady(RuntimeError):
-    """The worker cannot analyse (plugin missing, refused or failed): not the file's fault."""
 
 
 # ----------------------------------------------------------------------------- models
@@ -233,18 +229,23 @@ class AnalyzerPlugin(WorkerPlugin):
 
 # ----------------------------------------------------------------------------- the task
 
-def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | None) -> dict:
-    """Run on a worker: analyse one file (its bytes, or ``read_path``), return the same payload
-    as a local worker: ``{"result", "error", "worker"}``, with this worker's host and address."""
+def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | None) -> str:
+    """Run on a worker: analyse one file (its bytes, or ``read_path``) and return the outcome as
+    JSON text (``payload.encode``: the result, or the error, this worker's host, address and cost,
+    or why this worker cannot analyse at all). Never a pickle: the daemon takes only plain data
+    from workers (``guard.py``)."""
     from distributed import get_worker
+
+    from .payload import encode
 
     worker = get_worker()
     plugin = worker.plugins.get(PLUGIN_NAME)
-    if plugin is None:
-        raise WorkerNotReady(f"worker {worker.address} has no playlistgen plugin yet")
-    plugin.ready.wait(READY_WAIT_S)
-    if plugin.state != "ready":
-        raise WorkerNotReady(plugin.error or f"worker {worker.address} is not ready ({plugin.state})")
+    if plugin is not None:
+        plugin.ready.wait(READY_WAIT_S)
+    if plugin is None or plugin.state != "ready":
+        reason = f"worker {worker.address} has no playlistgen plugin yet" if plugin is None else \
+            plugin.error or f"worker {worker.address} is not ready ({plugin.state})"
+        return encode(None, None, WorkerStats(pid=os.getpid(), host=_host(), address=worker.address), reason)
     _report_start(worker, {"file_id": file_id, "address": worker.address, "host": _host(), "pid": os.getpid(),
                            "at": time.time()})
     wall0, cpu0 = time.perf_counter(), time.process_time()
@@ -265,7 +266,10 @@ def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | N
                        cpu_s=round(time.process_time() - cpu0, 3), host=_host(), address=worker.address)
     if result is not None:
         result.worker = info
-    return {"result": result, "error": error, "worker": info}
+    try:
+        return encode(result, error, info)
+    except (TypeError, ValueError) as exc:   # the analyzer left something that is not JSON data
+        return encode(None, f"result is not plain data: {one_line(exc)}", info)
 
 
 def _report_start(worker: Any, msg: dict) -> None:
@@ -313,6 +317,8 @@ async def run_workers(scheduler: str, nworkers: int, security: Any, *, preset: s
     import dask
     from distributed import Nanny
 
+    from .startup import explain
+
     env = {REFUSAL_FILE_ENV: refusal_file, PRESET_ENV: preset}
     if os.environ.get(TEST_VERSION_ENV):
         env[TEST_VERSION_ENV] = os.environ[TEST_VERSION_ENV]
@@ -336,8 +342,17 @@ async def run_workers(scheduler: str, nworkers: int, security: Any, *, preset: s
                    for i in range(nworkers)]
         starting = asyncio.ensure_future(asyncio.gather(*nannies))
         await asyncio.wait([starting, stop], return_when=asyncio.FIRST_COMPLETED)
+        if starting.done() and starting.exception() is not None:   # one line, never Dask's traceback
+            why, fatal = explain(starting.exception(), scheduler)   # type: ignore[arg-type]
+            await asyncio.gather(*(n.close(timeout=10, reason="playlistgen-worker-cannot-join") for n in nannies
+                                   if n.status.name not in ("closing", "closed", "failed")), return_exceptions=True)
+            if fatal:
+                stop.cancel()
+                raise ConfigError(f"playlistgen worker cannot join: {why}")
+            log.warning("%s; trying again in %g s", why, RECONNECT_DELAY_S)
+            await asyncio.wait([stop], timeout=RECONNECT_DELAY_S)
+            continue
         if starting.done():
-            starting.result()
             log.info("%d analysis worker(s) connected to %s", nworkers, scheduler)
             finished = asyncio.ensure_future(asyncio.gather(*(n.finished() for n in nannies)))
             await asyncio.wait([finished, stop], return_when=asyncio.FIRST_COMPLETED)

@@ -1,5 +1,6 @@
-"""The analysis of one file, typed: what an analyzer returns, a worker ships back (it pickles,
-for local processes and Dask alike), the job queue stores, and metrics, the scheduler and the tag
+"""The analysis of one file, typed: what an analyzer returns, a worker ships back (pickled from
+local worker processes; as checked JSON from Dask workers, which the daemon never unpickles:
+``execution/dask/payload.py``), the job queue stores, and metrics, the scheduler and the tag
 writer read. :meth:`AnalysisResult.to_dict` is the JSON of `playlistgen analyze --json` (and
 :meth:`~AnalysisResult.from_dict` reads it back, as `playlistgen import` does with export records).
 

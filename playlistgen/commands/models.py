@@ -11,7 +11,7 @@ from .common import settings_from_ctx, user_errors
 
 models_dir_option = click.option(
     "--models-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Folder of the models (default: analysis.models_dir from the config, ./models).")
+    help="Folder of the models (default: analysis.models_dir; relative to the current folder).")
 
 
 def _models_dir(ctx: click.Context, models_dir: Path | None) -> Path:

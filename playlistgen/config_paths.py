@@ -80,4 +80,5 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
     xdg = environ.get("XDG_CONFIG_HOME", "")
     home = Path(environ.get("HOME") or Path.home())
     user = (Path(xdg) if xdg and os.path.isabs(xdg) else home / ".config") / "playlistgen" / "config.yaml"
-    return next((p for p in (Path("config.yaml"), user) if p.is_file()), None)
+    # os.path.isfile: an unreadable home (a service user's) is "no file there", not a crash
+    return next((p for p in (Path("config.yaml"), user) if os.path.isfile(p)), None)

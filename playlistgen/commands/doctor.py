@@ -54,8 +54,11 @@ def _version(dist: str) -> str:
 
 def _imports(module: str) -> tuple[bool, str]:
     env = {"ORT_DISABLE_TELEMETRY": "1", **os.environ}   # importing onnxruntime starts its telemetry
-    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
-                          text=True, timeout=120, env=env)
+    try:
+        proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                              text=True, timeout=120, env=env)
+    except OSError as exc:   # e.g. a service user who may not run this interpreter again
+        return False, f"cannot run {sys.executable}: {exc.strerror}"
     if proc.returncode == 0:
         return True, ""
     lines = (proc.stderr or "").strip().splitlines()

@@ -179,3 +179,19 @@ def test_allowed_hosts_from_the_environment_as_the_readme_gives_it(daemon_factor
                            (f"other:{daemon.port}", 403)):
         answer = requests.get(daemon.url + "/api/v1/library/status", headers={"Host": host}, timeout=10)
         assert answer.status_code == expected, (host, answer.status_code, answer.text)
+
+
+# ---- 15 ------------------------------------------------------------------------------------------
+def test_models_install_without_the_wheel_cache_leaves_only_the_models(tmp_path: Path) -> None:
+    from playlistgen.core.analysis.models import WHEEL_NAME
+
+    wheel = REPO / "models" / ".cache" / WHEEL_NAME
+    if not wheel.is_file():
+        pytest.skip("no cached musicnn wheel (make models keeps one in models/.cache)")
+    target = tmp_path / "models"
+    proc = run_cli("models", "install", "--models-dir", str(target), "--wheel", str(wheel), "--no-wheel-cache",
+                   cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(p.name for p in target.iterdir()) == ["manifest.json", "msd_musicnn.onnx", "msd_musicnn.pb",
+                                                         "mtt_musicnn.onnx", "mtt_musicnn.pb"]
+    assert "msd_musicnn" in proc.stdout and " ok " in proc.stdout, proc.stdout

@@ -6,7 +6,12 @@ The rule (config.yaml's header and the README say it too):
 * a path in a config file is relative to that file's folder;
 * a path in an environment variable is relative to the current folder;
 * a path key given nowhere takes its default inside the data folder: ``$PLAYLISTGEN_DATA_DIR``,
-  else ``$XDG_DATA_HOME/playlistgen``, else ``~/.local/share/playlistgen``.
+  else ``$XDG_DATA_HOME/playlistgen``, else ``~/.local/share/playlistgen`` — except the models
+  when none are installed there but the source checkout playlistgen runs from has them
+  (`make models`): a checkout's `playlistgen scan ~/Music` works from any folder.
+
+The config file is ``--config``, else ``$PLAYLISTGEN_CONFIG``, else ``./config.yaml``, else
+``$XDG_CONFIG_HOME/playlistgen/config.yaml`` (``~/.config/playlistgen/config.yaml``).
 
 ``~`` is expanded everywhere; an empty value stays empty (it means "none").
 """
@@ -59,8 +64,16 @@ def resolve_value(value: str | list[str], base: Path | str) -> str | list[str]:
     return resolve(value, base)
 
 
+def checkout_models() -> Path | None:
+    """The models `make models` built in the source checkout this code runs from (an editable
+    install or PYTHONPATH), when there are any; None for an installed wheel."""
+    models = Path(__file__).resolve().parents[1] / "models"
+    return models if (models / "manifest.json").is_file() else None
+
+
 def resolve_defaults(settings: object, base: Path) -> None:
-    """Path keys still relative were given nowhere: their defaults go under ``base``."""
+    """Path keys still relative were given nowhere: their defaults go under ``base``. The models'
+    default is the data folder's, unless none are installed there and the checkout has them."""
     for section_name, keys in PATH_KEYS.items():
         section = getattr(settings, section_name)
         for key in keys:
@@ -68,6 +81,13 @@ def resolve_defaults(settings: object, base: Path) -> None:
             values = value if isinstance(value, list) else [value]
             if any(v and not os.path.isabs(os.path.expanduser(v)) for v in values):
                 setattr(section, key, resolve_value(value, base))
+                if (section_name, key) == ("analysis", "models_dir"):
+                    section.models_dir = _default_models(Path(section.models_dir))
+
+
+def _default_models(in_data_dir: Path) -> str:
+    checkout = None if (in_data_dir / "manifest.json").is_file() else checkout_models()
+    return str(checkout or in_data_dir)
 
 
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from playlistgen.config import data_dir, load_settings
+from playlistgen.config_paths import checkout_models
 from tests.conftest import child_env
 from tests.helpers import make_song
 
@@ -46,6 +47,19 @@ def test_scan_from_the_home_folder_with_the_repo_config_finds_the_models(tmp_pat
     assert "analysed 1, failed 0" in proc.stdout, proc.stdout + proc.stderr[-2000:]
     assert (home / "my.db").is_file()   # --db on the command line: relative to the current folder
     assert not (home / "models").exists()
+
+
+@pytest.mark.skipif(not MODELS_INSTALLED, reason="models not installed: run `make models`")
+def test_scan_from_the_home_folder_without_a_config_finds_the_checkouts_models(tmp_path: Path) -> None:
+    """The newcomer's case: `make models` in the checkout, then `playlistgen scan ~/Music` from ~."""
+    home = tmp_path / "home"
+    make_song(home / "Music" / "a.wav", 1, seconds=4.0)
+    proc = run(["scan", "Music", "--workers", "1"], cwd=home, env=plain_env(home))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "analysed 1, failed 0" in proc.stdout, proc.stdout + proc.stderr[-2000:]
+    data = home / ".local" / "share" / "playlistgen"
+    assert (data / "playlistgen.db").is_file() and not (data / "models").exists()
+    assert sorted(p.name for p in home.iterdir()) == [".local", "Music"]
 
 
 def test_database_path_in_a_config_elsewhere_is_next_to_that_config(tmp_path: Path) -> None:
@@ -106,7 +120,8 @@ def test_doctor_shows_the_resolved_paths(tmp_path: Path) -> None:
     out = proc.stdout
     assert f"config file {conf / 'config.yaml'}" in out, out
     assert str(conf / "x.db") in out and str(conf / "out") in out, out
-    assert str(tmp_path / "xdg" / "playlistgen" / "models") in out, out
+    # models given nowhere: the data folder's, or (none there) the checkout's that `make models` built
+    assert f"models      {checkout_models() or tmp_path / 'xdg' / 'playlistgen' / 'models'}:" in out, out
 
 
 def test_health_shows_the_resolved_paths(make_app, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -116,7 +131,8 @@ def test_health_shows_the_resolved_paths(make_app, tmp_path: Path) -> None:  # t
     body = make_app(settings).api.test_client().get("/health").get_json()
     assert body["paths"] == {"config_file": str(cfg), "database": str(tmp_path / "api.db"),
                              "library": [str(tmp_path / "lib")],
-                             "models_dir": str(tmp_path / ".local" / "share" / "playlistgen" / "models"),
+                             "models_dir": str(checkout_models() or tmp_path / ".local" / "share" / "playlistgen"
+                                               / "models"),
                              "output_dir": str(tmp_path / ".local" / "share" / "playlistgen" / "playlists"),
                              "data_dir": str(tmp_path / ".local" / "share" / "playlistgen")}
 
@@ -126,3 +142,15 @@ def test_health_shows_the_paths_only_to_a_caller_with_the_key(make_app, tmp_path
     client = make_app(settings).api.test_client()
     assert "paths" not in client.get("/health").get_json()
     assert client.get("/health", headers={"X-API-Key": "k"}).get_json()["paths"]["database"] == settings.database.path
+
+
+def test_models_in_the_data_folder_come_before_the_checkouts(tmp_path: Path) -> None:
+    data, empty = tmp_path / "data", tmp_path / "nothing"
+    (data / "models").mkdir(parents=True)
+    (data / "models" / "manifest.json").write_text("{}")
+    config = tmp_path / "empty.yaml"
+    config.write_text("{}\n")
+    s = load_settings(str(config), environ={"PLAYLISTGEN_DATA_DIR": str(data)})
+    assert s.analysis.models_dir == str(data / "models")
+    s = load_settings(str(config), environ={"PLAYLISTGEN_DATA_DIR": str(empty)})
+    assert s.analysis.models_dir == str(checkout_models() or empty / "models")

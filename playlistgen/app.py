@@ -51,6 +51,18 @@ DUPLICATE_SIGNAL_S = 0.5   # a second signal sooner than this is the same reques
 WAIT_TICK_S = 0.1          # how often the main loop looks at the stop flag
 
 
+def _check_output_folder(settings: Settings) -> None:
+    """Say at start, not at the first save, that playlists cannot be written (a root-owned Docker
+    bind mount); everything else still works, so the daemon starts."""
+    from .core.folders import ownership_fix, unwritable
+
+    folder = settings.playlists.output_dir
+    problem = unwritable(folder)
+    if problem is not None:
+        log.warning("playlists.output_dir %s: saving playlists will fail until it is fixed — %s",
+                    problem, ownership_fix(folder))
+
+
 class StopSignals:
     """SIGINT/SIGTERM handlers that only note the request; the app's loop reads :attr:`received`.
 
@@ -121,6 +133,7 @@ class App:
             metrics, cache = Metrics.from_settings(settings), FeatureCache.from_settings(settings)
             db = app._open_database(lock="serve", on_batch=metrics.observe_write_batch)
             check_models(settings)   # an ML preset without its models: one line, nothing started
+            _check_output_folder(settings)
             tagwriter = app._tag_writer(db)
             listeners = [tagwriter.on_outcome] if tagwriter is not None else []
             if settings.mediaserver.url:

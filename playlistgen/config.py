@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from .config_paths import data_dir, find_config_file, is_path_key, resolve_defaults, resolve_value
 from .errors import ConfigError
 from .suggest import did_you_mean
 
@@ -194,6 +195,9 @@ class Settings:
     mediaserver: MediaServerSettings = field(default_factory=MediaServerSettings)
     mpd: MpdSettings = field(default_factory=MpdSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    # where the settings came from (not settings themselves): shown by doctor and /health
+    config_file: str = field(default="", compare=False)
+    data_dir: str = field(default="", compare=False)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -205,7 +209,7 @@ class Settings:
 def sections() -> dict[str, type]:
     """Section name → its dataclass, in declaration order."""
     hints = typing.get_type_hints(Settings)
-    return {f.name: hints[f.name] for f in dataclasses.fields(Settings)}
+    return {f.name: hints[f.name] for f in dataclasses.fields(Settings) if dataclasses.is_dataclass(hints[f.name])}
 
 
 def keys_with_help() -> list[tuple[str, Any, str]]:
@@ -264,8 +268,9 @@ def _coerce(key: str, value: Any, hint_type: Any, source: str) -> Any:
     raise AssertionError(f"unsupported settings type {hint_type}")
 
 
-def _apply(settings: Settings, overrides: Mapping[str, Any], source: str) -> None:
-    """Apply {section: {key: value}} to settings, refusing unknown names."""
+def _apply(settings: Settings, overrides: Mapping[str, Any], source: str, base: Path) -> None:
+    """Apply {section: {key: value}} to settings, refusing unknown names; relative paths are taken
+    from ``base`` (config_paths says which folder that is for each source)."""
     known = sections()
     for section_name, values in overrides.items():
         if section_name not in known:
@@ -283,7 +288,8 @@ def _apply(settings: Settings, overrides: Mapping[str, Any], source: str) -> Non
             if key not in hints:
                 raise ConfigError(f"unknown config key '{dotted}' in {source}",
                                   hint=did_you_mean(str(key), list(hints), f"{section_name}."))
-            setattr(section, key, _coerce(dotted, value, hints[key], source))
+            value = _coerce(dotted, value, hints[key], source)
+            setattr(section, key, resolve_value(value, base) if is_path_key(section_name, key) else value)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, Any]]:
@@ -422,21 +428,14 @@ def _check_keyless_host(host: str) -> None:
                           hint="set api.key (or PLAYLISTGEN_API__KEY) before exposing the API on a network")
 
 
-def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
-    if explicit:
-        return Path(explicit)
-    if environ.get("PLAYLISTGEN_CONFIG"):
-        return Path(environ["PLAYLISTGEN_CONFIG"])
-    default = Path("config.yaml")
-    return default if default.is_file() else None
-
-
 def load_settings(config_file: str | None = None, *, environ: Mapping[str, str] | None = None,
                   overrides: Mapping[str, Mapping[str, Any]] | None = None,
                   require_library: bool = False) -> Settings:
-    """Defaults ← YAML file ← environment ← command-line overrides; then validate."""
+    """Defaults ← YAML file ← environment ← command-line overrides; then validate. Relative paths
+    are made absolute as config_paths says (the file's folder, the current folder, the data folder)."""
     environ = os.environ if environ is None else environ
     settings = Settings()
+    cwd = Path.cwd()
     path = find_config_file(config_file, environ)
     if path is not None:
         if not path.is_file():
@@ -451,11 +450,14 @@ def load_settings(config_file: str | None = None, *, environ: Mapping[str, str] 
                               f"{getattr(exc, 'problem', exc)}", path=str(path)) from None
         if not isinstance(data, Mapping):
             raise ConfigError(f"config file '{path}' must be a mapping of sections", path=str(path))
-        _apply(settings, data, str(path))
-    _apply(settings, _env_overrides(environ), "environment")
+        _apply(settings, data, str(path), (cwd / path).parent)
+        settings.config_file = str(cwd / path)
+    _apply(settings, _env_overrides(environ), "environment", cwd)
     if overrides:
         _apply(settings, {k: {kk: vv for kk, vv in v.items() if vv is not None}
-                          for k, v in overrides.items()}, "command line")
+                          for k, v in overrides.items()}, "command line", cwd)
+    settings.data_dir = str(data_dir(environ))
+    resolve_defaults(settings, Path(settings.data_dir))
     validate(settings, require_library=require_library)
     return settings
 
@@ -464,7 +466,10 @@ def render_yaml() -> str:
     """The documented config.yaml: every key, its default and its help line."""
     lines = ["# playlistgen configuration. Every key is shown with its default.",
              "# Environment variables override keys: PLAYLISTGEN_<SECTION>__<KEY>, e.g. PLAYLISTGEN_API__PORT=9000.",
-             "# Relative paths are taken from the directory playlistgen is started in.", ""]
+             "# Relative paths in this file are taken from the folder this file is in; a path given on the",
+             "# command line or in an environment variable from the current folder. A path key given nowhere",
+             "# lives in the data folder: $PLAYLISTGEN_DATA_DIR, else $XDG_DATA_HOME/playlistgen, else",
+             "# ~/.local/share/playlistgen.", ""]
     defaults = Settings()
     for name, cls in sections().items():
         lines.append(f"{name}:")

@@ -20,10 +20,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def child_env(extra: dict | None = None) -> dict:
-    """The environment for a child `playlistgen`: no stray PLAYLISTGEN_* from the caller, and the
-    models `make test` installed in the repository (real models, converted offline)."""
+    """The environment for a child `playlistgen`: no stray PLAYLISTGEN_* from the caller, the
+    models `make test` installed in the repository (real models, converted offline), and the data
+    folder of keys given nowhere (the database...) in the child's own working folder, not in ~."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PLAYLISTGEN_")}
     env["PLAYLISTGEN_ANALYSIS__MODELS_DIR"] = str(REPO / "models")
+    env["PLAYLISTGEN_DATA_DIR"] = "."
     env.update(extra or {})
     return env
 

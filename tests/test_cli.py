@@ -131,7 +131,8 @@ def test_doctor_reports_and_says_what_to_fix(tmp_path: Path) -> None:
     for name in ("python", "essentia", "librosa", "apsw", "database", "library", "inotify", "models"):
         assert re.search(rf"\[(ok  |FAIL)\] {name}", out), name
     assert re.search(r"\[ok  \] apsw\s+\d", out)  # a version number
-    # ./library and the models do not exist in an empty folder: doctor says what to do
-    assert "[FAIL] library" in out and "mkdir -p ./library" in out
+    # the library (given nowhere: in the data folder, here the child's folder) and the models do
+    # not exist in an empty folder: doctor says what to do
+    assert "[FAIL] library" in out and f"mkdir -p {tmp_path / 'library'}" in out
     assert "playlistgen models install" in out
     assert proc.returncode != 0

@@ -74,3 +74,28 @@ def test_makefile_mirrors_the_dockerfile() -> None:
     makefile = (REPO / "Makefile").read_text()
     assert "-c requirements.lock" in makefile and "models install" in makefile
     assert "playlistgen serve" in makefile
+
+
+# ---- issue 21, point 15: a small build context and an image without the wheel cache ----------
+def _dockerignore() -> list[str]:
+    path = REPO / ".dockerignore"
+    assert path.is_file(), "add a .dockerignore: a used checkout would send .venv (GBs) as build context"
+    return [ln.strip() for ln in path.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+
+
+def test_dockerignore_keeps_the_context_small_and_what_the_image_copies() -> None:
+    import fnmatch
+
+    patterns = _dockerignore()
+    for heavy in (".venv", ".cache", "models", "library", "*.db", "playlists", ".git", "**/__pycache__"):
+        assert heavy in patterns, heavy
+    copied = {source for line in re.findall(r"^COPY (?!--from)(.+)$", (REPO / "Dockerfile.optimized").read_text(),
+                                            flags=re.M) for source in line.split()[:-1]}
+    excluded = [(s, p) for s in copied for p in patterns if not p.startswith("!") and fnmatch.fnmatch(s, p)]
+    assert excluded == [], f"the Dockerfile copies what .dockerignore leaves out: {excluded}"
+
+
+def test_image_builds_the_models_without_keeping_the_wheel() -> None:
+    builder = _docker_stages()["builder"]
+    install = re.search(r"playlistgen models install[^\n\\&]*", builder).group(0)
+    assert "--no-wheel-cache" in install, install

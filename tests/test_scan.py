@@ -171,3 +171,77 @@ def test_scan_of_another_folder_leaves_the_library_alone(tmp_path: Path) -> None
     conn = connect(tmp_path / "playlistgen.db")
     assert conn.execute("SELECT status, count(*) FROM files GROUP BY status").fetchall() == [("done", 3)]
     assert len(_playlist_paths(tmp_path)) == 3
+
+
+# ---- issue 21, point 19: the summary adds up ---------------------------------------------------
+BUCKETS = ("unchanged", "new or changed", "moved", "copies", "retagged", "unreadable")
+
+
+def _summary(stderr: str) -> tuple[int, dict[str, int]]:
+    """(files seen, {bucket: count}) from scan's `library: N files (...)` line."""
+    import re
+
+    line = next(ln for ln in stderr.splitlines() if ln.startswith("library: "))
+    seen = int(re.match(r"library: (\d+) files", line).group(1))
+    counts = {}
+    for bucket in BUCKETS:
+        match = re.search(rf"(\d+) {bucket}\b", line)
+        assert match, f"no '{bucket}' in {line!r}"
+        counts[bucket] = int(match.group(1))
+    return seen, counts
+
+
+def test_scan_summary_puts_every_file_in_exactly_one_bucket() -> None:
+    """New, unchanged, moved, copy, retagged and unreadable files in one run: the buckets add up
+    to the files seen. An unreadable file needs a user the permissions bind: as root the second
+    scan runs as `nobody` (setpriv), analysing in a thread (it may not exec the interpreter again)."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from tests.conftest import child_env
+    from tests.tagged_library import make_song, set_tags
+
+    as_root = os.geteuid() == 0
+    if as_root and not shutil.which("setpriv"):
+        pytest.skip("running as root without setpriv: no file can be made unreadable")
+    work = Path(tempfile.mkdtemp(prefix="playlistgen-scan-"))
+    try:
+        work.chmod(0o755)
+        lib = work / "lib"
+        for name in ("keep", "move", "retag", "orig"):
+            make_song(lib / f"{name}.flac", len(name) + ord(name[0]))
+            set_tags(lib / f"{name}.flac", artist="A", title=name)
+        first = run_cli("scan", str(lib), "--preset", "fast", "--workers", "1", cwd=work, timeout=600)
+        assert first.returncode == 0 and "analysed 4, failed 0" in first.stdout, first.stdout + first.stderr
+
+        (lib / "sub").mkdir()
+        (lib / "move.flac").rename(lib / "sub" / "move.flac")          # moved
+        set_tags(lib / "retag.flac", title="retagged in Picard")       # retagged
+        shutil.copy(lib / "orig.flac", lib / "copy.flac")             # a copy of an analysed file
+        make_song(lib / "new.flac", 40)                               # new
+        make_song(lib / "locked.flac", 41).chmod(0)                   # unreadable
+        prefix: list[str] = []
+        if as_root:
+            import pwd
+
+            nobody = pwd.getpwnam("nobody")
+            for path in [work, *work.rglob("*")]:
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+            prefix = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}", "--clear-groups"]
+        env = child_env({"HOME": str(work), "PLAYLISTGEN_ANALYSIS__EXECUTOR": "thread"})
+        again = subprocess.run([*prefix, sys.executable, "-m", "playlistgen", "scan", str(lib), "--preset", "fast"],
+                               cwd=work, env=env, capture_output=True, text=True, timeout=600)
+        assert again.returncode == 0, again.stderr[-2000:]
+        seen, counts = _summary(again.stderr)
+        assert counts == {"unchanged": 2, "new or changed": 1, "moved": 1, "copies": 1, "retagged": 1,
+                          "unreadable": 1}, again.stderr
+        assert seen == sum(counts.values()) == 7, again.stderr
+        assert "0 missing" in again.stderr, again.stderr
+        assert "analysed 1, failed 0" in again.stdout, again.stdout + again.stderr
+    finally:
+        for path in work.rglob("*"):
+            if not path.is_symlink():
+                path.chmod(0o755)
+        shutil.rmtree(work, ignore_errors=True)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from ..core.storage.migrate import latest_version
 from .context import current_services
@@ -31,7 +32,24 @@ def health():  # type: ignore[no-untyped-def]
     body = {"status": "ok" if ready and not degraded else "degraded", "ready": ready,
             "problems": _problems(components),
             "uptime_s": round(time.time() - services.started_at, 3), "components": components}
+    if _keyed(services.settings.api.key):   # the folders are no business of an anonymous caller
+        body["paths"] = _paths(services.settings)
     return jsonify(body), 200 if ready else 503
+
+
+def _keyed(key: str) -> bool:
+    """/health needs no key; the paths are shown without api.key, or to a caller sending it."""
+    if not key:
+        return True
+    supplied = request.headers.get("X-API-Key", "")
+    return hmac.compare_digest(supplied.encode(), key.encode())
+
+
+def _paths(settings) -> dict:  # type: ignore[no-untyped-def]
+    """The resolved paths (config_paths: relative ones are made absolute when settings load)."""
+    return {"config_file": settings.config_file, "database": settings.database.path,
+            "library": list(settings.library.paths), "models_dir": settings.analysis.models_dir,
+            "output_dir": settings.playlists.output_dir, "data_dir": settings.data_dir}
 
 
 def _problems(components: dict) -> list[str]:

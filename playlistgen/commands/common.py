@@ -4,6 +4,7 @@ turning PlaylistgenError into one clear line with a non-zero exit code."""
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,7 +19,19 @@ def settings_from_ctx(ctx: click.Context, overrides: Mapping[str, Mapping[str, A
     """Build Settings from --config (on the group), the environment and this command's flags."""
     root = ctx.find_root()
     config_file = (root.obj or {}).get("config_file")
-    return load_settings(config_file, overrides=overrides, require_library=require_library)
+    settings = load_settings(config_file, overrides=overrides, require_library=require_library)
+    _make_data_dir(settings)
+    return settings
+
+
+def _make_data_dir(settings: Settings) -> None:
+    """The per-user data folder is made on first use (private: it holds the database), when the
+    database lives there — the other defaults in it are made by whoever writes them."""
+    if os.path.dirname(settings.database.path) == settings.data_dir and not os.path.isdir(settings.data_dir):
+        try:
+            os.makedirs(settings.data_dir, mode=0o700, exist_ok=True)
+        except OSError:
+            pass   # the database open (or doctor) names the folder and the fix
 
 
 def user_errors(fn: Callable) -> Callable:

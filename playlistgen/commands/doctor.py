@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from ..core.folders import ownership_fix, unwritable
 from ..errors import ConfigError
 from .common import settings_from_ctx
 
@@ -24,7 +25,7 @@ DEPENDENCIES = [
     ("essentia", "essentia-tensorflow", "the default analyzer backend"),
     ("librosa", "librosa", "the librosa analyzer backend"),
     ("onnxruntime", "onnxruntime", "the fast MusiCNN runtime (and the librosa backend's ML presets)"),
-    ("tensorflow", "tensorflow-cpu", "`models install` (model conversion only)"),
+    ("tensorflow", "tensorflow-cpu", "`models install` (model conversion only)"),   # see _tensorflow_check
     ("apsw", "apsw", "the database"),
     ("flask", "flask", "the HTTP API"),
     ("waitress", "waitress", "the HTTP server"),
@@ -53,8 +54,11 @@ def _version(dist: str) -> str:
 
 def _imports(module: str) -> tuple[bool, str]:
     env = {"ORT_DISABLE_TELEMETRY": "1", **os.environ}   # importing onnxruntime starts its telemetry
-    proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
-                          text=True, timeout=120, env=env)
+    try:
+        proc = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True,
+                              text=True, timeout=120, env=env)
+    except OSError as exc:   # e.g. a service user who may not run this interpreter again
+        return False, f"cannot run {sys.executable}: {exc.strerror}"
     if proc.returncode == 0:
         return True, ""
     lines = (proc.stderr or "").strip().splitlines()
@@ -66,11 +70,32 @@ def _writable_db(path: Path) -> Check:
     if path.exists():
         ok = os.access(path, os.R_OK | os.W_OK)
         return Check("database", ok, f"{path} exists, {'writable' if ok else 'NOT writable'}",
-                     "" if ok else f"fix permissions: chmod u+rw {path}")
-    ok = folder.is_dir() and os.access(folder, os.W_OK)
-    state = "folder writable" if ok else "folder missing or not writable"
-    return Check("database", ok, f"{path} will be created ({state})",
-                 "" if ok else f"create {folder} or set database.path")
+                     "" if ok else f"fix permissions: chmod u+rw {path}, or {ownership_fix(folder)}")
+    if folder.is_dir():
+        problem = unwritable(folder)
+        return Check("database", problem is None, f"{path} will be created "
+                     f"({'folder writable' if problem is None else problem})",
+                     "" if problem is None else ownership_fix(folder))
+    return Check("database", False, f"{path} will be created (folder {folder} missing)",
+                 f"mkdir -p {folder}, or set database.path")
+
+
+def _writable_output(folder: str) -> Check:
+    problem = unwritable(folder)
+    state = "writable" if Path(folder).is_dir() else "will be created"
+    return Check("playlists", problem is None, f"output folder {folder} " + (state if problem is None else problem),
+                 "" if problem is None else ownership_fix(folder))
+
+
+def _tensorflow_check(ok: bool, detail: str, models_installed: bool) -> Check:
+    """TensorFlow only converts the models (`models install`): with them installed it is optional,
+    as in the Docker image, which leaves it out on purpose."""
+    if ok or models_installed:
+        return Check("tensorflow", True, detail if ok else detail + " (optional: needed only to build the "
+                     "models, which are installed)")
+    return Check("tensorflow", False, detail, "needed once, to build the models: install the convert extra "
+                 "(pip install 'playlistgen[convert]' or `make setup`) and run `playlistgen models install`, "
+                 "or copy built models into analysis.models_dir")
 
 
 def _inotify_limit() -> Check:
@@ -88,15 +113,21 @@ def run_checks(settings_error: ConfigError | None, settings) -> list[Check]:  # 
     checks = [Check("python", sys.version_info[:2] == (3, 11),
                     f"{platform.python_version()} ({sys.executable})",
                     "" if sys.version_info[:2] == (3, 11) else "use Python 3.11 (essentia-tensorflow wheels)")]
+    models_installed = settings is not None and (Path(settings.analysis.models_dir) / "manifest.json").is_file()
     for module, dist, purpose in DEPENDENCIES:
         ok, why = _imports(module)
         detail = f"{_version(dist)}, {'imports' if ok else 'does NOT import: ' + why}"
+        if module == "tensorflow":
+            checks.append(_tensorflow_check(ok, detail, models_installed))
+            continue
         checks.append(Check(module, ok, detail, "" if ok else f"needed for {purpose}: run `make setup`"))
     if settings_error is not None:
         checks.append(Check("config", False, settings_error.message, settings_error.hint))
         return checks
-    checks.append(Check("config", True, "valid"))
+    checks.append(Check("config", True, f"valid; config file {settings.config_file or '(none)'}; "
+                        f"data folder {settings.data_dir} (relative paths: see README, Configuration)"))
     checks.append(_writable_db(Path(settings.database.path)))
+    checks.append(_writable_output(settings.playlists.output_dir))
     for lib in settings.library.paths:
         p = Path(lib)
         ok = p.is_dir() and os.access(p, os.R_OK | os.X_OK)

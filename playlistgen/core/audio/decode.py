@@ -158,15 +158,24 @@ class _SoundfileSource(_Source):
         self._fd = -1
 
 
+def _quiet_essentia():  # type: ignore[no-untyped-def]
+    """essentia.standard without log noise. essentia-tensorflow links TensorFlow's C library:
+    loading it probes CUDA and warns on every machine without a GPU, unless its log level (read
+    from the environment when it first logs) says otherwise."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import essentia
+
+    essentia.log.infoActive = False  # before essentia.standard: its import logs at info level
+    essentia.log.warningActive = False
+    import essentia.standard as es
+    return es
+
+
 class _EssentiaSource(_Source):
     """Whole-file decode through Essentia's bundled FFmpeg (see module docstring)."""
 
     def __init__(self, path: str) -> None:
-        import essentia
-
-        essentia.log.infoActive = False  # before essentia.standard: its import logs at info level
-        essentia.log.warningActive = False
-        import essentia.standard as es
+        es = _quiet_essentia()
         audio, sr, channels, _md5, _bitrate, codec = es.AudioLoader(filename=path)()
         if channels == 1:
             audio = audio[:, :1]    # AudioLoader always returns two (duplicated) channels
@@ -194,11 +203,7 @@ class _EssentiaSegmentSource(_Source):
 
     def __init__(self, path: str, sample_rate: int, duration: float, channels: int = 2,
                  segment_s: float | None = None) -> None:
-        import essentia
-
-        essentia.log.infoActive = False  # before essentia.standard: its import logs at info level
-        essentia.log.warningActive = False
-        import essentia.standard as es
+        es = _quiet_essentia()
         self._es, self._path, self._segment_s = es, path, segment_s or LONG_SEGMENT_S
         self._duration = duration
         self.info = SourceInfo(path, int(sample_rate), 1, duration, "ffmpeg (segmented)",

@@ -4,6 +4,7 @@ m3u``, ``<name>.m3u`` (the only files MPD lists in its playlist_directory)."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 import apsw
 
 from ...errors import NotFoundError, PlaylistgenError
+from ..folders import FolderNotWritableError, check_writable, ownership_fix
 from ..library.paths import safe_filename
 from ..storage.db import Database
 from .export import PathOptions, atomic_write, to_m3u8
@@ -27,10 +29,21 @@ def _file_for(output_dir: Path, name: str, playlist_id: int, extension: str) -> 
     return path if not path.exists() else output_dir / f"{base} ({playlist_id}).{extension}"
 
 
+def _write_error(exc: OSError, file_path: str, output_dir: Path) -> PlaylistgenError:
+    """A refused write names the folder and the fix (a root-owned bind mount is the usual cause)."""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return FolderNotWritableError(f"playlists.output_dir '{output_dir}' is not writable: cannot write "
+                                      f"'{file_path}' ({exc.strerror})", hint=ownership_fix(output_dir),
+                                      path=str(output_dir))
+    return PlaylistgenError(f"cannot write playlist file '{file_path}': {exc.strerror}",
+                            hint="check that playlists.output_dir exists and is writable", path=file_path)
+
+
 def save_playlist(db: Database, output_dir: str | Path, body: dict, *, paths: PathOptions | None = None) -> dict:
     """Store the playlist of a response body and write its M3U file; returns the updated playlist meta."""
     output_dir = Path(output_dir).resolve()
     paths = paths or PathOptions()
+    check_writable(output_dir, "playlists.output_dir")   # before storing a row whose file cannot be written
     meta, tracks = body["playlist"], body["tracks"]
     name = meta.get("name") or meta["strategy"]
     ids = [t["id"] for t in tracks]
@@ -50,8 +63,7 @@ def save_playlist(db: Database, output_dir: str | Path, body: dict, *, paths: Pa
         _write_file(file_path, tracks, output_dir, name, paths)
     except OSError as exc:
         db.write(lambda c: c.execute("DELETE FROM playlists WHERE id = ?", (playlist_id,)))
-        raise PlaylistgenError(f"cannot write playlist file '{file_path}': {exc.strerror}",
-                               hint="check that playlists.output_dir exists and is writable", path=file_path) from None
+        raise _write_error(exc, file_path, output_dir) from None
     log.info("saved playlist %d '%s' (%d tracks) to %s", playlist_id, name, len(ids), file_path)
     return {**meta, "id": playlist_id, "name": name, "file": file_path}
 
@@ -96,8 +108,7 @@ def replace_playlist(db: Database, output_dir: str | Path, playlist_id: int, bod
     try:
         _write_file(file_path, tracks, output_dir, name, paths)
     except OSError as exc:
-        raise PlaylistgenError(f"cannot write playlist file '{file_path}': {exc.strerror}",
-                               hint="check that playlists.output_dir exists and is writable", path=file_path) from None
+        raise _write_error(exc, file_path, output_dir) from None
     for old_file in stale:   # written under the previous playlists.file_extension
         Path(old_file).unlink(missing_ok=True)
     log.info("refreshed playlist %d '%s' (%d tracks) in %s", playlist_id, name, len(ids), file_path)

@@ -24,6 +24,7 @@ import apsw
 import apsw.bestpractice
 
 from ...errors import DatabaseDamagedError, DatabaseError, exception_text
+from ..folders import ownership_fix
 from .migrate import migrate
 
 log = logging.getLogger(__name__)
@@ -37,12 +38,14 @@ _BUSY_RETRIES = 8
 # they fail the whole batch, are counted in the writer's health and retried later, never
 # blamed on the file whose result was being stored.
 STORAGE_ERRORS = (apsw.FullError, apsw.IOError, apsw.ReadOnlyError, apsw.CantOpenError)
-READ_ONLY_HINT = ("make the file and its folder writable by this user (SQLite also writes "
-                  "'-wal' and '-shm' files beside it), or set database.path / --db to a writable place")
+READ_ONLY_HINT = ("(SQLite also writes '-wal' and '-shm' files beside it), or set database.path / --db to a "
+                  "writable place")
 
 
 def read_only_error(path: str | Path, why: str) -> DatabaseError:
-    return DatabaseError(f"database '{path}' is read-only ({why})", hint=READ_ONLY_HINT, path=str(path))
+    # the folder's owner is the usual fix (a root-owned Docker bind mount as /data)
+    return DatabaseError(f"database '{path}' is read-only ({why})",
+                         hint=f"{ownership_fix(Path(path).parent)} {READ_ONLY_HINT}", path=str(path))
 
 
 def check_writable(path: str | Path) -> None:

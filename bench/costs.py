@@ -25,7 +25,7 @@ from analysis import run_child  # noqa: E402
 from common import REPO, cache_dir, durations, find_corpus, pick_files, stats  # noqa: E402
 
 LIBROSA_CHILD = r"""
-import json, resource, sys, time
+import json, re, sys, time
 sys.path.insert(0, sys.argv[1])
 import librosa_features
 librosa_features.warnings.simplefilter("ignore")
@@ -37,7 +37,8 @@ for path in json.loads(sys.argv[2]):
     out["files"].append({"path": path, "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0,
                          "audio_s": r["duration_s"]})
 out["setup_cpu_s"] = 0.0
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# this process's own peak (ru_maxrss also carries the parent's peak, recorded at exec)
+out["peak_rss_mb"] = int(re.search(r"VmHWM:\s+(\d+)", open("/proc/self/status").read()).group(1)) / 1024
 print(json.dumps(out))
 """
 

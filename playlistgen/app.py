@@ -117,6 +117,7 @@ class App:
         self.http: HttpServer | None = None    # the bound waitress server
         self.signals = StopSignals()
         self._parts: list[Part] = []
+        self._watched: list[tuple[str, Callable[[], bool]]] = []   # parts whose own end ends run()
 
     # ------------------------------------------------------------------ building
 
@@ -186,6 +187,16 @@ class App:
             services = Services(settings=settings, db=db, playlists=PlaylistService(db, settings))
             app.services = services
             app._radio(services, seeds=seed_ids)
+        return app
+
+    @classmethod
+    def for_worker(cls, settings: Settings, pool: Any) -> App:
+        """`playlistgen worker`: the Dask worker processes for another machine's daemon (``pool``,
+        a ``dask.pool.WorkerPool``); no database, no HTTP. :meth:`run` returns when a signal came
+        or when the workers ended by themselves (a refusal: ``pool.error`` says why)."""
+        app = cls(settings)
+        app.add("workers", pool.start, pool.stop)
+        app._watched.append(("workers", pool.alive))
         return app
 
     @classmethod
@@ -285,6 +296,7 @@ class App:
 
         self.http = HttpServer(create_http_server(self.api, self.settings))   # ConfigError if it cannot bind
         self.add("http", self.http.start, self.http.stop)
+        self._watched.append(("http", self.http.alive))
 
     # ------------------------------------------------------------------ running
 
@@ -334,8 +346,10 @@ class App:
                 log.info("serving on http://%s:%d (library: %s, database: %s)", s.api.host, s.api.port,
                          ", ".join(s.library.paths), s.database.path)
             while self.signals.received is None:
-                if self.http is not None and not self.http.alive():
-                    log.error("the HTTP server stopped by itself: shutting down")
+                ended = next((name for name, alive in self._watched if not alive()), None)
+                if ended is not None:
+                    log.log(logging.ERROR if ended == "http" else logging.INFO,
+                            "%s stopped by itself: shutting down", "the HTTP server" if ended == "http" else ended)
                     code = 1
                     break
                 time.sleep(WAIT_TICK_S)

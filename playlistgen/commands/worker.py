@@ -56,18 +56,20 @@ def worker(ctx: click.Context, scheduler: str | None, nworkers: int, preset: str
         raise click.BadParameter("must be at least 1 (0 = CPU cores)", param_hint="--nworkers")
     nworkers = nworkers or os.cpu_count() or 1
 
-    import asyncio
-
-    from ..core.execution.dask.worker import run_workers
+    from ..app import App
+    from ..core.execution.dask.pool import WorkerPool
     from ..logs import configure_logging
 
     configure_logging(settings.logging.level, settings.logging.format)
     click.echo(f"starting {nworkers} analysis worker(s) on {socket.gethostname()} for {address}", err=True)
     with tempfile.TemporaryDirectory(prefix="playlistgen-worker-") as tmp:
         refusal = Path(tmp) / "refused"
-        asyncio.run(run_workers(address, nworkers, tls.security(), preset=preset or "", refusal_file=str(refusal)))
+        pool = WorkerPool(address, nworkers, tls.security(), preset=preset or "", refusal_file=str(refusal))
+        App.for_worker(settings, pool).run()   # until Ctrl+C / SIGTERM, or the workers end by themselves
         if refusal.exists():
             raise click.ClickException(refusal.read_text(encoding="utf-8").strip())
+        if pool.error is not None:
+            raise pool.error
 
 
 @click.group()

@@ -309,9 +309,11 @@ def _host() -> str:
 # ----------------------------------------------------------------------------- `playlistgen worker`
 
 async def run_workers(scheduler: str, nworkers: int, security: Any, *, preset: str = "",
-                      refusal_file: str = "", memory_limit: str | int = 0) -> None:
+                      refusal_file: str = "", memory_limit: str | int = 0,
+                      stopping: asyncio.Event | None = None) -> None:
     """Start ``nworkers`` nanny-supervised single-thread workers and wait until they all end
-    (scheduler told them to, refusal, or a stop signal)."""
+    (refusal, or ``stopping`` set; without one, SIGINT/SIGTERM set it: the loop must then run in
+    the main thread)."""
     import signal
 
     import dask
@@ -329,10 +331,11 @@ async def run_workers(scheduler: str, nworkers: int, security: Any, *, preset: s
     dask.config.set({"distributed.worker.http.routes": ["distributed.http.health"],
                      "distributed.worker.profile.enabled": False,
                      "distributed.nanny.pre-spawn-environ": {}})
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stopping.set)
+    if stopping is None:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
     stop = asyncio.ensure_future(stopping.wait())
     # Dask workers shut down when the scheduler goes away: start new ones, which wait for it.
     while not stopping.is_set() and not (refusal_file and Path(refusal_file).exists()):

@@ -23,7 +23,8 @@ from .commands.worker import cluster, worker
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="playlistgen")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
-              help="YAML config file (default: ./config.yaml if present, or $PLAYLISTGEN_CONFIG).")
+              help="YAML config file (default: $PLAYLISTGEN_CONFIG, else ./config.yaml, else "
+                   "~/.config/playlistgen/config.yaml; relative paths in it are relative to its folder).")
 @click.pass_context
 def cli(ctx: click.Context, config_file: str | None) -> None:
     """Analyse a local music library once and serve good playlists over HTTP.

@@ -1,6 +1,6 @@
 """One playlistgen process: builds every part in order, starts them, stops them in reverse order,
-reports their status, and turns SIGINT/SIGTERM into a stop. `serve`, `scan`, `mpd radio` and the
-tests build theirs here; nothing else assembles parts.
+reports their status, and turns SIGINT/SIGTERM into a stop. `serve`, `scan`, `worker`, `mpd radio`,
+`playlist` and the tests build theirs here; nothing else assembles parts.
 
 The parts of `serve`, in start order (stop runs the other way; a part that is not configured is
 simply absent, and one whose stop fails is logged while the rest still stop):
@@ -187,6 +187,23 @@ class App:
             services = Services(settings=settings, db=db, playlists=PlaylistService(db, settings))
             app.services = services
             app._radio(services, seeds=seed_ids)
+        return app
+
+    @classmethod
+    def for_playlist(cls, settings: Settings, *, push: bool = False) -> App:
+        """`playlistgen playlist`: the database and the playlist service for one request; with
+        ``push`` (a saved playlist) the media-server push follows the save, as in `serve`."""
+        from .core.playlists.service import PlaylistService
+
+        app = cls(settings)
+        with app._building():
+            db = app._open_database(lock=None)
+            services = Services(settings=settings, db=db, playlists=PlaylistService(db, settings))
+            if push:
+                from .core.integrations.mediaserver.service import hook_playlists
+
+                hook_playlists(services.playlists, db, settings)   # None when mediaserver.url is empty
+            app.services = services
         return app
 
     @classmethod

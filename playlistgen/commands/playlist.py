@@ -123,22 +123,18 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
         if value is not None:
             body[key] = value
 
+    from ..app import App
     from ..core.playlists.export import PathOptions, atomic_write, render
-    from ..core.playlists.service import PlaylistRequest, PlaylistService
-    from ..core.storage.db import Database
+    from ..core.playlists.service import PlaylistRequest
     from ..core.threads import single_threaded_blas
 
     single_threaded_blas()  # one query: thread start-up would cost more than it saves
-    db = Database.from_settings(settings)
+    # a saved playlist is also pushed to the media server (mediaserver.url set)
+    app = App.for_playlist(settings, push=save)
     try:
-        service = PlaylistService(db, settings)
-        if save:  # a saved playlist is also pushed to the media server (mediaserver.url set)
-            from ..core.integrations.mediaserver.service import hook_playlists
-
-            hook_playlists(service, db, settings)
-        result = service.generate(PlaylistRequest.parse(body, settings))
+        result = app.services.playlists.generate(PlaylistRequest.parse(body, settings))
     finally:
-        db.close()
+        app.stop()
     if fmt == "json":
         text = json.dumps(result, ensure_ascii=False, indent=2) + "\n"
     else:  # -o FILE: paths as for a saved playlist in FILE's folder (playlists.relative_paths, path_map)

@@ -108,7 +108,8 @@ class Part:
 
 class App:
     """The parts of one process (:attr:`services` is what the HTTP layer sees). Build one with
-    :meth:`for_serve`, :meth:`for_scan`, :meth:`for_radio` or :meth:`for_api`."""
+    :meth:`for_serve`, :meth:`for_scan`, :meth:`for_radio`, :meth:`for_playlist`, :meth:`for_worker` or
+    :meth:`for_api`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

@@ -25,8 +25,9 @@ import numpy as np
 from ...errors import BadRequestError
 from ..music import camelot_compatible, camelot_name, tempo_compatible
 from .diversity import OK
+from .gaps import restore_gaps
 from .index import distances, query_of, top_k
-from .transitions import WINDOW, Costs, catalog_features, improve, respect_gaps
+from .transitions import WINDOW, Costs, catalog_features, improve
 
 if TYPE_CHECKING:
     from .strategies import Context
@@ -127,5 +128,7 @@ def _polish(ctx: Context, chain: list[int], tolerance: float) -> list[int]:
     C = C + big * ~compatible(c[:, None], b[:, None], c[None, :], b[None, :], tolerance)
     p = improve(C, np.arange(len(chain)), 1)
     rules = ctx.picker.rules
-    p = respect_gaps(p, C, cat.artist[rows], cat.album[rows], rules.artist_gap, rules.album_gap, 1)
-    return [int(r) for r in rows[p]]
+    restored = restore_gaps(p, cat.artist[rows], cat.album[rows], rules.artist_gap, rules.album_gap, fixed=1,
+                            cost=lambda i, js: C[i, js])
+    ctx.notes.extend(restored.notes("harmonic"))
+    return [int(r) for r in rows[restored.order]]

@@ -68,3 +68,45 @@ def test_a_relaxed_gap_is_named_in_the_notes() -> None:
         relaxed = [note for note in ctx.notes if note.startswith(f"order {order}:")]
         assert relaxed == [f"order {order}: artist gap relaxed from 3 to 1, as in the selection: the chosen "
                            "tracks have too few different artists for more"], ctx.notes
+
+
+# --- point 6: a harmonic mix reaches its size ------------------------------------------------------
+
+SPARSE_KEYS = ["1A", "3A", "7A", "9A", "4B", "11B"]   # few strictly compatible pairs: same key only
+
+
+def sparse_keys_library(seed: int = 0, n: int = 80):  # type: ignore[no-untyped-def]
+    """80 tracks whose keys are scattered over the wheel (no two different keys are neighbours;
+    1A-3A and 7A-9A are an energy boost apart) and whose tempi spread over 70-170 BPM."""
+    rng = np.random.default_rng(seed)
+    return synthetic(n, seed=seed, camelot=[str(c) for c in rng.choice(SPARSE_KEYS, n)],
+                     bpm=np.exp(rng.uniform(np.log(70), np.log(170), n)))
+
+
+def _strict(cat, a: int, b: int, tolerance: float = 0.06) -> bool:  # type: ignore[no-untyped-def]
+    from playlistgen.core.music import camelot_compatible, tempo_compatible
+
+    return bool(camelot_compatible(int(cat.camelot[a]), int(cat.camelot[b]))
+                and tempo_compatible(float(cat.num["bpm"][a]), float(cat.num["bpm"][b]), tolerance))
+
+
+def test_a_harmonic_mix_relaxes_step_by_step_to_reach_its_size() -> None:
+    cat = sparse_keys_library()
+    for seed in range(5):
+        ctx = run(cat, "harmonic", seeds=[seed], size=12, rules=RULES)
+        rows = ctx.picker.rows
+        assert len(rows) == 12 and rows[0] == seed, (seed, len(rows), ctx.notes)
+        relaxed = sum(not _strict(cat, a, b) for a, b in zip(rows, rows[1:], strict=False))
+        assert ctx.info["compatible_transitions"] == 11 - relaxed
+        assert sum(ctx.info["relaxed_transitions"].values()) == relaxed
+        if relaxed:
+            assert any(n.startswith(f"harmonic: {relaxed} of 11 transitions relaxed") for n in ctx.notes), ctx.notes
+        assert all(_gaps(cat, rows))
+
+
+def test_a_harmonic_mix_on_a_dense_library_relaxes_nothing() -> None:
+    cat = synthetic(600, seed=4)
+    ctx = run(cat, "harmonic", seeds=[3], size=25, rules=RULES)
+    rows = ctx.picker.rows
+    assert len(rows) == 25 and all(_strict(cat, a, b) for a, b in zip(rows, rows[1:], strict=False))
+    assert ctx.info["relaxed_transitions"] == {} and not [n for n in ctx.notes if "relaxed" in n]

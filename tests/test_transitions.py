@@ -202,3 +202,32 @@ def _valid_codes(rng: np.random.Generator, n: int, *, artists: int, albums: int)
         artist.append(int(rng.choice(free, p=weights / weights.sum())))
         album.append(int(rng.choice([b for b in range(albums) if b not in album[-2:]])))
     return np.array(artist), np.array(album)
+
+
+def test_tempo_compatibility_is_symmetric() -> None:
+    """A harmonic mix's penalty matrix must be symmetric for the path solver: 100 → 106.1 BPM and
+    106.1 → 100 BPM are the same transition."""
+    from playlistgen.core.music import tempo_compatible
+
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(60, 180, 5000), rng.uniform(60, 180, 5000)
+    assert np.array_equal(tempo_compatible(a, b, 0.06), tempo_compatible(b, a, 0.06))
+    assert tempo_compatible(100.0, 106.0) and not tempo_compatible(100.0, 106.5)
+
+
+def test_the_solver_stops_on_an_asymmetric_matrix() -> None:
+    """Or-opt assumes a symmetric matrix; given an asymmetric one (the harmonic mix's used to be)
+    it looped forever. Run in a child process so a regression fails instead of hanging."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\n"
+            "from playlistgen.core.playlists.transitions import improve\n"
+            "for s in range(20):\n"
+            "    rng = np.random.default_rng(s)\n"
+            "    C = rng.uniform(0, 1, (12, 12)) + 13 * (rng.random((12, 12)) < 0.3)\n"
+            "    np.fill_diagonal(C, 0)\n"
+            "    p = improve(C, np.arange(12), 1)\n"
+            "    assert sorted(p) == list(range(12)) and p[0] == 0\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -339,8 +339,9 @@ def random_strategy(ctx: Context) -> None:
 
 def harmonic(ctx: Context) -> None:
     """DJ order: neighbours are Camelot-compatible (same key, ±1 on the wheel, or relative
-    major/minor) and within ``tempo_tolerance`` of each other's tempo (or of half/double time).
-    A compatible set is chosen around the seed (or a random track), then ordered (see harmonic.py)."""
+    major/minor) and within ``tempo_tolerance`` of each other's tempo (or of half/double time),
+    relaxed one step at a time where nothing compatible is left. A set is chosen around the seed
+    (or a random track), then ordered (see harmonic.py)."""
     from .harmonic import harmonic_mix  # a module of its own; it needs Context from here
 
     harmonic_mix(ctx)
@@ -372,7 +373,8 @@ CORE_STRATEGIES = [
     Strategy("filter", "Every track inside the filters (bpm, key, energy, danceability, loudness, duration, "
              "year, genre, tags...).", filter_strategy, (COMMON_SORT,)),
     Strategy("harmonic", "DJ order: neighbours have Camelot-compatible keys and tempos within 6 % "
-             "(half/double time allowed).", harmonic, (
+             "(half/double time allowed); where no such track is left, a transition is relaxed step by step "
+             "(energy boost ±2, wider tempo window, closest key) and counted in the notes.", harmonic, (
                  Param("tempo_tolerance", "number", 0.06, "Largest relative tempo change between neighbours.",
                        minimum=0.0, maximum=0.25),
                  Param("pool", "integer", 3000, "Candidates near the start track considered first.",

@@ -197,9 +197,10 @@ def _or_opt(C: np.ndarray, p: np.ndarray, fixed: int) -> bool:
     improved = False
     first = max(fixed, 1)
     edges = C[p[:-1], p[1:]]
+    moves = 4 * n * n     # each move gains; the bound only guards against a matrix that is not symmetric
     for length in (1, 2, 3):
         i = first
-        while i + length <= n:
+        while i + length <= n and moves > 0:
             s0, s1 = p[i], p[i + length - 1]
             prev = p[i - 1]
             nxt = p[i + length] if i + length < n else -1
@@ -223,6 +224,7 @@ def _or_opt(C: np.ndarray, p: np.ndarray, fixed: int) -> bool:
                     p[k + 1 - length:k + 1] = piece
                 edges = C[p[:-1], p[1:]]
                 improved = True
+                moves -= 1
                 continue  # another run now starts at i: look at it too
             i += 1
     return improved

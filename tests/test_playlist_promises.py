@@ -5,8 +5,10 @@ functions over synthetic catalogs shaped deliberately the way that used to break
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from playlistgen.core.playlists.diversity import Diversity, gaps_respected
+from playlistgen.core.playlists.index import distances, query_of
 from playlistgen.core.playlists.registry import run
 from playlistgen.core.playlists.transitions import ORDERS
 
@@ -110,3 +112,69 @@ def test_a_harmonic_mix_on_a_dense_library_relaxes_nothing() -> None:
     rows = ctx.picker.rows
     assert len(rows) == 25 and all(_strict(cat, a, b) for a, b in zip(rows, rows[1:], strict=False))
     assert ctx.info["relaxed_transitions"] == {} and not [n for n in ctx.notes if "relaxed" in n]
+
+
+# --- point 7: a path has the length asked for ------------------------------------------------------
+
+def _projection(cat, a: int, b: int, rows: list[int]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Where each row lies along A → B (0 at A, 1 at B), from the library's distances."""
+    d = distances(cat, *query_of(cat, [a, b])).astype(np.float64)
+    ab = d[0, b]
+    return (d[0, rows] ** 2 - d[1, rows] ** 2 + ab ** 2) / (2 * ab ** 2)
+
+
+def test_a_path_on_a_small_library_has_the_length_asked_for() -> None:
+    """36 tracks in four styles: a path of 12 between tracks of different styles used to stop
+    after 2-10 tracks (no track "strictly closer to the destination" within the step limit)."""
+    rng = np.random.default_rng(5)
+    style = np.repeat(np.arange(4), 9)
+    emb = rng.normal(0, 1, (4, 200))[style] * 1.5 + rng.normal(0, 1, (36, 200))
+    cat = synthetic(36, seed=5, embedding=emb, artists=[f"Artist {i % 9}" for i in range(36)],
+                    albums=[f"Album {i % 12}" for i in range(36)])
+    pairs = [(0, 35), (3, 20), (10, 30), (12, 27), (1, 18)]
+    for a, b in pairs:
+        ctx = run(cat, "path", seeds=[a, b], size=12, rules=RULES)
+        rows = ctx.picker.rows
+        assert len(rows) == 12 and rows[0] == a and rows[-1] == b and len(set(rows)) == 12, (a, b, ctx.notes)
+        t = _projection(cat, a, b, rows[1:-1])
+        assert np.all(np.diff(t) >= 0), t               # every step moves on along the line
+        assert all(_gaps(cat, rows[:-1]))
+        assert not [n for n in ctx.notes if "tracks, not" in n]
+
+
+def test_a_path_longer_than_the_library_says_so() -> None:
+    cat = synthetic(36, seed=6)
+    ctx = run(cat, "path", seeds=[0, 1], size=50, rules=Diversity.off())
+    assert len(ctx.picker.rows) == 36 and ctx.picker.rows[0] == 0 and ctx.picker.rows[-1] == 1
+    assert "path: 36 tracks, not 50: the library (after filters and exclusions) has only 34 other tracks" in ctx.notes
+
+
+@pytest.fixture(scope="module")
+def sixteen_songs(populated_library):  # type: ignore[no-untyped-def]
+    """The synthetic library and a media server that has 16 of its songs (rows as the link writes)."""
+    from playlistgen.app import App
+
+    from .conftest import library_settings
+
+    db, _, root = populated_library
+    ids = [r[0] for r in db.query("SELECT id FROM tracks ORDER BY id LIMIT 16")]
+    db.write(lambda c: c.executemany(
+        "INSERT INTO mediaserver_songs(server_id, track_id, method, path, title, artist, seen_at) "
+        "VALUES (?, ?, 'path', ?, ?, ?, 1)", [(f"song-{t}", t, f"x/{t}.flac", f"Title {t}", "A") for t in ids]))
+    app = App.for_api(library_settings(root), db)
+    yield app, ids
+    app.stop()
+
+
+def test_find_path_honours_max_steps_up_to_the_servers_songs(sixteen_songs) -> None:  # type: ignore[no-untyped-def]
+    app, ids = sixteen_songs
+    client = app.api.test_client()
+    start, end = f"song-{ids[0]}", f"song-{ids[-1]}"
+    for steps, expected in ((12, 12), (16, 16), (40, 16)):
+        r = client.get(f"/api/find_path?start_song_id={start}&end_song_id={end}&max_steps={steps}")
+        path = r.get_json()["path"]
+        assert r.status_code == 200 and len(path) == expected, (steps, len(path))
+        assert path[0]["item_id"] == start and path[-1]["item_id"] == end
+        assert {p["item_id"] for p in path} <= {f"song-{t}" for t in ids}
+    matches = app.services.sonic.path(ids[0], ids[-1], 10)     # findSonicPath's count
+    assert len(matches) == 10 and matches[0].track_id == ids[0] and matches[-1].track_id == ids[-1]

@@ -157,7 +157,7 @@ def sixteen_songs(populated_library):  # type: ignore[no-untyped-def]
     from .conftest import library_settings
 
     db, _, root = populated_library
-    ids = [r[0] for r in db.query("SELECT id FROM tracks ORDER BY id LIMIT 16")]
+    ids = [r[0] for r in db.query("SELECT id FROM tracks WHERE id % 11 = 1 ORDER BY id LIMIT 16")]
     db.write(lambda c: c.executemany(
         "INSERT INTO mediaserver_songs(server_id, track_id, method, path, title, artist, seen_at) "
         "VALUES (?, ?, 'path', ?, ?, ?, 1)", [(f"song-{t}", t, f"x/{t}.flac", f"Title {t}", "A") for t in ids]))
@@ -178,3 +178,22 @@ def test_find_path_honours_max_steps_up_to_the_servers_songs(sixteen_songs) -> N
         assert {p["item_id"] for p in path} <= {f"song-{t}" for t in ids}
     matches = app.services.sonic.path(ids[0], ids[-1], 10)     # findSonicPath's count
     assert len(matches) == 10 and matches[0].track_id == ids[0] and matches[-1].track_id == ids[-1]
+
+
+def test_similar_songs_for_the_proxy_keep_the_gaps_in_radio_order(sixteen_songs) -> None:  # type: ignore[no-untyped-def]
+    """getSimilarSongs2 (count 10) is a radio in smooth order over the server's songs: it keeps the
+    gaps its as_is selection keeps."""
+    from playlistgen.core.playlists.gaps import kept_gap
+
+    app, ids = sixteen_songs
+    sonic = app.services.sonic
+    cat = app.services.playlists.catalog()
+    rules = sonic.playlist_rules()
+    for seed in ids[:6]:
+        kept = {}
+        for order in ("as_is", None):
+            matches = sonic.similar([seed], 10, diversity=rules, order=order)
+            assert len(matches) == 10 and seed not in {m.track_id for m in matches}
+            rows = cat.rows_of([seed, *(m.track_id for m in matches)])
+            kept[order] = (kept_gap(rows, cat.artist, rules.artist_gap), kept_gap(rows, cat.album, rules.album_gap))
+        assert all(o >= a for o, a in zip(kept[None], kept["as_is"], strict=True)), (seed, kept)

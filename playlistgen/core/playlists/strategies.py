@@ -255,6 +255,9 @@ def path(ctx: Context) -> None:
             f"at most {MAX_PATH_STEPS} tracks lie between the ends" if k == MAX_PATH_STEPS else
             f"the library (after filters and exclusions) has only {k} other tracks"))
     chosen = _path_rows(ctx, pool, Q, mask, k) if k else []
+    if len(chosen) < k:
+        ctx.notes.append(f"path: {len(chosen) + 2} tracks, not {target}: the other tracks near the line are "
+                         "versions of songs already in it")
     for row in chosen:
         ctx.picker.force(row)
     ctx.picker.force(b)
@@ -282,7 +285,7 @@ def _path_rows(ctx: Context, pool: np.ndarray, Q: np.ndarray, mask: np.ndarray, 
     D = distances(cat, waypoints, both, subset=gather(cat, pool)).astype(np.float64)    # (k, m)
     left = np.ones(pool.size, dtype=bool)       # still a candidate
     relaxed = False
-    picks = np.zeros(0, dtype=np.int64)
+    picks, refused = np.zeros(0, dtype=np.int64), []
     for attempt in range(PATH_ROUNDS + 1):
         relaxed = relaxed or attempt == PATH_ROUNDS
         picks = pool[_along_line(np.where(left[None, :], D, np.inf), k)]
@@ -299,13 +302,11 @@ def _path_rows(ctx: Context, pool: np.ndarray, Q: np.ndarray, mask: np.ndarray, 
             continue
         left &= ~np.isin(pool, refused)
         if int(left.sum()) < k:                 # too many repeated songs even so: a shorter path
-            ctx.notes.append(f"path: {int(left.sum()) + 2} tracks: the others near the line are versions "
-                             "of songs already in it")
             return _path_rows(ctx, pool[left], Q, mask, int(left.sum())) if left.any() else []
-    if relaxed:
-        ctx.notes.append("path: artist/album gaps relaxed to keep the path's length (too few different "
-                         "artists/albums near the line)")
-    return [int(r) for r in picks]
+    note = "path: artist/album gaps relaxed to keep the path's length (too few different artists/albums near the line)"
+    if relaxed and note not in ctx.notes:
+        ctx.notes.append(note)
+    return [int(r) for r in picks if r not in refused]   # refused after every re-run: versions of songs in
 
 
 def _along_line(D: np.ndarray, k: int) -> np.ndarray:

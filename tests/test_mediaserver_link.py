@@ -223,3 +223,60 @@ def test_thread_links_at_start_and_after_a_library_change(supysonic, db_copy, tm
         assert status["unmatched"]["first"][0]["path"] == supysonic.songs[0]["rel"]
     finally:
         service.stop()
+
+
+def _tracks_the_server_lacks(db: Database, folder: Path, count: int) -> list[int]:
+    """Analysed tracks of files the server does not have (another folder of this library)."""
+    import numpy as np
+
+    from .playlist_fixtures import add_track, make_result, style_centres
+
+    rng = np.random.default_rng(3)
+    centres = style_centres(rng)
+    return [add_track(db, folder, make_result(rng, "rock", centres, artist=f"Local {i}", album="Only here",
+                                              title=f"Local {i}", track_number=i + 1, preset="fast"),
+                      fingerprint=f"local-{i}") for i in range(count)]
+
+
+def test_a_saved_playlist_is_chosen_among_the_servers_songs(supysonic, db_copy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Issue 21.8: playlistgen knows 20 tracks the server lacks. A saved playlist (it is pushed) is
+    made of songs the server has, so it arrives whole; an unsaved one still uses the whole library."""
+    local = set(_tracks_the_server_lacks(db_copy, tmp_path / "elsewhere", 20))
+    settings = _settings(tmp_path, supysonic)
+    playlists = PlaylistService(db_copy, settings)
+    service = hook_playlists(playlists, db_copy, settings)
+    service.link_now()
+    n = len(supysonic.songs)
+    for strategy, extra in (("random", {"random_seed": 2}), ("filter", {"random_seed": 5})):
+        saved = playlists.generate(PlaylistRequest.parse({"strategy": strategy, "size": n, "save": True,
+                                                          "name": f"whole {strategy}", "diversity": False, **extra},
+                                                         settings))
+        meta = saved["playlist"]
+        assert meta["size"] == n and not local & {t["id"] for t in saved["tracks"]}, meta["notes"]
+        assert meta["mediaserver"]["songs_pushed"] == n and meta["mediaserver"]["songs_left_out"] == 0
+        assert _server_playlists(supysonic)[meta["mediaserver"]["server_playlist_id"]]["songCount"] == n
+        playlists.delete_playlist(meta["id"])
+    unsaved = playlists.generate(PlaylistRequest.parse({"strategy": "random", "size": 20, "diversity": False,
+                                                        "random_seed": 2}, settings))
+    assert local & {t["id"] for t in unsaved["tracks"]}
+
+
+def test_a_scheduled_mix_is_chosen_among_the_servers_songs(supysonic, db_copy, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from playlistgen.core.playlists.schedule import MixScheduler
+
+    local = set(_tracks_the_server_lacks(db_copy, tmp_path / "elsewhere", 20))
+    settings = _settings(tmp_path, supysonic)
+    settings.playlists.schedule = [{"name": "Server mix", "at": "07:00", "strategy": "random", "size": 5,
+                                    "random_seed": 4, "diversity": False}]
+    playlists = PlaylistService(db_copy, settings)
+    service = hook_playlists(playlists, db_copy, settings)
+    service.link_now()
+    [result] = MixScheduler(playlists, settings).run()
+    assert result["ok"] and result["tracks"] == 5, result
+    items = {r[0] for r in db_copy.query("SELECT track_id FROM playlist_items WHERE playlist_id = ?",
+                                         (result["playlist_id"],))}
+    assert len(items) == 5 and not items & local
+    pushed = db_copy.query("SELECT songs_pushed, songs_left_out FROM mediaserver_playlists WHERE playlist_id = ?",
+                           (result["playlist_id"],))
+    assert pushed == [(5, 0)]
+    playlists.delete_playlist(result["playlist_id"])

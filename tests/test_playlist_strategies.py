@@ -185,14 +185,13 @@ def test_diversity_gaps_and_cap_are_respected() -> None:
 
 
 def test_a_continuation_keeps_the_gaps_from_what_came_before() -> None:
-    """``after`` (e.g. MPD's queue): never repeated, and the gaps run on across the join (energy_arc
-    trades gaps for its blocks even without ``after``, so it is left out here)."""
+    """``after`` (e.g. MPD's queue): never repeated, and the gaps run on across the join, in every order."""
     n = 200
     artists = [f"Artist {i % 8}" for i in range(n)]
     cat = synthetic(n, artists=artists, seed=21)
     before = [40, 1, 2, 3]                      # artists 0, 1, 2, 3; the radio's seed is queued already
     rules = Diversity(artist_gap=3, album_gap=0, max_per_artist=0, dedupe=False)
-    for order in ("as_is", "smooth"):
+    for order in ("as_is", "smooth", "energy_arc"):
         ctx = run(cat, "radio", seeds=[40], size=12, rules=rules, order=order, after=before)
         rows = ctx.picker.rows
         assert len(rows) == 12 and not set(rows) & set(before), order

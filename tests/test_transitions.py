@@ -153,3 +153,81 @@ def test_long_lists_are_ordered_in_windows() -> None:
     assert steps.shape == (n - 1,)
     assert np.allclose(steps, path_cost(cost_matrix(f), p))
     assert steps.mean() < 0.6 * path_cost(cost_matrix(f), np.arange(n)).mean()
+
+
+def test_gaps_hold_when_albums_bind_across_artists() -> None:
+    """Untagged tracks (artist -1) on three albums and one artist's two albums: the only orders
+    that keep album gap 2 put the four tracks of album P at every third place. A plain smooth
+    order wants the P tracks together; the gaps of the given (valid) order must survive."""
+    #          X1 P  Q  R  P  Q  X2 P  Q  R  P      (artist X = 0; album codes Xa 0, Xb 1, P 2, Q 3, R 4)
+    artist = np.array([0, -1, -1, -1, -1, -1, 0, -1, -1, -1, -1])
+    album = np.array([0, 2, 3, 4, 2, 3, 1, 2, 3, 4, 2])
+    assert gaps_respected(list(artist), 3) and gaps_respected(list(album), 2)
+    style = {0: (100.0, 7, 0.5), 1: (100.0, 7, 0.5), 2: (140.0, 13, 0.9), 3: (120.0, 4, 0.7), 4: (110.0, 6, 0.6)}
+    rng = np.random.default_rng(0)
+    centre = {code: rng.normal(size=16) for code in style}
+    f = features(11, bpm=[style[a][0] for a in album], camelot=[style[a][1] for a in album],
+                 energy=[style[a][2] for a in album], vectors=[centre[a] + rng.normal(size=16) * 0.05 for a in album])
+    for mode in ("smooth", "energy_arc"):
+        notes: list[str] = []
+        p = order(mode, Costs(f), fixed=1, energy=f.energy, artist=artist, album=album, artist_gap=3, album_gap=2,
+                  notes=notes)
+        assert p[0] == 0 and sorted(p) == list(range(11))
+        assert gaps_respected(list(artist[p]), 3) and gaps_respected(list(album[p]), 2), (mode, album[p])
+        assert notes == []
+
+
+def test_gaps_hold_for_any_valid_list() -> None:
+    """Random lists that keep artist gap 3 and album gap 2 (unknown artists, albums shared across
+    artists): every order keeps both."""
+    for seed in range(150):
+        rng = np.random.default_rng(seed)
+        n = int(rng.integers(8, 40))
+        artist, album = _valid_codes(rng, n, artists=int(rng.integers(4, 8)), albums=int(rng.integers(3, 8)))
+        f = features(n, camelot=rng.integers(0, 24, n), bpm=rng.uniform(70, 160, n), lufs=rng.uniform(-20, -5, n),
+                     energy=rng.uniform(0, 1, n), vectors=rng.normal(size=(n, 8)))
+        for mode in ("smooth", "energy_arc"):
+            p = order(mode, Costs(f), fixed=1, energy=f.energy, artist=artist, album=album, artist_gap=3, album_gap=2)
+            assert sorted(p) == list(range(n)) and p[0] == 0
+            assert gaps_respected(list(artist[p]), 3) and gaps_respected(list(album[p]), 2), (seed, mode)
+
+
+def _valid_codes(rng: np.random.Generator, n: int, *, artists: int, albums: int) -> tuple[np.ndarray, np.ndarray]:
+    """Artist codes (-1 = unknown, never clashes) keeping gap 3 and album codes keeping gap 2."""
+    artist: list[int] = []
+    album: list[int] = []
+    for _ in range(n):
+        free = [a for a in range(-1, artists) if a == -1 or a not in artist[-3:]]
+        weights = np.array([0.3 if a == -1 else 1.0 / (a + 1.5) for a in free])
+        artist.append(int(rng.choice(free, p=weights / weights.sum())))
+        album.append(int(rng.choice([b for b in range(albums) if b not in album[-2:]])))
+    return np.array(artist), np.array(album)
+
+
+def test_tempo_compatibility_is_symmetric() -> None:
+    """A harmonic mix's penalty matrix must be symmetric for the path solver: 100 → 106.1 BPM and
+    106.1 → 100 BPM are the same transition."""
+    from playlistgen.core.music import tempo_compatible
+
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(60, 180, 5000), rng.uniform(60, 180, 5000)
+    assert np.array_equal(tempo_compatible(a, b, 0.06), tempo_compatible(b, a, 0.06))
+    assert tempo_compatible(100.0, 106.0) and not tempo_compatible(100.0, 106.5)
+
+
+def test_the_solver_stops_on_an_asymmetric_matrix() -> None:
+    """Or-opt assumes a symmetric matrix; given an asymmetric one (the harmonic mix's used to be)
+    it looped forever. Run in a child process so a regression fails instead of hanging."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np\n"
+            "from playlistgen.core.playlists.transitions import improve\n"
+            "for s in range(20):\n"
+            "    rng = np.random.default_rng(s)\n"
+            "    C = rng.uniform(0, 1, (12, 12)) + 13 * (rng.random((12, 12)) < 0.3)\n"
+            "    np.fill_diagonal(C, 0)\n"
+            "    p = improve(C, np.arange(12), 1)\n"
+            "    assert sorted(p) == list(range(12)) and p[0] == 0\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr

@@ -127,13 +127,44 @@ def tempo_ratio_distance(a: np.ndarray | float, b: np.ndarray | float) -> np.nda
 
 
 def tempo_compatible(a: np.ndarray | float, b: np.ndarray | float, tolerance: float = 0.06) -> np.ndarray | bool:
-    """Tempo ratio within ``tolerance`` of 1, or of 2 / 0.5 (half or double time)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = b / a
-        ok = np.zeros(np.broadcast(a, b).shape, dtype=bool)
-        for factor in (1.0, 2.0, 0.5):
-            r = ratio / factor
-            ok |= (r >= 1 - tolerance) & (r <= 1 + tolerance)
-    ok &= np.isfinite(a) & np.isfinite(b) & (a > 0) & (b > 0)
+    """Tempo ratio within ``tolerance`` of 1, or of 2 / 0.5 (half or double time), the same either
+    way round: |log2 ratio| after folding half/double time at most log2(1 + tolerance)."""
+    with np.errstate(invalid="ignore"):
+        ok = np.asarray(tempo_ratio_distance(a, b)) <= np.log2(1.0 + tolerance) + 1e-12
     return ok if ok.ndim else bool(ok)
+
+
+# --- harmonic mixing: how far a transition strays from a strictly compatible one ------------------
+
+STRICT, ENERGY_BOOST, WIDE_TEMPO, CLOSEST_KEY = 0, 1, 2, 3
+HARMONIC_LEVELS = {ENERGY_BOOST: "energy boost (±2 on the Camelot wheel)", WIDE_TEMPO: "wider tempo window",
+                   CLOSEST_KEY: "closest key"}
+
+
+def wide_tempo_tolerance(tolerance: float) -> float:
+    """The tempo window of a relaxed harmonic transition: twice the strict one, at least +6 %."""
+    return max(2.0 * tolerance, tolerance + 0.06)
+
+
+def camelot_energy_boost(a: np.ndarray | int, b: np.ndarray | int) -> np.ndarray | bool:
+    """Two steps round the wheel with the same letter (8A → 10A or 6A): a DJ's energy boost/drop."""
+    a, b = np.asarray(a), np.asarray(b)
+    step = np.abs((a % 12) - (b % 12))
+    ok = (np.minimum(step, 12 - step) == 2) & ((a >= 12) == (b >= 12)) & (a >= 0) & (b >= 0)
+    return ok if ok.ndim else bool(ok)
+
+
+def harmonic_level(cam_a: np.ndarray | int, bpm_a: np.ndarray | float, cam_b: np.ndarray | int,
+                   bpm_b: np.ndarray | float, tolerance: float = 0.06) -> np.ndarray:
+    """Per transition (broadcasting): STRICT (Camelot-compatible key, tempo within ``tolerance``),
+    ENERGY_BOOST (±2 on the wheel, tempo within ``tolerance``), WIDE_TEMPO (either key rule, tempo
+    within ``wide_tempo_tolerance``) or CLOSEST_KEY (anything else). Symmetric in a and b."""
+    near = np.asarray(camelot_compatible(cam_a, cam_b), dtype=bool)
+    boost = np.asarray(camelot_energy_boost(cam_a, cam_b), dtype=bool)
+    tempo = np.asarray(tempo_compatible(bpm_a, bpm_b, tolerance), dtype=bool)
+    wide = np.asarray(tempo_compatible(bpm_a, bpm_b, wide_tempo_tolerance(tolerance)), dtype=bool)
+    level = np.full(np.broadcast_shapes(near.shape, tempo.shape), CLOSEST_KEY, dtype=np.int8)
+    level[(near | boost) & wide] = WIDE_TEMPO
+    level[boost & tempo] = ENERGY_BOOST
+    level[near & tempo] = STRICT
+    return level

@@ -18,7 +18,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -132,6 +132,12 @@ class Picker:
         if self.duration_s is not None and self.total_s >= self.duration_s:
             return True
         return len(self.rows) >= self.size
+
+    def copy(self) -> Picker:
+        """An independent copy, to try a sequence of choices without changing this picker."""
+        return replace(self, rows=list(self.rows), notes=list(self.notes), _artist_count=dict(self._artist_count),
+                       _artist_last=dict(self._artist_last), _album_last=dict(self._album_last),
+                       _songs=set(self._songs), _taken=set(self._taken), _with_embedding=list(self._with_embedding))
 
     def taken(self, row: int) -> bool:
         return row in self._taken

@@ -77,8 +77,9 @@ def _arrange(ctx: Context, mode: str, after: list[int]) -> None:
     rules = ctx.picker.rules
     how = "as_is" if ctx.ordered and mode == "smooth" else mode   # the strategy ordered them already
     lead = after[-max(rules.artist_gap, rules.album_gap, 1):] if after and how != "as_is" else []
-    ordered, steps = arrange(ctx.cat, [*lead, *rows], how, weights=ctx.transition_weights,
-                             fixed=len(lead) + fixed, artist_gap=rules.artist_gap, album_gap=rules.album_gap)
+    ordered, steps, notes = arrange(ctx.cat, [*lead, *rows], how, weights=ctx.transition_weights,
+                                    fixed=len(lead) + fixed, artist_gap=rules.artist_gap, album_gap=rules.album_gap)
+    ctx.notes.extend(notes)
     ctx.picker.rows = ordered[len(lead):]
     steps = steps[len(lead):]
     ctx.transition_costs = [round(float(x), 4) for x in steps]

@@ -93,7 +93,7 @@ class MixScheduler:
     def _run_one(self, mix: ScheduledMix) -> dict:
         with self._lock:
             try:
-                result = self.service.generate(mix.request)
+                result = self.service.generate(mix.request, for_server=True)   # saved below, then pushed
                 if not result["tracks"]:  # e.g. right after the first start: stays due, tried again later
                     notes = result["playlist"].get("notes") or ["no tracks matched"]
                     log.debug("scheduled mix '%s' not saved: %s", mix.name, "; ".join(notes))

@@ -242,9 +242,12 @@ class PlaylistService:
         self.cache = cache      # core.cache.FeatureCache for per-track feature reads (get_track_features)
         self.metrics = metrics  # core.metrics.Metrics: times playlist_build
         # hooks wired by the entry point (e.g. the media-server push): on_saved(meta) may add notes
-        # to the saved playlist's meta; before_delete(playlist_id) runs before its rows go
+        # to the saved playlist's meta; before_delete(playlist_id) runs before its rows go;
+        # server_songs(catalog) → the rows the media server has, which playlists made for it
+        # (saved ones, when they are pushed) are chosen from
         self.on_saved: list[Any] = []
         self.before_delete: list[Any] = []
+        self.server_songs: Callable[[Catalog], np.ndarray] | None = None
         self.index = index if index is not None else library_index(db, settings, metrics)
         self.exclusions = Exclusions(db, settings.playlists.exclude, settings.library.paths)
         self.path_options = PathOptions.from_settings(settings)   # path_map / relative_paths of exports
@@ -301,27 +304,44 @@ class PlaylistService:
         return {"track": seed[0], "similar": objects, "metric": cat.metric}
 
     # --- playlists -------------------------------------------------------------------------------
-    def pick(self, req: PlaylistRequest) -> Picked:
+    def pick(self, req: PlaylistRequest, *, for_server: bool = False) -> Picked:
         """Run the request's strategy on the current catalog (seeds resolved, exclusions and
-        listening history applied); nothing is looked up, saved or timed."""
+        listening history applied); nothing is looked up, saved or timed. ``for_server``: the
+        playlist goes to the media server, so it is chosen among the songs the server has."""
         seed_ids = [tracks.resolve_seed(self.db, s) for s in req.seeds]
         cat, seed_rows = self.rows_of(seed_ids) if seed_ids else (self.catalog(), np.zeros(0, dtype=np.int64))
         after = cat.rows_of(np.asarray(req.after, dtype=np.int64)) if req.after else np.zeros(0, dtype=np.int64)
         seeds = [int(r) for r in seed_rows]
+        restrict = req.restrict(cat) if req.restrict is not None else None
+        on_server = self._on_server(cat) if for_server else None
+        if on_server is not None:
+            restrict = on_server if restrict is None else restrict & on_server
         ctx = run(cat, req.strategy, seeds=seeds, size=req.size, duration_s=req.duration_s, params=req.params,
                   filters=req.filters, rules=req.diversity, tag_min=self.tag_min, random_seed=req.random_seed,
                   diversity_explicit=req.diversity_explicit,
                   history=load_history(self.db) if req.strategy.uses_history else None, order=req.order,
                   transition_weights=self.settings.playlists.transition_weights,
                   excluded=self.exclusions.for_request(cat, req.exclude, req.include_excluded),
-                  restrict=req.restrict(cat) if req.restrict is not None else None,
-                  after=[int(r) for r in after if r >= 0])   # a track gone since is simply not there
+                  restrict=restrict, after=[int(r) for r in after if r >= 0])   # a track gone since is not there
+        if on_server is not None and not on_server.all():
+            ctx.notes.append(f"chosen among the {int(on_server.sum())} analysed songs the media server has "
+                             "(the playlist is pushed there)")
         return Picked(cat, seeds, ctx)
 
-    def generate(self, req: PlaylistRequest) -> dict:
-        """A playlist response {"playlist": {...}, "tracks": [...]} (saved when ``req.save``)."""
+    def _on_server(self, cat: Catalog) -> np.ndarray | None:
+        """Rows the media server has; None when no link is configured or nothing is linked yet
+        (then the whole library is used and the push counts what it leaves out)."""
+        if self.server_songs is None:
+            return None
+        mask = self.server_songs(cat)
+        return mask if mask.any() else None
+
+    def generate(self, req: PlaylistRequest, *, for_server: bool | None = None) -> dict:
+        """A playlist response {"playlist": {...}, "tracks": [...]} (saved when ``req.save``).
+        ``for_server`` (default: ``req.save``): chosen among the media server's songs when the
+        media-server link pushes saved playlists (see ``pick``)."""
         started = time.perf_counter()
-        picked = self.pick(req)
+        picked = self.pick(req, for_server=req.save if for_server is None else for_server)
         cat, ctx = picked.catalog, picked.context
         ids = [int(cat.track_ids[r]) for r in picked.rows]
         objects = tracks.track_objects(self.db, ids)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ...errors import BadRequestError
 from .catalog import Catalog
-from .diversity import GAP, OK, Picker
+from .diversity import OK, Picker
 from .index import centroid, distances, gather, query_of, top_k
 from .names import UnknownNameError, resolve_tags
 
@@ -220,72 +220,113 @@ def similarity(ctx: Context) -> None:
     ctx.name = "Similar to " + " + ".join(_seed_label(ctx, r) for r in ctx.seeds[:3])
 
 
+MAX_PATH_STEPS = 2000     # tracks between the ends (the programme keeps steps × candidates choices)
+PATH_ROUNDS = 20          # re-runs leaving out tracks the diversity rules refuse, before gaps are relaxed
+
+
 def path(ctx: Context) -> None:
-    """From seed A to seed B. Waypoints are spaced evenly on the straight line A→B in feature
-    space; each step takes the unused track nearest the next waypoint among those strictly closer
-    to B than the current track and at most ``max_step`` × (|AB| / steps) away from it. When no
-    track is that close, the one minimising max(jump, distance to the waypoint) is taken (still
-    closer to B). Candidates come from the ``pool`` tracks with the smallest d(A,x) + d(x,B)."""
+    """From seed A to seed B, with the length asked for as far as the library allows. k = size - 2
+    waypoints lie evenly on the straight line A→B in feature space; the k tracks between the ends
+    are the candidates (the ``pool`` tracks with the smallest d(A,x) + d(x,B)) that, taken in their
+    order along the line, lie closest to the waypoints in total: a dynamic programme over the
+    candidates sorted by their projection on A→B, so every step moves on along the line, and a
+    small library still fills the path (a walk that only took tracks "strictly closer to B, within
+    a step limit" stopped after a few tracks there). Tracks the diversity rules refuse are left out
+    and the programme run again; when too few are left, the gaps are relaxed (noted). Steps longer
+    than ``max_step`` × |AB| / (k + 1) are counted in the notes."""
     cat = ctx.cat
     a, b = ctx.seeds
     if a == b:
         raise BadRequestError("path needs two different tracks", hint="give seeds [from, to]")
     Q, mask = query_of(cat, [a, b])
-    d = distances(cat, Q, mask)
-    d_b = d[1]
+    d = distances(cat, Q, mask).astype(np.float64)
     d_ab = float(d[0, b])
-    steps = max(ctx.target_count() - 2, 0)
-    pool = top_k(d[0] + d[1], ctx.params["pool"], _without(ctx.allowed, [a, b]))
-    ideal = d_ab / (steps + 1) if steps else d_ab
-    max_step = ctx.params["max_step"] * ideal
-    both = mask[0] * mask[1]
-    t = (np.arange(1, steps + 1, dtype=np.float32) / (steps + 1))[:, None]
-    waypoints = Q[0] + t * (Q[1] - Q[0])
-    sub = gather(cat, pool)  # the pool's rows, copied once for all the steps
-    d_way = distances(cat, waypoints, np.repeat(both[None, :], steps, axis=0), subset=sub) if steps else None
+    target = ctx.target_count()
     ctx.picker.force(a)
-    current, current_db, relaxed = a, d_ab, False
-    free = np.ones(pool.shape[0], dtype=bool)
-    for step in range(steps):
-        Qc, mc = query_of(cat, [current])
-        jump = distances(cat, Qc, mc, subset=sub)[0]
-        closer = free & (d_b[pool] < current_db - 1e-6)
-        if not closer.any():
-            ctx.notes.append(f"path: no track closer to the destination after {step} steps")
-            break
-        cost = np.where(jump <= max_step, d_way[step], np.inf)  # type: ignore[index]
-        if not np.isfinite(cost[closer]).any():
-            cost = np.maximum(jump, d_way[step])  # type: ignore[index]
-        cost = np.where(closer, cost, np.inf)
-        chosen = _first_allowed(ctx.picker, pool, np.argsort(cost, kind="stable"), cost)
-        if chosen is None:
-            break
-        idx, was_relaxed = chosen
-        relaxed |= was_relaxed
-        free[idx] = False
-        current, current_db = int(pool[idx]), float(d_b[pool[idx]])
-        ctx.picker.add(current)
+    with_end = ctx.picker.copy()
+    with_end.force(b)          # versions of B's song are refused too
+    pool = top_k(d[0] + d[1], ctx.params["pool"], _without(ctx.allowed, [a, b]))
+    pool = np.array([r for r in pool.tolist() if with_end.check(r, 0, 0) == OK], dtype=np.int64)
+    along = (d[0, pool] ** 2 - d[1, pool] ** 2 + d_ab ** 2) / (2 * d_ab ** 2) if d_ab > 0 else np.zeros(pool.size)
+    pool = pool[np.lexsort((d[0, pool] + d[1, pool], along))]            # in their order along A → B
+    k = min(max(target - 2, 0), pool.size, MAX_PATH_STEPS)
+    if k < target - 2:
+        ctx.notes.append(f"path: {k + 2} tracks, not {target}: " + (
+            f"at most {MAX_PATH_STEPS} tracks lie between the ends" if k == MAX_PATH_STEPS else
+            f"the library (after filters and exclusions) has only {k} other tracks"))
+    chosen = _path_rows(ctx, pool, Q, mask, k) if k else []
+    if len(chosen) < k:
+        ctx.notes.append(f"path: {len(chosen) + 2} tracks, not {target}: the other tracks near the line are "
+                         "versions of songs already in it")
+    for row in chosen:
+        ctx.picker.force(row)
     ctx.picker.force(b)
-    if relaxed:
-        ctx.notes.append("path: artist/album gaps relaxed to keep the path smooth")
+    rows = ctx.picker.rows
+    ideal = d_ab / (k + 1)
+    if len(rows) > 2 and ideal > 0:
+        steps = np.array([distances(cat, *query_of(cat, [x]), rows=np.array([y]))[0, 0]
+                          for x, y in zip(rows, rows[1:], strict=False)])
+        long = int((steps > ctx.params["max_step"] * ideal * (1 + 1e-6)).sum())
+        if long:
+            ctx.notes.append(f"path: {long} of {len(steps)} steps are longer than {ctx.params['max_step']:g} × the "
+                             "even step: the library has no closer tracks there")
     ctx.info["path"] = {"distance": round(d_ab, 4), "ideal_step": round(ideal, 4)}
     ctx.name = f"Path · {_seed_label(ctx, a)} → {_seed_label(ctx, b)}"
 
 
-def _first_allowed(picker: Picker, rows: np.ndarray, order: np.ndarray, cost: np.ndarray,
-                   limit: int = 400) -> tuple[int, bool] | None:
-    """First index (in ``order``) whose row the picker accepts; else the first that only breaks a
-    gap (relaxed=True); None if nothing finite is left."""
-    gap_choice = None
-    for idx in order[:limit]:
-        if not np.isfinite(cost[idx]):
+def _path_rows(ctx: Context, pool: np.ndarray, Q: np.ndarray, mask: np.ndarray, k: int) -> list[int]:
+    """The k rows of ``pool`` (sorted along A → B) for the k waypoints, in order. Rows the picker
+    refuses are left out and the programme run again; when that would leave too few, the gaps are
+    relaxed (only repeated songs are refused then), and the path shortened only if even that fails."""
+    cat = ctx.cat
+    t = (np.arange(1, k + 1, dtype=np.float32) / (k + 1))[:, None]
+    waypoints = Q[0] + t * (Q[1] - Q[0])
+    both = np.repeat((mask[0] * mask[1])[None, :], k, axis=0)
+    D = distances(cat, waypoints, both, subset=gather(cat, pool)).astype(np.float64)    # (k, m)
+    left = np.ones(pool.size, dtype=bool)       # still a candidate
+    relaxed = False
+    picks, refused = np.zeros(0, dtype=np.int64), []
+    for attempt in range(PATH_ROUNDS + 1):
+        relaxed = relaxed or attempt == PATH_ROUNDS
+        picks = pool[_along_line(np.where(left[None, :], D, np.inf), k)]
+        trial, refused = ctx.picker.copy(), []
+        for row in picks.tolist():
+            if trial.check(row, 0 if relaxed else None, 0 if relaxed else None) == OK:
+                trial.add(row)
+            else:
+                refused.append(row)
+        if not refused:
             break
-        verdict = picker.check(int(rows[idx]))
-        if verdict == OK:
-            return int(idx), False
-        if verdict == GAP and gap_choice is None:
-            gap_choice = int(idx)
-    return (gap_choice, True) if gap_choice is not None else None
+        if int(left.sum()) - len(refused) < k and not relaxed:
+            relaxed = True                      # keep the length: relax the gaps rather than shorten
+            continue
+        left &= ~np.isin(pool, refused)
+        if int(left.sum()) < k:                 # too many repeated songs even so: a shorter path
+            return _path_rows(ctx, pool[left], Q, mask, int(left.sum())) if left.any() else []
+    note = "path: artist/album gaps relaxed to keep the path's length (too few different artists/albums near the line)"
+    if relaxed and note not in ctx.notes:
+        ctx.notes.append(note)
+    return [int(r) for r in picks if r not in refused]   # refused after every re-run: versions of songs in
+
+
+def _along_line(D: np.ndarray, k: int) -> np.ndarray:
+    """Indices j_1 < … < j_k minimising Σ D[i, j_i] (waypoint i gets candidate j_i; candidates
+    sorted along the line): O(k·m) dynamic programme with prefix minima."""
+    m = D.shape[1]
+    best = np.zeros(m + 1)                      # best[j]: waypoints so far, candidates before j only
+    choice = np.empty((k, m), dtype=np.int32)
+    positions = np.arange(m)
+    for i in range(k):
+        value = best[:-1] + D[i]                # waypoint i takes candidate j
+        low = np.minimum.accumulate(value)
+        choice[i] = np.maximum.accumulate(np.where(value == low, positions, -1))
+        best = np.concatenate([[np.inf], low])
+    picks = np.empty(k, dtype=np.int64)
+    j = m
+    for i in range(k - 1, -1, -1):
+        picks[i] = choice[i, j - 1]
+        j = int(picks[i])
+    return picks
 
 
 def mood(ctx: Context) -> None:
@@ -339,8 +380,9 @@ def random_strategy(ctx: Context) -> None:
 
 def harmonic(ctx: Context) -> None:
     """DJ order: neighbours are Camelot-compatible (same key, ±1 on the wheel, or relative
-    major/minor) and within ``tempo_tolerance`` of each other's tempo (or of half/double time).
-    A compatible set is chosen around the seed (or a random track), then ordered (see harmonic.py)."""
+    major/minor) and within ``tempo_tolerance`` of each other's tempo (or of half/double time),
+    relaxed one step at a time where nothing compatible is left. A set is chosen around the seed
+    (or a random track), then ordered (see harmonic.py)."""
     from .harmonic import harmonic_mix  # a module of its own; it needs Context from here
 
     harmonic_mix(ctx)
@@ -357,10 +399,10 @@ CORE_STRATEGIES = [
              min_seeds=1, max_seeds=None),
     Strategy("similarity", "The tracks nearest to the seeds (their average), closest first, without the seeds.",
              similarity, (), min_seeds=1, max_seeds=None, order="as_is"),
-    Strategy("path", "A smooth path from the first seed to the second: every step moves closer to the "
-             "destination, without big jumps.", path, (
-                 Param("max_step", "number", 2.0, "Largest jump, in multiples of the even step |AB| / steps.",
-                       minimum=1.0, maximum=20.0),
+    Strategy("path", "A smooth path from the first seed to the second, of the size asked for: the tracks "
+             "closest to evenly spaced points on the line between them, in their order along it.", path, (
+                 Param("max_step", "number", 2.0, "Steps longer than this many even steps |AB| / (size - 1) "
+                       "are counted in the notes.", minimum=1.0, maximum=20.0),
                  Param("pool", "integer", 3000, "Candidates considered (closest to the A-B segment).",
                        minimum=50, maximum=50000)),
              min_seeds=2, max_seeds=2, order="as_is"),
@@ -372,7 +414,8 @@ CORE_STRATEGIES = [
     Strategy("filter", "Every track inside the filters (bpm, key, energy, danceability, loudness, duration, "
              "year, genre, tags...).", filter_strategy, (COMMON_SORT,)),
     Strategy("harmonic", "DJ order: neighbours have Camelot-compatible keys and tempos within 6 % "
-             "(half/double time allowed).", harmonic, (
+             "(half/double time allowed); where no such track is left, a transition is relaxed step by step "
+             "(energy boost ±2, wider tempo window, closest key) and counted in the notes.", harmonic, (
                  Param("tempo_tolerance", "number", 0.06, "Largest relative tempo change between neighbours.",
                        minimum=0.0, maximum=0.25),
                  Param("pool", "integer", 3000, "Candidates near the start track considered first.",

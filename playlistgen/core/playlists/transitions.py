@@ -26,15 +26,16 @@ improves or a round limit is reached. Each move is evaluated for all positions a
 numpy, so 500 tracks take tens of milliseconds (``bench/transitions.py``). Lists longer than
 ``WINDOW`` tracks are ordered window by window, each window starting where the previous ended.
 
-After ordering, ``respect_gaps`` restores the artist/album gaps of the diversity rules (they
-depend on positions, which ordering changes): a track that would break a gap is swapped for the
-cheapest later track that does not.
+After ordering, ``gaps.restore_gaps`` restores the artist/album gaps of the diversity rules
+(they depend on positions, which ordering changes) over the whole list: a track that would break a
+gap is replaced by the cheapest fitting one (``smooth``) or the next fitting one in energy order
+(``energy_arc``), stepping back where a choice leaves no room; a gap the chosen tracks cannot keep
+is relaxed only as far as the selection relaxed it, with a note.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..music import camelot_distance, tempo_ratio_distance
+from .gaps import restore_gaps
 from .names import UnknownNameError
 
 if TYPE_CHECKING:
@@ -195,9 +197,10 @@ def _or_opt(C: np.ndarray, p: np.ndarray, fixed: int) -> bool:
     improved = False
     first = max(fixed, 1)
     edges = C[p[:-1], p[1:]]
+    moves = 4 * n * n     # each move gains; the bound only guards against a matrix that is not symmetric
     for length in (1, 2, 3):
         i = first
-        while i + length <= n:
+        while i + length <= n and moves > 0:
             s0, s1 = p[i], p[i + length - 1]
             prev = p[i - 1]
             nxt = p[i + length] if i + length < n else -1
@@ -221,6 +224,7 @@ def _or_opt(C: np.ndarray, p: np.ndarray, fixed: int) -> bool:
                     p[k + 1 - length:k + 1] = piece
                 edges = C[p[:-1], p[1:]]
                 improved = True
+                moves -= 1
                 continue  # another run now starts at i: look at it too
             i += 1
     return improved
@@ -285,6 +289,13 @@ class Costs:
         C = self.full[np.ix_(idx, idx)] if self.full is not None else cost_matrix(self.features.take(idx), self.weights)
         return C + self.penalty(idx) if self.penalty is not None else C
 
+    def row(self, i: int, js: np.ndarray) -> np.ndarray:
+        """The cost from track ``i`` to each of ``js`` (what the gap repair compares)."""
+        js = np.asarray(js, dtype=np.int64)
+        if self.full is not None:
+            return self.full[i, js]
+        return pair_costs(self.features, np.full(js.shape[0], i, dtype=np.int64), js, self.weights)
+
     def steps(self, order: np.ndarray) -> np.ndarray:
         """The cost of each transition along ``order``."""
         order = np.asarray(order, dtype=np.int64)
@@ -305,69 +316,16 @@ def arc_blocks(energy: np.ndarray, free: np.ndarray) -> list[np.ndarray]:
     return [arc[s:s + size] for s in range(0, arc.shape[0], size)]
 
 
-def respect_gaps(order: np.ndarray, C: np.ndarray, artist: np.ndarray, album: np.ndarray, artist_gap: int,
-                 album_gap: int, fixed: int = 1) -> np.ndarray:
-    """Reorder as little as possible so that no artist repeats within ``artist_gap`` tracks and no
-    album within ``album_gap`` (codes < 0 never clash). Walking the order, a track that would
-    break a gap is replaced by the later track that fits with the cheapest transition; an artist
-    or album with so many tracks left that it would run out of room goes first (the rule that
-    schedules "the most frequent first"); when nothing fits, the track stays (gaps relaxed)."""
-    if artist_gap <= 0 and album_gap <= 0:
-        return np.asarray(order, dtype=np.int64)
-    out = [int(x) for x in order[:fixed]]
-    rest = [int(x) for x in order[fixed:]]
-    rules = [(np.asarray(artist).tolist(), artist_gap), (np.asarray(album).tolist(), album_gap)]
-    rules = [(codes, gap) for codes, gap in rules if gap > 0]
-    left = [Counter(codes[x] for x in rest) for codes, _ in rules]
-    slack = max(artist_gap, album_gap)
-
-    def fits(x: int) -> bool:
-        for codes, gap in rules:
-            c = codes[x]
-            if c >= 0 and any(codes[y] == c for y in out[-gap:]):
-                return False
-        return True
-
-    def urgent(x: int) -> bool:  # this artist/album needs (count - 1) * (gap + 1) + 1 of the slots left
-        return any(codes[x] >= 0 and (counts[codes[x]] - 1) * (gap + 1) + 1 >= len(rest) - slack
-                   for (codes, gap), counts in zip(rules, left, strict=True))
-
-    # no artist/album can be pressing while more slots are left than the largest count needs
-    watch = max(((max((k for c, k in counts.items() if c >= 0), default=1) - 1) * (gap + 1) + 1 + slack
-                 for (_, gap), counts in zip(rules, left, strict=True)), default=0)
-    while rest:
-        if len(rest) > watch and fits(rest[0]):   # the common case, cheap
-            pick = 0
-        else:
-            ok = [i for i, x in enumerate(rest) if fits(x)]
-            pressing = [i for i in ok if urgent(rest[i])]
-            pick = _cheapest(pressing or ok, rest, out, C)
-        x = rest.pop(pick)
-        out.append(x)
-        for (codes, _), counts in zip(rules, left, strict=True):
-            counts[codes[x]] -= 1
-    return np.array(out, dtype=np.int64)
-
-
-def _cheapest(choices: list[int], rest: list[int], out: list[int], C: np.ndarray) -> int:
-    """Index into ``rest`` of the choice with the cheapest transition from the last placed track;
-    0 (keep the order, relaxing the gap) when nothing fits; the first choice if it is the next."""
-    if not choices:
-        return 0
-    if choices[0] == 0 or len(choices) == 1 or not out:
-        return choices[0]
-    last = out[-1]
-    return min(choices, key=lambda i: (C[last, rest[i]], i))
-
-
 def order(mode: str, costs: Costs, *, fixed: int = 1, energy: np.ndarray | None = None,
           artist: np.ndarray | None = None, album: np.ndarray | None = None, artist_gap: int = 0,
-          album_gap: int = 0) -> np.ndarray:
+          album_gap: int = 0, notes: list[str] | None = None) -> np.ndarray:
     """The permutation of range(n) for ``mode`` (as_is, smooth, energy_arc). The first ``fixed``
     tracks stay in front (0: any start). Tracks are placed block by block — ``smooth``: windows
     of the list as given (one window up to ``WINDOW`` tracks), ``energy_arc``: the energy blocks
-    of ``arc_blocks`` — each block solved as a path continuing from the tracks already placed,
-    with the artist/album gaps restored against them."""
+    of ``arc_blocks`` — each block solved as a path continuing from the last track placed. Then
+    the artist/album gaps are restored over the whole list (``gaps.restore_gaps``; the given
+    order is the selection's, which shows the gaps the tracks allow); a gap relaxed is described
+    in ``notes``."""
     n = len(costs.features)
     fixed = max(0, min(fixed, n))
     if mode not in ORDERS:
@@ -379,18 +337,20 @@ def order(mode: str, costs: Costs, *, fixed: int = 1, energy: np.ndarray | None 
         blocks = [free[s:s + WINDOW - 1] for s in range(0, free.shape[0], WINDOW - 1)]
     else:
         blocks = arc_blocks(energy if energy is not None else np.full(n, np.nan), free)
-    gaps = artist is not None and album is not None and (artist_gap > 0 or album_gap > 0)
-    context = max(artist_gap, album_gap, 1) if gaps else 1
     out: list[int] = list(range(fixed))
     for block in blocks:
-        tail = np.array(out[-context:], dtype=np.int64)
+        tail = np.array(out[-1:], dtype=np.int64)
         idx = np.concatenate([tail, block])
-        C = costs.sub(idx)
-        p = solve_path(C, tail.shape[0])
-        if gaps:
-            p = respect_gaps(p, C, artist[idx], album[idx], artist_gap, album_gap, tail.shape[0])  # type: ignore[index]
+        p = solve_path(costs.sub(idx), tail.shape[0])
         out.extend(int(x) for x in idx[p[tail.shape[0]:]])
-    return np.array(out, dtype=np.int64)
+    perm = np.array(out, dtype=np.int64)
+    if artist is None or album is None or (artist_gap <= 0 and album_gap <= 0):
+        return perm
+    restored = restore_gaps(perm, artist, album, artist_gap, album_gap, fixed=fixed, cost=costs.row,
+                            prefer="cost" if mode == "smooth" else "order")
+    if notes is not None:
+        notes.extend(restored.notes(f"order {mode}"))
+    return restored.order
 
 
 def parse_order(value: Any, default: str) -> str:
@@ -435,16 +395,19 @@ def catalog_features(cat: Catalog, rows: np.ndarray | list[int]) -> TrackFeature
 
 
 def arrange(cat: Catalog, rows: list[int], mode: str, *, weights: Mapping[str, float] | None = None, fixed: int = 0,
-            artist_gap: int = 0, album_gap: int = 0,
-            penalty: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[list[int], np.ndarray]:
-    """Catalog rows in ``mode`` order, and the cost of each transition of the result (n-1)."""
+            artist_gap: int = 0, album_gap: int = 0, penalty: Callable[[np.ndarray], np.ndarray] | None = None
+            ) -> tuple[list[int], np.ndarray, list[str]]:
+    """Catalog rows in ``mode`` order, the cost of each transition of the result (n-1), and notes
+    on any diversity gap the order had to relax."""
     arr = np.asarray(rows, dtype=np.int64)
     if arr.shape[0] == 0:
-        return [], np.zeros(0)
+        return [], np.zeros(0), []
     f = catalog_features(cat, arr)
     if mode == "as_is" or arr.shape[0] <= 1:
-        return [int(r) for r in arr], pair_costs(f, np.arange(arr.shape[0] - 1), np.arange(1, arr.shape[0]), weights)
+        steps = pair_costs(f, np.arange(arr.shape[0] - 1), np.arange(1, arr.shape[0]), weights)
+        return [int(r) for r in arr], steps, []
     costs = Costs(f, weights, penalty)
+    notes: list[str] = []
     perm = order(mode, costs, fixed=fixed, energy=f.energy, artist=cat.artist[arr], album=cat.album[arr],
-                 artist_gap=artist_gap, album_gap=album_gap)
-    return [int(r) for r in arr[perm]], costs.steps(perm)
+                 artist_gap=artist_gap, album_gap=album_gap, notes=notes)
+    return [int(r) for r in arr[perm]], costs.steps(perm), notes

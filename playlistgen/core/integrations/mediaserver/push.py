@@ -4,7 +4,10 @@
   its songs in place under the same server id — never a second copy. ``adopt_name=True`` (used
   for scheduled mixes saved afresh under a stable name) takes over the server playlist an earlier
   playlist of the same name was pushed to.
-* Tracks without a server song are left out and counted (``songs_left_out``, and a note).
+* Playlists made to be pushed (saved ones, scheduled mixes) are chosen among the tracks the server
+  has (``server_track_mask``, hooked into the playlist service by ``service.hook_playlists``), so
+  they arrive at the size asked for; tracks without a server song (a playlist saved before the
+  first link, a song gone since) are left out and counted (``songs_left_out``, and a note).
 * Deleting a saved playlist deletes its server playlist only if playlistgen created it; server
   playlists playlistgen did not create are never touched. A delete the server could not take is
   remembered and retried after the next link.
@@ -17,16 +20,30 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ....errors import MediaServerError, NotFoundError
 from ...storage.db import Database
 from ...storage.files import live
 
 if TYPE_CHECKING:
+    from ...playlists.catalog import Catalog
     from .protocol import MediaServerClient
 
 log = logging.getLogger(__name__)
 
 PENDING_DELETES = "pending_deletes"
+
+
+def server_track_mask(db: Database, cat: Catalog) -> np.ndarray:
+    """Catalog rows the media server has a song for (bool per row): what a playlist pushed there
+    is chosen from, so it arrives whole."""
+    ids = np.asarray([r[0] for r in db.query("SELECT DISTINCT track_id FROM mediaserver_songs "
+                                             "WHERE track_id IS NOT NULL")], dtype=np.int64)
+    mask = np.zeros(cat.size, dtype=bool)
+    rows = cat.rows_of(ids)
+    mask[rows[rows >= 0]] = True
+    return mask
 
 
 def server_song_ids(db: Database, track_ids: list[int]) -> list[str | None]:

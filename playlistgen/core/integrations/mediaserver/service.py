@@ -27,7 +27,7 @@ from ...storage.db import Database
 from ...storage.records import library_state
 from .client import SubsonicClient
 from .link import failed_reason, link
-from .push import PlaylistPusher
+from .push import PlaylistPusher, server_track_mask
 from .status import counts, link_status, read_state, write_state
 from .transport import SubsonicTransport
 
@@ -274,6 +274,8 @@ def hook_playlists(playlists: Any, db: Database, settings: Settings, *, metrics:
     if playlists is not None:
         playlists.on_saved.append(service.on_saved)
         playlists.before_delete.append(service.before_delete)
+        if ms.push_playlists:   # saved playlists go to the server: choose them among its songs
+            playlists.server_songs = lambda cat: server_track_mask(db, cat)
     return service
 
 

@@ -75,6 +75,18 @@ def test_a_second_crash_fails_the_file_naming_both_decoders(monkeypatch, executo
 
 
 @needs_essentia
+def test_a_retry_that_fails_as_usual_still_names_the_crash(monkeypatch, executors, tmp_path: Path) -> None:
+    monkeypatch.setenv(CRASH_ENV, "soundfile")
+    junk = tmp_path / "junk.mp3"
+    junk.write_text("not audio at all\n" * 100)
+    ex = executors(workers=1, timeout_s=120)
+    (outcome,) = run_all(ex, [(1, str(junk))], limit_s=180).values()
+    assert outcome.error.startswith("worker crashed (SIGSEGV) in decoder soundfile; retried without soundfile: "
+                                    "not a readable audio file (libsndfile: skipped; ffmpeg: "), outcome.error
+    assert not outcome.requeue and outcome.crashed_decoders == ("soundfile",)
+
+
+@needs_essentia
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is needed to write an AAC file")
 def test_an_essentia_crash_on_a_file_libsndfile_cannot_read_goes_to_audioread(
         monkeypatch, executors, wav, tmp_path: Path) -> None:

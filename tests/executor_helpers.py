@@ -10,6 +10,10 @@ Each test "audio" file is a text file whose content says what analysing it does:
     alloc MB [SECONDS]  keep MB of touched memory alive (a leak), optionally sleep, then return
     exit CODE        os._exit(CODE) (native code calling exit())
 
+Any other file (``.wav``, ``.m4a``...) is real audio: it is decoded through the real decoder chain
+(``core/audio/decode.py``) and the result says which decoder read it and how long it is. Set
+``PLAYLISTGEN_TEST_CRASH_DECODERS`` (see core/audio/policy.py) to make chosen decoders segfault.
+
 Presets: ``broken`` raises at start-up (e.g. models missing), ``abort`` aborts at start-up.
 """
 
@@ -42,6 +46,8 @@ class ScriptedAnalyzer:
         self.loaded_in = os.getpid()
 
     def analyze(self, path: str) -> AnalysisResult:
+        if not path.endswith(".txt"):
+            return self.decode(path)
         words = Path(path).read_text().split()
         command, args = words[0], [float(w) for w in words[1:]]
         if command == "fail":
@@ -59,6 +65,17 @@ class ScriptedAnalyzer:
             time.sleep(args[1] if len(args) > 1 else 0)
         return AnalysisResult(preset=self.preset,
                               metadata={"command": command, "path": path, "loaded_in": self.loaded_in})
+
+
+    def decode(self, path: str) -> AnalysisResult:
+        from playlistgen.core.audio.decode import open_audio
+
+        with open_audio(path, rates=()) as audio:
+            for _chunk in audio:
+                pass
+            return AnalysisResult(preset=self.preset, duration_s=audio.duration_s,
+                                  source={"decoder": audio.info.decoder},
+                                  metadata={"command": "decode", "path": path, "loaded_in": self.loaded_in})
 
 
 def create(backend: str, preset: str, models_dir: Path) -> ScriptedAnalyzer:

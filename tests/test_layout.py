@@ -132,7 +132,7 @@ MAY_IMPORT = {
     "observe": {"storage"},
     "analysis": {"audio", "storage"},
     "library": {"analysis", "audio", "storage"},
-    "execution": {"analysis", "library", "storage"},
+    "execution": {"analysis", "audio", "library", "storage"},
     "playlists": {"library", "storage"},
     "integrations": {"analysis", "audio", "library", "playlists", "storage"},
 }

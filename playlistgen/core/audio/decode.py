@@ -27,6 +27,9 @@ truncated only when no decoder gets further.
 
 Every failure becomes `AnalysisError(reason, path=...)` with a one-line reason. Nothing heavy is
 imported at module import time (Essentia is imported only on fallback).
+
+A decoder can also crash its process: `policy.decoder_policy` (set by the analysis worker) skips
+named decoders and is told which one is running, so a crash can be blamed on it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ import numpy as np
 from ...errors import AnalysisError, exception_text
 from ..optional import essentia_available
 from .chain import ChainedOgg, match_channels, mp3_rest, ogg_links
+from .policy import entering as _entering
+from .policy import skipped as _skipped
 from .source import Chunk, SourceInfo
 
 log = logging.getLogger(__name__)
@@ -274,16 +279,18 @@ def _long_file(path: str) -> tuple[int, float, int] | None:
 def _open_source(path: str) -> _Source:
     _check_file(path)
     errors: list[str] = []
-    try:
-        links = ogg_links(path)
-        if links:
-            return ChainedOgg(path, links)  # a _Source: blocks, info, stopped_early, rest, close
-    except Exception as exc:
-        errors.append(f"chained ogg: {exception_text(exc, REASON_CHARS)}")
-    try:
-        return _SoundfileSource(path)
-    except Exception as exc:  # libsndfile raises several types for unreadable input
-        errors.append(f"libsndfile: {exception_text(exc, REASON_CHARS)}")
+    if not _skipped("soundfile", errors):
+        _entering("soundfile")
+        try:
+            links = ogg_links(path)
+            if links:
+                return ChainedOgg(path, links)  # a _Source: blocks, info, stopped_early, rest, close
+        except Exception as exc:
+            errors.append(f"chained ogg: {exception_text(exc, REASON_CHARS)}")
+        try:
+            return _SoundfileSource(path)
+        except Exception as exc:  # libsndfile raises several types for unreadable input
+            errors.append(f"libsndfile: {exception_text(exc, REASON_CHARS)}")
     source = _open_other(path, errors)
     if source is not None:
         return source
@@ -295,8 +302,10 @@ def _open_source(path: str) -> _Source:
 
 
 def _open_other(path: str, errors: list[str], exclude: str = "soundfile") -> _Source | None:
-    """The decoders after libsndfile, in order, skipping the one named ``exclude``."""
-    if exclude != "essentia" and essentia_available():
+    """The decoders after libsndfile, in order, skipping the one named ``exclude`` and those the
+    decoder policy skips."""
+    if exclude != "essentia" and essentia_available() and not _skipped("essentia", errors):
+        _entering("essentia")
         try:
             long = _long_file(path)
             if long:
@@ -305,7 +314,8 @@ def _open_other(path: str, errors: list[str], exclude: str = "soundfile") -> _So
         except Exception as exc:
             text = exception_text(exc, REASON_CHARS).replace("Error while configuring AudioLoader: ", "")
             errors.append(f"ffmpeg: {text.replace('AudioLoader: ', '')}")
-    if exclude != "audioread":
+    if exclude != "audioread" and not _skipped("audioread", errors):
+        _entering("audioread")
         try:
             import audioread
 
@@ -344,8 +354,12 @@ class DecodedAudio:
         self.path = os.fspath(path)
         self.rates = tuple(dict.fromkeys(int(r) for r in rates))
         self.keep_native = keep_native
-        self._source = _open_source(self.path)
+        try:
+            self._source = _open_source(self.path)
+        finally:
+            _entering(None)
         self.info = self._source.info
+        self._active = self.info.decoder   # the decoder the next block comes from
         if self.info.sample_rate <= 0 or self.info.channels <= 0:
             self.close()
             raise AnalysisError("invalid stream header (sample rate or channel count is 0)",
@@ -371,6 +385,7 @@ class DecodedAudio:
         resamplers = [_MonoResampler(sr, rate) for rate in self.rates]
         blocks = self._blocks()
         while True:
+            _entering(self._active)
             try:
                 block = next(blocks)
             except StopIteration:
@@ -378,6 +393,8 @@ class DecodedAudio:
             except Exception as exc:
                 raise AnalysisError(f"decode error after {self.duration_s:.1f} s: {exception_text(exc, REASON_CHARS)}",
                                     path=self.path) from exc
+            finally:
+                _entering(None)
             start_s = self.frames_decoded / sr
             self.frames_decoded += len(block)
             mono = self._downmix(block)
@@ -424,6 +441,7 @@ class DecodedAudio:
         extra = 0
         if other is not None:
             log.info("%s: %s (%s); continuing with %s", self.path, why, self.info.decoder, other.info.decoder)
+            self._active = other.info.decoder
             skip = self.frames_decoded
             try:
                 for block in other.blocks(self.chunk_frames):

@@ -6,6 +6,12 @@ recycling, and native crashes (segfault, abort) that fail only their own file.
   analyzer from a picklable :class:`AnalyzerSpec`) and runs at most one file, so we always know
   which file a worker runs: a crash breaks only that slot's pool and fails only that file
   (``worker crashed (SIGSEGV)``), with no re-runs of innocent files; a timeout kills one worker.
+* **A decoder crash is not the file's verdict.** The worker writes which decoder is running
+  into the shared array; a file whose worker crashed inside a decoder is submitted again at
+  once to the slot's fresh worker, told to skip that decoder, and only a second crash fails it
+  (``worker crashed (SIGSEGV) in decoder essentia; retried with audioread: crashed (SIGSEGV)``).
+  The decoders that crashed come back in ``Outcome.crashed_decoders`` (and in the result's
+  ``source``). A crash outside the decoders fails the file at once.
 * **Started, not submitted.** A worker writes its pid, the task number and the start time into a
   small shared array when a file starts. Timeouts exclude start-up and model loading, and a
   worker that dies *before* starting a file (broken installation) does not blame the file: it is
@@ -41,7 +47,20 @@ from typing import Any
 from ..analysis.factory import AnalyzerSpec
 from ..analysis.result import AnalysisResult
 from .protocol import Outcome, wait_for_outcomes
-from .worker import BORN, PID, SEQ, STARTED, analyze, one_line, ping, rss_mb, worker_init
+from .worker import (
+    BORN,
+    DECODER,
+    PID,
+    SEQ,
+    STARTED,
+    STATUS_FIELDS,
+    analyze,
+    decoder_name,
+    one_line,
+    ping,
+    rss_mb,
+    worker_init,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +85,8 @@ class _Slot:
     seq: int = 0
     submitted_at: float = 0.0
     tasks: int = 0                   # files done by the current worker
+    crashed: tuple[str, ...] = ()    # decoders that crashed on this file: skipped by its retry
+    crash_note: str = ""             # why the file is being retried
 
     def started(self) -> bool:
         return self.future is not None and int(self.status[SEQ]) == self.seq
@@ -157,14 +178,18 @@ class AnalysisExecutor:
             slot = next((s for s in self._slots if s.pool is not None and s.future is None), None)
             if slot is None or self._fatal:
                 raise RuntimeError("no free analysis worker: check capacity before submitting")
-            self._seq += 1
-            slot.file_id, slot.path, slot.seq, slot.submitted_at = file_id, path, self._seq, time.monotonic()
-            try:
-                slot.future = slot.pool.submit(analyze, slot.seq, path)
-            except (BrokenProcessPool, RuntimeError) as exc:   # its worker died while idle
-                slot.future = Future()
-                slot.future.set_exception(BrokenProcessPool(str(exc)))
+            slot.crashed, slot.crash_note = (), ""
+            self._run(slot, file_id, path)
         self._wakeup.set()
+
+    def _run(self, slot: _Slot, file_id: int, path: str) -> None:
+        self._seq += 1
+        slot.file_id, slot.path, slot.seq, slot.submitted_at = file_id, path, self._seq, time.monotonic()
+        try:
+            slot.future = slot.pool.submit(analyze, slot.seq, path, slot.crashed)
+        except (BrokenProcessPool, RuntimeError) as exc:   # its worker died while idle
+            slot.future = Future()
+            slot.future.set_exception(BrokenProcessPool(str(exc)))
 
     def poll(self, timeout: float) -> list[Outcome]:
         """Outcomes completed since the last call; waits up to ``timeout`` s for at least one."""
@@ -251,6 +276,7 @@ class AnalysisExecutor:
                 "in_flight": sum(1 for s in self._slots if s.future is not None),
                 "capacity": self.capacity, "succeeded": self._counts["succeeded"],
                 "failed": self._counts["failed"], "requeued": self._counts["requeued"],
+                "retried": self._counts["retried"],
                 "restarts": {"total": sum(self._restarts.values()), **self._restarts},
                 "last_error": self._last_error, "fatal_error": self._fatal,
                 "timeout_s": self.timeout_s, "max_memory_mb": self.max_memory_mb,
@@ -262,11 +288,11 @@ class AnalysisExecutor:
     def _launch(self, slot: _Slot) -> None:
         if self.kind == "process":
             ctx = multiprocessing.get_context(START_METHOD)
-            slot.status = ctx.RawArray("d", 4)
+            slot.status = ctx.RawArray("d", STATUS_FIELDS)
             slot.pool = ProcessPoolExecutor(1, mp_context=ctx, initializer=worker_init,
                                             initargs=(self.spec, slot.status, self.kind))
         else:
-            slot.status = [0.0] * 4
+            slot.status = [0.0] * STATUS_FIELDS
             slot.pool = ThreadPoolExecutor(1, thread_name_prefix=f"analysis-{slot.index}",
                                            initializer=worker_init, initargs=(self.spec, slot.status, self.kind))
         slot.tasks, slot.future = 0, None
@@ -357,8 +383,26 @@ class AnalysisExecutor:
         if code is not None and code < 0 and -code in EXTERNAL_SIGNALS:
             self._done(slot, error=f"worker was stopped from outside ({cause})", requeue=True)
             return self._retire(slot, "stopped", kill=False)
-        self._done(slot, error=f"worker crashed ({cause})")
+        decoder = decoder_name(slot.status[DECODER])
+        if slot.crashed:   # the retry crashed too: now it is the file's verdict
+            where = f"with {decoder}" if decoder else f"without {', '.join(slot.crashed)}"
+            self._done(slot, error=f"{slot.crash_note}; retried {where}: crashed ({cause})",
+                       crashed=slot.crashed + ((decoder,) if decoder else ()))
+        elif decoder:
+            slot.crashed, slot.crash_note = (decoder,), f"worker crashed ({cause}) in decoder {decoder}"
+            log.warning("%s: %s; retrying once without it in a fresh worker", slot.path, slot.crash_note)
+        else:
+            self._done(slot, error=f"worker crashed ({cause})")
+        retry = slot.future is not None
+        file_id, path = slot.file_id, slot.path
         self._retire(slot, "crash", kill=False)
+        if not retry:
+            return
+        if slot.pool is None:   # closing (or failed): no fresh worker will come; not the file's fault
+            self._done(slot, error=slot.crash_note, requeue=True)
+            return
+        self._counts["retried"] += 1
+        self._run(slot, file_id, path)
 
     def _fail_and_kill(self, slot: _Slot, error: str, reason: str) -> None:
         log.warning("%s: %s", slot.path, error)
@@ -383,9 +427,15 @@ class AnalysisExecutor:
             self._fail_and_kill(slot, f"worker memory passed {hard:g} MB (limit {self.max_memory_mb} MB)", "memory")
 
     def _done(self, slot: _Slot, *, result: AnalysisResult | None = None, error: str | None = None,
-              requeue: bool = False) -> None:
-        self._ready.append(Outcome(slot.file_id, slot.path, result, error, requeue))
-        slot.future = None
+              requeue: bool = False, crashed: tuple[str, ...] | None = None) -> None:
+        if crashed is None:   # a retried file's ordinary outcome still says what crashed before
+            crashed = slot.crashed
+            if error and crashed and not requeue:
+                error = f"{slot.crash_note}; retried without {', '.join(crashed)}: {error}"
+            if result is not None and crashed and isinstance(result.source, dict):
+                result.source["crashed_decoders"] = list(crashed)
+        self._ready.append(Outcome(slot.file_id, slot.path, result, error, requeue, crashed))
+        slot.future, slot.crashed, slot.crash_note = None, (), ""
         self._counts["requeued" if requeue else "failed" if error else "succeeded"] += 1
         if error:
             self._last_error = {"error": error, "path": slot.path, "at": time.time()}
@@ -403,7 +453,7 @@ class AnalysisExecutor:
         return None
 
     def _slot_health(self, slot: _Slot, now: float) -> dict:
-        status = slot.status or [0.0] * 4
+        status = slot.status or [0.0] * STATUS_FIELDS
         procs = [p for p in _processes(slot.pool) if p.is_alive()]
         pid = procs[0].pid if procs else int(status[PID]) or None
         alive = bool(procs) if self.kind == "process" else slot.pool is not None and pid is not None

@@ -21,6 +21,8 @@ class Outcome:
     result: AnalysisResult | None   # its ``worker`` says where and at what cost it ran
     error: str | None               # one-line reason when failed
     requeue: bool = False           # the file was not at fault: put it back to pending
+    # decoders that crashed their worker on this file (it was retried without them)
+    crashed_decoders: tuple[str, ...] = ()
 
 
 class Executor(Protocol):

@@ -1,6 +1,7 @@
 """The worker side of local analysis (runs inside each worker process or thread): build the
-analyzer once, analyse one file at a time and report when it started through a shared status
-array. ``run_analyzer`` is shared with the Dask worker."""
+analyzer once, analyse one file at a time and report when it started, and which decoder is
+running, through a shared status array (shared memory: it survives the worker's crash).
+``run_analyzer`` is shared with the Dask worker."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ import psutil
 from ...errors import AnalysisError
 from ..analysis.factory import AnalyzerSpec
 from ..analysis.result import AnalysisResult, WorkerStats
+from ..audio.policy import DECODERS, decoder_policy
 
 log = logging.getLogger(__name__)
 
-PID, SEQ, STARTED, BORN = range(4)   # fields of the status array a worker shares with the parent
+PID, SEQ, STARTED, BORN, DECODER = range(5)   # fields of the status array a worker shares with the parent
+STATUS_FIELDS = 5
 MB = 1024 * 1024
 
 
@@ -90,15 +93,28 @@ def ping() -> str | None:
     return _LOCAL.init_error
 
 
-def analyze(seq: int, path: str) -> dict:
+def decoder_name(code: float) -> str | None:
+    """The decoder a status array's DECODER field names (0: none was running)."""
+    index = int(code) - 1
+    return DECODERS[index] if 0 <= index < len(DECODERS) else None
+
+
+def analyze(seq: int, path: str, skip_decoders: tuple[str, ...] = ()) -> dict:
     """One file: ``{"result", "error", "worker"}`` (the result carries the worker's stats too),
-    or ``{"init_error"}`` when the analyzer could not start."""
+    or ``{"init_error"}`` when the analyzer could not start. ``skip_decoders``: decoders that
+    crashed on this file before, left out of the chain."""
     status = _LOCAL.status
+    status[DECODER] = 0
     status[SEQ], status[STARTED] = seq, time.monotonic()
     if _LOCAL.init_error:
         return {"init_error": _LOCAL.init_error}
+
+    def running(name: str | None) -> None:   # written before the decoder runs: a crash leaves it
+        status[DECODER] = DECODERS.index(name) + 1 if name in DECODERS else 0
+
     wall0, cpu0 = time.perf_counter(), _LOCAL.cpu_clock()
-    result, error = run_analyzer(_LOCAL.analyzer, path)
+    with decoder_policy(skip_decoders, on_decoder=running):
+        result, error = run_analyzer(_LOCAL.analyzer, path)
     worker = WorkerStats(pid=os.getpid(), rss_mb=rss_mb(os.getpid()), wall_s=round(time.perf_counter() - wall0, 3),
                          cpu_s=round(_LOCAL.cpu_clock() - cpu0, 3))
     if result is not None:

@@ -27,6 +27,7 @@ from ...playlists.diversity import Diversity
 from ...playlists.index import distances, query_of
 from ...playlists.service import PlaylistRequest, PlaylistService
 from ...storage.db import Database
+from .push import server_track_mask
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +106,7 @@ class SonicSearch:
             cached = self._linked
             if cached and cached[0] == id(cat) and time.monotonic() - cached[1] < self.linked_ttl_s:
                 return cached[2]
-        ids = [r[0] for r in self.db.query("SELECT DISTINCT track_id FROM mediaserver_songs "
-                                           "WHERE track_id IS NOT NULL")]
-        mask = np.zeros(cat.size, dtype=bool)
-        rows = cat.rows_of(np.asarray(ids, dtype=np.int64))
-        mask[rows[rows >= 0]] = True
+        mask = server_track_mask(self.db, cat)
         with self._lock:
             self._linked = (id(cat), time.monotonic(), mask)
         return mask

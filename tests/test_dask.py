@@ -26,42 +26,20 @@ from playlistgen.core.storage import maintenance
 from playlistgen.core.storage.db import connect
 from playlistgen.core.storage.records import from_blob
 from playlistgen.errors import ConfigError
-from tests.conftest import REPO, child_env, free_port, run_cli
+from tests.conftest import REPO, ChildProcess, free_port, run_cli
 from tests.helpers import features_per_track, make_song, status, wait_for
 
 FAKE_VERSION = "essentia-0.0.0-test"
 
 
-class Proc:
-    """A child process with its output in a log file; stopped (and its group killed) at the end."""
-
-    def __init__(self, args: list[str], log: Path, env: dict | None = None, prefix: tuple[str, ...] = ()) -> None:
-        self.log_path = log
-        self._log = open(log, "w")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([*prefix, *args], env=child_env(env), stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int | None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        self._log.close()
-        return self.proc.returncode
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
 @pytest.fixture
 def procs():  # type: ignore[no-untyped-def]
-    started: list[Proc] = []
+    """Start a scheduler or worker process (``prefix``: e.g. ``ip netns exec NAME``) with conftest's
+    runner; all are killed (their groups too) at the end."""
+    started: list[ChildProcess] = []
 
-    def start(*args, **kwargs) -> Proc:  # type: ignore[no-untyped-def]
-        p = Proc(*args, **kwargs)
+    def start(args: list[str], log: Path, env: dict | None = None, prefix: tuple[str, ...] = ()) -> ChildProcess:
+        p = ChildProcess([*prefix, *args], log, env=env)
         started.append(p)
         return p
 

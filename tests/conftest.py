@@ -121,21 +121,10 @@ def supysonic(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A real Subsonic server (supysonic, own cached virtualenv) on a free loopback port, serving a
     small tagged library: ``.url``, ``.user``, ``.password``, ``.library``, ``.songs`` (the files),
     ``.rescan()``. Skips loudly when its virtualenv cannot be built (no package index)."""
-    from .subsonic_server import SupysonicUnavailable, build_library, ensure_venv, start_server
+    from .subsonic_server import running_server
 
-    try:
-        venv = ensure_venv()
-    except SupysonicUnavailable as exc:
-        pytest.skip(f"NO REAL SUBSONIC SERVER: {exc}")
-    root = tmp_path_factory.mktemp("supysonic")
-    library = root / "library"
-    songs = build_library(library)
-    server = start_server(venv, root / "server", library)
-    server.songs = songs
-    try:
+    with running_server(tmp_path_factory.mktemp("supysonic")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

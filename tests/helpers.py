@@ -45,3 +45,16 @@ def wait_for(predicate, timeout: float = 90, what: str = "condition"):  # type: 
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def scanned_long_file(workdir: Path) -> Path:
+    """A 6-minute FLAC in ``workdir/library``, scanned into ``workdir``'s database (preset fast): long
+    enough for a test to act while a tag write verifies its copy."""
+    from tests.conftest import run_cli
+
+    lib = workdir / "library"
+    lib.mkdir()
+    path = af.write_long(lib / "long.flac", 6.0)
+    res = run_cli("scan", "library", cwd=workdir, env=ENV, timeout=600)
+    assert res.returncode == 0, res.stderr
+    return path

@@ -15,6 +15,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,3 +188,22 @@ def start_server(venv: Path, workdir: Path, library: Path) -> SubsonicServer:
     server.rescan()
     server.start()
     return server
+
+
+@contextmanager
+def running_server(root: Path) -> Iterator[SubsonicServer]:
+    """A real supysonic serving a fresh tagged library under ``root`` (``.songs``: its files),
+    stopped on exit; the test is skipped, loudly, when its virtualenv cannot be built."""
+    import pytest
+
+    try:
+        venv = ensure_venv()
+    except SupysonicUnavailable as exc:
+        pytest.skip(f"NO REAL SUBSONIC SERVER: {exc}")
+    songs = build_library(root / "library")
+    server = start_server(venv, root / "server", root / "library")
+    server.songs = songs
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from tests.helpers import ENV, wait_for
-from tests.subsonic_server import SupysonicUnavailable, build_library, ensure_venv, start_server
+from tests.subsonic_server import running_server
 from tests.tagged_library import make_song, set_tags
 
 LATE = "Epsilon/Late Album/01 Late Song.flac"
@@ -19,18 +19,8 @@ LATE = "Epsilon/Late Album/01 Late Song.flac"
 
 @pytest.fixture
 def own_server(tmp_path):  # type: ignore[no-untyped-def]
-    try:
-        venv = ensure_venv()
-    except SupysonicUnavailable as exc:
-        pytest.skip(f"NO REAL SUBSONIC SERVER: {exc}")
-    library = tmp_path / "library"
-    songs = build_library(library)
-    server = start_server(venv, tmp_path / "server", library)
-    server.songs = songs
-    try:
+    with running_server(tmp_path) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def test_a_song_not_analysed_yet_says_so_and_links_when_its_analysis_lands(  # type: ignore[no-untyped-def]

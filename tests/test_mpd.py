@@ -40,6 +40,14 @@ def _following(client: MPDClient) -> int:
     return int(status["playlistlength"]) - int(status.get("song", -1)) - 1
 
 
+def _start_radio(workdir: Path, library: Path, port: int, min_queue: int, history: int) -> subprocess.Popen:
+    """`playlistgen mpd radio` in ``workdir`` with a config.yaml for this library and MPD."""
+    (workdir / "config.yaml").write_text(yaml.safe_dump({
+        "library": {"paths": [str(library)]}, "mpd": {"port": port, "min_queue": min_queue, "history": history}}))
+    return subprocess.Popen([sys.executable, "-m", "playlistgen", "mpd", "radio", "--seed", "Artist 1 - Song 1"],
+                            cwd=workdir, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def _playing_ahead(client: MPDClient, n: int) -> bool:
     """Playing, with at least ``n`` songs after the current one (a queue that ran out and
     stopped has no current song: it does not count as topped up)."""
@@ -53,12 +61,7 @@ def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, scan
         client = server.client()
         client.update()
         wait_for(lambda: len([e for e in client.listall() if "file" in e]) == 12, 30, "mpd to index the library")
-        (tmp_path / "config.yaml").write_text(yaml.safe_dump({
-            "library": {"paths": [str(scanned_library)]},
-            "mpd": {"port": server.port, "min_queue": MIN_QUEUE, "history": HISTORY}}))
-        radio = subprocess.Popen([sys.executable, "-m", "playlistgen", "mpd", "radio", "--seed", "Artist 1 - Song 1"],
-                                 cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        radio = _start_radio(tmp_path, scanned_library, server.port, MIN_QUEUE, HISTORY)
         try:
             wait_for(lambda: _following(client) >= MIN_QUEUE, 30, "the radio to fill the empty queue")
             client.play(0)
@@ -112,11 +115,7 @@ def test_a_library_played_through_goes_on_with_the_least_recently_played(tmp_pat
         client = server.client()
         client.update()
         wait_for(lambda: len([e for e in client.listall() if "file" in e]) == songs, 30, "mpd to index the library")
-        (tmp_path / "config.yaml").write_text(yaml.safe_dump({
-            "library": {"paths": [str(lib)]}, "mpd": {"port": server.port, "min_queue": min_queue, "history": 200}}))
-        radio = subprocess.Popen([sys.executable, "-m", "playlistgen", "mpd", "radio", "--seed", "Artist 1 - Song 1"],
-                                 cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
+        radio = _start_radio(tmp_path, lib, server.port, min_queue, 200)
         try:
             wait_for(lambda: _following(client) >= min_queue, 30, "the radio to fill the empty queue")
             client.play(0)

@@ -20,7 +20,7 @@ import requests
 from playlistgen.core.integrations.tags.writer import read_values, write_tags
 from tests import audio_fixtures as af
 from tests.conftest import child_env, run_cli
-from tests.helpers import status, wait_for
+from tests.helpers import scanned_long_file, status, wait_for
 from tests.tagged_library import make_song, set_tags
 
 ENV = {"PLAYLISTGEN_ANALYSIS__PRESET": "fast", "PLAYLISTGEN_ANALYSIS__WORKERS": "2"}
@@ -124,11 +124,8 @@ def test_mood_and_genre_only_when_asked(tmp_path: Path) -> None:
 
 def test_interrupted_write_leaves_the_original(tmp_path: Path) -> None:
     """Ctrl+C while the verified copy is being made: the original is byte-identical, no temp file."""
-    lib = tmp_path / "library"
-    lib.mkdir()
-    path = af.write_long(lib / "long.flac", 6.0)   # long enough to catch the copy being verified
-    res = run_cli("scan", "library", cwd=tmp_path, env=ENV, timeout=600)
-    assert res.returncode == 0, res.stderr
+    path = scanned_long_file(tmp_path)
+    lib = path.parent
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     proc = subprocess.Popen([sys.executable, "-m", "playlistgen", "tags", "write", "library",
                              "--fields", "bpm,key"], cwd=tmp_path, env=child_env(ENV),

@@ -29,6 +29,7 @@ from playlistgen.core.integrations.tags import writer
 from playlistgen.core.integrations.tags.writer import write_tags
 from tests import audio_fixtures as af
 from tests.conftest import child_env, run_cli
+from tests.helpers import scanned_long_file
 from tests.tagged_library import make_song, set_tags
 
 ENV = {"PLAYLISTGEN_ANALYSIS__PRESET": "fast", "PLAYLISTGEN_ANALYSIS__WORKERS": "1"}
@@ -161,15 +162,6 @@ def test_link_to_a_file_inside_the_library_writes_the_target(tmp_path: Path) -> 
 
 
 # ---- 3: no temporary copy outlives its writer -----------------------------------------------------
-def _scanned_long_file(tmp_path: Path) -> Path:
-    lib = tmp_path / "library"
-    lib.mkdir()
-    path = af.write_long(lib / "long.flac", 6.0)   # long enough to catch the copy being verified
-    res = run_cli("scan", "library", cwd=tmp_path, env=ENV, timeout=600)
-    assert res.returncode == 0, res.stderr
-    return path
-
-
 def _start_write_and_wait_for_the_copy(tmp_path: Path) -> subprocess.Popen:
     lib = tmp_path / "library"
     proc = subprocess.Popen([sys.executable, "-m", "playlistgen", "tags", "write", "library",
@@ -183,7 +175,7 @@ def _start_write_and_wait_for_the_copy(tmp_path: Path) -> subprocess.Popen:
 
 
 def test_sigterm_removes_the_copy_like_ctrl_c(tmp_path: Path) -> None:
-    path = _scanned_long_file(tmp_path)
+    path = scanned_long_file(tmp_path)
     digest = sha(path)
     proc = _start_write_and_wait_for_the_copy(tmp_path)
     proc.send_signal(signal.SIGTERM)
@@ -194,7 +186,7 @@ def test_sigterm_removes_the_copy_like_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_copy_left_by_kill_9_is_removed_by_the_next_run(tmp_path: Path) -> None:
-    path = _scanned_long_file(tmp_path)
+    path = scanned_long_file(tmp_path)
     digest = sha(path)
     proc = _start_write_and_wait_for_the_copy(tmp_path)
     proc.send_signal(signal.SIGKILL)

@@ -1,0 +1,22 @@
+-- The library-adaptive "sounds like" projection (issue 22, core/similarity).
+-- Per features row: the spread of the track's MusiCNN patch embeddings around their mean
+-- (float16 little endian [rows, dims], rows <= 12, see core/similarity/lda.spread_of), how many
+-- patches the embedding averaged, and the MTT embedding mean where the preset runs MTT.
+-- NULL for tracks analysed before this migration: they are upgraded in the background.
+ALTER TABLE features ADD COLUMN embedding_spread BLOB;
+ALTER TABLE features ADD COLUMN embedding_patches INTEGER;
+ALTER TABLE features ADD COLUMN embedding_mtt BLOB;
+
+-- Fitted projections, newest per representation wins; 'shipped' ones come with the models.
+CREATE TABLE similarity_projections (
+    id              INTEGER PRIMARY KEY,
+    representation  TEXT NOT NULL,                 -- 'msd' or 'msd+mtt'
+    version         INTEGER NOT NULL,              -- the fit's algorithm version
+    source          TEXT NOT NULL CHECK (source IN ('library', 'shipped')),
+    tracks          INTEGER NOT NULL,              -- tracks the fit saw
+    dims_in         INTEGER NOT NULL,
+    dims_out        INTEGER NOT NULL,
+    center          BLOB NOT NULL,                 -- float32[dims_in]
+    matrix          BLOB NOT NULL,                 -- float32[dims_in, dims_out]
+    created_at      REAL NOT NULL DEFAULT (unixepoch('subsec'))
+);

@@ -1,0 +1,78 @@
+"""The "track identity" projection: a linear discriminant analysis with one class per track.
+
+Each track's patch embeddings scatter around the track's mean (within-track scatter: how a song
+varies over its own length); the track means scatter around the library's mean (between-track
+scatter: how songs differ). The projection keeps the directions in which tracks differ much more
+than a track differs from itself, so distances after it weigh what tells songs apart in *this*
+library — learnt from the music alone, with no labels. The within-track scatter is shrunk towards
+a scaled identity (``shrinkage``) so that directions few patches span stay well conditioned.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_SHRINKAGE = 0.1
+
+
+@dataclass(frozen=True)
+class Projection:
+    center: np.ndarray       # [d] the library's mean track vector
+    matrix: np.ndarray       # [d, k] projection, columns ordered by discriminative power
+    eigenvalues: np.ndarray  # [k] between/within ratio of each column
+    tracks: int              # how many tracks the fit saw
+
+    def apply(self, vectors: np.ndarray) -> np.ndarray:
+        """[n, d] track vectors → [n, k] projected vectors (float32)."""
+        return ((np.asarray(vectors, dtype=np.float64) - self.center) @ self.matrix).astype(np.float32)
+
+
+def fit_projection(means: np.ndarray, within: np.ndarray, shrinkage: float = DEFAULT_SHRINKAGE,
+                   dims: int | None = None) -> Projection:
+    """Fit from the track means [n, d] and the library's mean within-track covariance [d, d]
+    (the average over tracks of each track's patch-embedding covariance)."""
+    means = np.asarray(means, dtype=np.float64)
+    n, d = means.shape
+    if n < 2:
+        raise ValueError("a projection needs at least two tracks")
+    center = means.mean(axis=0)
+    between = np.cov(means, rowvar=False, bias=True)
+    within = np.asarray(within, dtype=np.float64)
+    scale = float(np.trace(within)) / d or 1.0
+    within = (1.0 - shrinkage) * within + shrinkage * scale * np.eye(d)
+    # generalised symmetric eigenproblem  between v = λ within v  via within's Cholesky factor
+    lower = np.linalg.cholesky(within)
+    inv_lower = np.linalg.inv(lower)
+    values, vectors = np.linalg.eigh(inv_lower @ between @ inv_lower.T)
+    order = np.argsort(values)[::-1][: dims or d]
+    matrix = inv_lower.T @ vectors[:, order]
+    return Projection(center=center, matrix=matrix, eigenvalues=values[order], tracks=n)
+
+
+def within_covariance(spreads: list[np.ndarray]) -> np.ndarray:
+    """The mean within-track covariance from per-track spreads ([r_i, d] with
+    spread.T @ spread = that track's patch covariance)."""
+    if not spreads:
+        raise ValueError("no track spreads to fit from")
+    d = spreads[0].shape[1]
+    total = np.zeros((d, d))
+    for spread in spreads:
+        s = np.asarray(spread, dtype=np.float64)
+        total += s.T @ s
+    return total / len(spreads)
+
+
+def spread_of(patches: np.ndarray, rows: int) -> np.ndarray:
+    """A track's patch embeddings [p, d] → its spread [≤rows, d]: the largest principal axes of
+    the centred patches, scaled so that spread.T @ spread is their (biased) covariance — exact
+    when p <= rows + 1, the best rank-``rows`` approximation otherwise."""
+    patches = np.asarray(patches, dtype=np.float64)
+    p = len(patches)
+    if p < 2:
+        return np.zeros((0, patches.shape[1]), dtype=np.float32)
+    centred = patches - patches.mean(axis=0)
+    _, singular, axes = np.linalg.svd(centred, full_matrices=False)
+    keep = min(rows, len(singular))
+    return (singular[:keep, None] * axes[:keep] / np.sqrt(p)).astype(np.float32)

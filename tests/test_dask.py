@@ -128,6 +128,26 @@ def kill_a_busy_worker(daemon, timeout: float = 120) -> int:  # type: ignore[no-
     return busy[0]["pid"]
 
 
+def test_a_worker_whose_announcement_was_lost_is_asked_again(tmp_path: Path, daemon_factory, procs) -> None:  # type: ignore[no-untyped-def]
+    """Dask drops an event a worker sends while it re-registers with a restarted scheduler: the
+    worker's "ready" never arrives and the daemon shows it without a pid. The daemon registers its
+    plugin again for such a silent worker, which announces itself once more."""
+    (tmp_path / "library").mkdir()
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    procs(scheduler_args(port), tmp_path / "scheduler.log")
+    daemon = daemon_factory(env=dask_env(PLAYLISTGEN_ANALYSIS__DASK_SCHEDULER=address))
+    daemon.wait_ready(60)
+    lossy = procs([sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
+                   "--no-dashboard", "--preload", "tests.dask_lossy_worker"], tmp_path / "lossy.log",
+                  env={"PYTHONPATH": str(REPO)})
+    wait_for(lambda: "dropped the first ready" in (tmp_path / "lossy.log").read_text(), 120, "the lost announcement")
+    wait_for(lambda: len(remote(daemon)) == 1, 120, "the silent worker announced again")
+    assert "never announced themselves" in daemon.log_path.read_text()
+    lossy.stop()
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.log_path.read_text()[-3000:]
+
+
 def test_cluster_kill_fallback_restart_and_refusal(tmp_path: Path, daemon_factory, procs) -> None:  # type: ignore[no-untyped-def]
     library = tmp_path / "library"
     for i in range(10):

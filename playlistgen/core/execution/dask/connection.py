@@ -16,6 +16,10 @@ log = logging.getLogger("playlistgen.core.execution.dask.executor")
 
 CONNECT_TIMEOUT_S = 5.0
 WATCH_INTERVAL_S = 1.0
+# A worker the scheduler lists but that never said "ready" (or "refused") this long: its
+# announcement was lost (Dask drops events a worker sends while it re-registers with a restarted
+# scheduler), so the plugin is registered again and every worker announces itself once more.
+SILENT_WORKER_S = 20.0
 MB = 1024 * 1024
 
 
@@ -103,6 +107,15 @@ class SchedulerConnection:
                              nthreads=w.get("nthreads", 1), running=w.get("status") == "running",
                              rss_mb=round((w.get("metrics") or {}).get("memory", 0) / MB, 1))
             grown = self._remote_slots() > slots
+            silent = [addr for addr, w in self._workers.items()
+                      if not w.get("pid") and addr not in self._refused and time.time() - w["since"] > SILENT_WORKER_S]
+        if silent and time.monotonic() - self._reannounced_at > SILENT_WORKER_S:
+            from .worker import PLUGIN_NAME
+
+            log.info("%d Dask worker(s) never announced themselves (%s): registering the plugin again",
+                     len(silent), ", ".join(silent))
+            self._reannounced_at = time.monotonic()
+            client.register_plugin(self._plugin, name=PLUGIN_NAME)
         if grown and self.on_capacity is not None:   # workers joined: no need to wait for the next poll
             self.on_capacity()
 

@@ -94,6 +94,7 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         self._embedded: Any = None
         self._guarded = False
         self._scheduler_id: str | None = None
+        self._reannounced_at = 0.0                 # monotonic time of the last re-registration for silent workers
         self._connected, self._conn_error, self._conn_changed = False, None, time.time()
         self._tasks: dict[str, _Task] = {}
         self._by_file: dict[int, str] = {}

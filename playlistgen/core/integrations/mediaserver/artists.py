@@ -156,7 +156,8 @@ class ServerArtists:
             return {"server_id": smap.server_id[c]} if smap.server_id[c] else {}
 
         return {"artist": {"name": profiles.names[code], "tracks": tracks,
-                           "tracks_in_profile": int(profiles.used[code]), "confidence": round(float(profiles.confidence[code]), 4), **server(code)},
+                           "tracks_in_profile": int(profiles.used[code]),
+                           "confidence": round(float(profiles.confidence[code]), 4), **server(code)},
                 "similar": [{**s.to_dict(), **server(s.code)} for s in found], "server_only": server_only,
                 "metric": cat.metric, "notes": notes}
 

@@ -93,6 +93,8 @@ def test_similar_artists_of_a_real_library_share_its_style(library) -> None:  # 
     assert "Artist 03 House" in typo["did_you_mean"] and "did you mean" in typo["hint"]
     assert client.get("/api/v1/artists/Artist 03 House/similar?server_only=true").status_code == 400  # no link
     assert client.get("/api/v1/artists/Artist 03 House/similar?count=0").status_code == 400
+    spec = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert "server_only" in str(spec["/api/v1/artists/{artist}/similar"]) and "/api/similar_artists" in spec
 
 
 def test_artist_radio_plays_the_artist_and_its_sound_alikes(library) -> None:  # type: ignore[no-untyped-def]

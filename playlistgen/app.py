@@ -271,6 +271,7 @@ class App:
         """The playlist service, the media-server link, sonic search, scheduled mixes, the
         Subsonic upstream and the Flask app over them."""
         from .api import create_app
+        from .core.integrations.mediaserver.artists import ServerArtists
         from .core.integrations.mediaserver.sonic import SonicSearch
         from .core.playlists.schedule import MixScheduler
         from .core.playlists.service import PlaylistService
@@ -293,6 +294,7 @@ class App:
             if attach(services, transport) is not None:   # mediaserver.url: pushes follow the playlist service
                 self.add("mediaserver", services.mediaserver.start, services.mediaserver.stop)
         services.sonic = SonicSearch(services.db, services.playlists, settings)
+        services.artists = ServerArtists(services.db, services.playlists, services.sonic, settings)
         services.mixes = MixScheduler(services.playlists, settings)
         if start:
             self.add("mixes", services.mixes.start, services.mixes.stop)

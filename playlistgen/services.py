@@ -13,6 +13,7 @@ from .core.storage.db import Database
 
 if TYPE_CHECKING:  # the real types, without importing them at run time
     from .api.subsonic.upstream import Upstream
+    from .core.integrations.mediaserver.artists import ServerArtists
     from .core.integrations.mediaserver.service import MediaServerService
     from .core.integrations.mediaserver.sonic import SonicSearch
     from .core.integrations.mpd import MpdRadio
@@ -34,6 +35,7 @@ class Services:
     playlists: PlaylistService | None = None
     mediaserver: MediaServerService | None = None  # None = no media-server link running
     sonic: SonicSearch | None = None        # similarity with server ids (/rest, AudioMuse)
+    artists: ServerArtists | None = None    # similar artists (by name or server artist id)
     mixes: MixScheduler | None = None       # scheduled mixes
     mpd: MpdRadio | None = None             # the MPD radio when mpd.enabled
     tagwriter: TagWriterService | None = None  # writes tags after analysis when library.write_tags

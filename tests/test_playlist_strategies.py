@@ -65,7 +65,7 @@ def dist_from(cat: Catalog, row: int) -> np.ndarray:
 
 def test_every_strategy_is_listed_with_parameters() -> None:
     expected = {"radio", "path", "mood", "filter", "harmonic", "clusters", "kmeans", "similarity", "random",
-                "time_based", "tag_based", "feature_group", "mixed", "all", "for_you"}
+                "time_based", "tag_based", "feature_group", "mixed", "all", "for_you", "artist_radio"}
     assert set(STRATEGIES) == expected
     for strategy in STRATEGIES.values():
         info = strategy.to_dict()

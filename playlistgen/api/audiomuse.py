@@ -11,6 +11,17 @@ ids (see docs/integrations.md for the plugin files this follows):
   objects, both ends included...], "total_distance"}`` (``max_steps`` counts every song of the
   path, as AudioMuse's "songs in path" does; ``distance`` is measured from the start song).
 
+* ``GET /api/similar_artists?artist=<server artist id or name>&n=10&include_component_matches=false``
+  → a JSON array, most similar first, of ``{"artist", "artist_id", "component_matches"}`` (the
+  server's artist name and id; with ``include_component_matches=true`` one entry
+  ``{"artist1_representative_songs": [{"item_id", "title"}], "artist2_representative_songs": [...]}``:
+  the asked artist's songs that sound most like the similar one, and the similar one's songs
+  that sound most like the asked one — the plugin's artist radio alternates them), plus our
+  ``score`` (ignored by the plugin). The shape is the plugin's ``SimilarArtistsResponse`` in
+  ``audiomuse_api.go`` (NeptuneHub/AudioMuse-AI-NV-plugin, commit c2450d70, read, not copied):
+  ``GetSimilarArtists`` maps ``artist_id``/``artist`` to Navidrome artists,
+  ``GetSimilarSongsByArtist`` plays the representative songs' ``item_id`` s.
+
 With ``api.key`` set, the plugin's ``Authorization: Bearer <api.key>`` is the key (``api/auth.py``).
 """
 
@@ -88,3 +99,26 @@ def find_path():  # type: ignore[no-untyped-def]
     matches = _sonic().path(a, b, steps, prefer={a: start, b: end})
     path = [_item(m) for m in matches]
     return jsonify({"path": path, "total_distance": round(sum(m.step for m in matches), 4)})
+
+
+@bp.get("/similar_artists")
+def similar_artists():  # type: ignore[no-untyped-def]
+    artist = str_arg("artist", 500)
+    if artist is None:
+        raise BadRequestError("'artist' is required", hint="e.g. /api/similar_artists?artist=<the media server's "
+                              "artist id>&n=10")
+    n = int_arg("n", 10, 1, 500)
+    songs = _bool_arg("include_component_matches", False)
+    artists = current_services().artists
+    found = artists.for_server(artist.strip(), n)
+    if found is None or found[0] is None:   # not a server artist id (or none of its songs analysed): a name
+        _cat, _profiles, code = artists.resolve(artist)
+        found = artists.for_server_code(code, n)
+    code, similar = found
+    out = []
+    for s in similar:
+        matches = [{"artist1_representative_songs": artists.representative(code, s.artist.code),
+                    "artist2_representative_songs": artists.representative(s.artist.code, code)}] if songs else []
+        out.append({"artist": s.server_name, "artist_id": s.server_id, "component_matches": matches,
+                    "score": s.artist.score})
+    return jsonify(out)

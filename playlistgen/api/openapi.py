@@ -138,6 +138,17 @@ def _documented() -> dict[str, dict[str, dict]]:
                                                  params=[_path_id("track_id")])},
         "/api/v1/tracks/{track_id}/similar": {"get": _op("The most similar tracks.", params=[
             _path_id("track_id"), _q("n", {"type": "integer", "minimum": 1, "maximum": 500}, "How many.")])},
+        "/api/v1/artists/{artist}/similar": {"get": _op(
+            "Artists that sound like this one (artist similarity from the music: a trimmed mean of each artist's "
+            "track vectors): {artist: {name, tracks, tracks_in_profile, confidence, server_id?}, similar: [{name, "
+            "tracks, score, similarity, confidence, server_id?}], server_only, metric, notes}. score = similarity "
+            "× (0.75 + 0.25 × confidence), confidence = tracks / (tracks + 2). The artist itself (any case, "
+            "'feat.' or 'The' variant) is never listed; an unknown name is 404 with did_you_mean.", params=[
+                {"name": "artist", "in": "path", "required": True, "schema": {"type": "string"},
+                 "description": "An artist name (any case) or the linked media server's artist id."},
+                _q("count", {"type": "integer", "minimum": 1, "maximum": 500, "default": 20}, "How many."),
+                _q("server_only", {"type": "boolean", "default": False},
+                   "Only artists the linked media server has (400 before the first link).")])},
         "/api/v1/playlists": {
             "get": _op("Saved playlists, newest first.", params=_LIMIT),
             "post": {**_op("Generate a playlist (saved with save: true).", params=[_FORMAT, _PATHS],
@@ -188,9 +199,11 @@ def _integration_docs() -> dict[str, dict[str, dict]]:
     bearer = [{"apiKey": []}, {"bearer": []}]
     song = {"type": "string"}
     rest = {**_op("With mediaserver.proxy: the Subsonic server, proxied unchanged (stream/download/getCoverArt with "
-                  "Range), plus our getSimilarSongs, getSimilarSongs2, getSonicSimilarTracks, findSonicPath and "
-                  "getOpenSubsonicExtensions (+ sonicSimilarity v1) with the server's song ids. Authorised by the "
-                  "media server's own credentials (u + p or t + s, or apiKey), never by api.key; f=json|xml.",
+                  "Range), plus our getSimilarSongs, getSimilarSongs2 (a song, album or artist id), "
+                  "getSonicSimilarTracks, findSonicPath, getArtistInfo and getArtistInfo2 (the server's info with "
+                  "our sonic similarArtist list) and getOpenSubsonicExtensions (+ sonicSimilarity v1) with the "
+                  "server's ids. Authorised by the media server's own credentials (u + p or t + s, or apiKey), "
+                  "never by api.key; f=json|xml|jsonp.",
                   params=[{"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
                            "description": "Subsonic method, e.g. getSonicSimilarTracks or stream.view"}],
                   media="application/json", errors=()), "security": []}
@@ -222,6 +235,16 @@ def _integration_docs() -> dict[str, dict[str, dict]]:
                 {**_q("end_song_id", song, "The media server's song id to end with."), "required": True},
                 _q("max_steps", {"type": "integer", "minimum": 2, "maximum": 500, "default": 25},
                    "Songs in the path, both ends included.")]),
+            "security": bearer}},
+        "/api/similar_artists": {"get": {**_op(
+            "AudioMuse-AI-compatible (its Navidrome plugin's similar artists and artist radio): a JSON array, "
+            "most similar first, of {artist, artist_id, component_matches: [{artist1_representative_songs: "
+            "[{item_id, title}], artist2_representative_songs: [...]}], score} with the media server's ids; "
+            "only artists the server has.", params=[
+                {**_q("artist", song, "The media server's artist id, or an artist name."), "required": True},
+                _q("n", {"type": "integer", "minimum": 1, "maximum": 500, "default": 10}, "How many."),
+                _q("include_component_matches", {"type": "boolean", "default": False},
+                   "Add each pair's representative songs (the asked artist's first).")]),
             "security": bearer}},
         "/rest/{path}": {"get": rest, "post": rest},
     }

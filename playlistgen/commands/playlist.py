@@ -48,6 +48,7 @@ def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
 @click.command()
 @click.argument("strategy", required=False)
 @click.option("--seed", "seeds", multiple=True, help='Seed track: an id or "Artist - Title" (repeat for several).')
+@click.option("--artist", help="The artist of artist_radio (its name; case, 'feat.' and 'The' do not matter).")
 @click.option("--size", type=int, help="Number of tracks (default playlists.default_size).")
 @click.option("--duration-min", type=float, help="Length in minutes instead of a track count.")
 @click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
@@ -74,7 +75,7 @@ def parse_pairs(pairs: tuple[str, ...], option: str) -> dict[str, Any]:
 @click.option("--list", "list_strategies", is_flag=True, help="List the strategies and their parameters.")
 @click.pass_context
 @user_errors
-def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], size: int | None,
+def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], artist: str | None, size: int | None,
              duration_min: float | None, filters: tuple[str, ...], params: tuple[str, ...], artist_gap: int | None,
              album_gap: int | None, max_per_artist: int | None, dedupe: bool | None, random_seed: int | None,
              order: str | None, excludes: tuple[str, ...], include_excluded: bool,
@@ -90,6 +91,7 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
       playlistgen playlist filter --filter bpm=90..130 --filter key=8A --format xspf
       playlistgen playlist clusters --param k=8 --random-seed 1
       playlistgen playlist mood --param tags=party --order energy_arc --exclude genres=christmas
+      playlistgen playlist artist_radio --artist "Massive Attack" --size 40
       playlistgen playlist --list
     """
     from ..core.playlists.registry import STRATEGIES
@@ -111,6 +113,8 @@ def playlist(ctx: click.Context, strategy: str | None, seeds: tuple[str, ...], s
                                path=settings.database.path)
     body: dict[str, Any] = {"strategy": strategy, "seeds": list(seeds), "filters": parse_pairs(filters, "--filter"),
                             "params": parse_pairs(params, "--param"), "save": save}
+    if artist is not None:
+        body["params"]["artist"] = artist
     diversity = {k: v for k, v in (("artist_gap", artist_gap), ("album_gap", album_gap),
                                    ("max_per_artist", max_per_artist), ("dedupe", dedupe)) if v is not None}
     if excludes:

@@ -13,6 +13,9 @@ client's credentials (:mod:`.credentials`):
 * OpenSubsonic ``sonicSimilarity`` v1: ``getSonicSimilarTracks`` (``id``, ``count`` default 10)
   and ``findSonicPath`` (``startSongId``, ``endSongId``, ``count`` default 25), a top-level
   ``sonicMatch`` array of ``{"entry": <Child>, "similarity": 0..1}``;
+* ``getArtistInfo`` / ``getArtistInfo2``: the server's answer with our ``similarArtist`` list,
+  artists that sound alike, in the server's artist ids (:mod:`.artists`); ``getSimilarSongs(2)``
+  with an artist id plays an artist radio (strategy ``artist_radio``) from the same similarity;
 * ``getOpenSubsonicExtensions`` (no credentials needed, as the spec requires): the server's list
   plus ``sonicSimilarity`` [1].
 
@@ -35,7 +38,7 @@ from flask import Blueprint, Response, g, request
 from ...core.integrations.mediaserver.sonic import Match, SonicSearch
 from ...errors import NotFoundError, PlaylistgenError
 from ..context import current_services
-from . import entries
+from . import artists, entries
 from .credentials import auth_params
 from .format import error_body, ok_body, parse_status, render
 from .headers import cors
@@ -176,6 +179,8 @@ def similar_songs(path: str, key: str) -> Response:
     search = sonic()
     track = search.track_of(some_id)
     seeds = [track] if track is not None else search.tracks_of_container(some_id)
+    if track is None and (radio := current_services().artists.radio(some_id, _asked(count))) is not None:
+        return _render(ok_body(upstream().server, **{key: {"song": [m.entry for m in _visible(radio, count)]}}))
     if not seeds:
         return _forward(path)  # an id we cannot place: the server's own answer
     matches = search.similar(seeds, _asked(count), diversity=search.playlist_rules(), order=None,
@@ -197,6 +202,16 @@ def sonic_path() -> Response:
         raise SubsonicError(GENERIC, "startSongId and endSongId are the same song")
     matches = sonic().path(a, b, _count("count", 25), prefer={a: start, b: end})
     return _render(ok_body(upstream().server, sonicMatch=_sonic_matches(_visible(matches, len(matches)))))
+
+
+def artist_info(method: str) -> Response:
+    """getArtistInfo(2): the server's info with our similarArtist list (see :mod:`.artists`)."""
+    some_id = _required("id")
+    info = artists.artist_info(upstream(), current_services().artists, method, request.values, some_id,
+                               _count("count", 20))
+    if info is None:
+        raise SubsonicError(NOT_FOUND, f"artist {some_id} not found")
+    return _render(ok_body(upstream().server, **{artists.INFO_KEYS[method]: info}))
 
 
 def _sonic_matches(matches: list[Match]) -> list[dict]:
@@ -241,7 +256,9 @@ def scrobble(path: str) -> Response:
 OURS = {"getSimilarSongs": lambda p: similar_songs(p, "similarSongs"),
         "getSimilarSongs2": lambda p: similar_songs(p, "similarSongs2"),
         "getSonicSimilarTracks": lambda p: sonic_similar(),
-        "findSonicPath": lambda p: sonic_path()}
+        "findSonicPath": lambda p: sonic_path(),
+        "getArtistInfo": lambda p: artist_info("getArtistInfo"),
+        "getArtistInfo2": lambda p: artist_info("getArtistInfo2")}
 
 
 def _dispatch(method: str, path: str) -> Response:

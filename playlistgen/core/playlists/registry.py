@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .artists.radio import ARTIST_STRATEGIES
 from .catalog import Catalog
 from .diversity import Diversity, Picker
 from .filters import filter_mask
@@ -16,7 +17,8 @@ from .groups import GROUP_STRATEGIES
 from .strategies import CORE_STRATEGIES, Context, Strategy
 from .transitions import arrange, summary
 
-STRATEGIES: dict[str, Strategy] = {s.name: s for s in [*CORE_STRATEGIES, *GROUP_STRATEGIES, *FOR_YOU_STRATEGIES]}
+STRATEGIES: dict[str, Strategy] = {s.name: s for s in [*CORE_STRATEGIES, *GROUP_STRATEGIES, *FOR_YOU_STRATEGIES,
+                                                   *ARTIST_STRATEGIES]}
 
 
 def make_picker(cat: Catalog, rules: Diversity, size: int, duration_s: float | None = None) -> Picker:

@@ -37,7 +37,8 @@ def test_listener_names() -> None:
 
 
 def test_store_counts_skips_since_the_last_play_per_listener(database: Database) -> None:
-    database.write(lambda c: c.execute("INSERT INTO tracks (id, title, fingerprint) VALUES (1, 'a', 'f1'), (2, 'b', 'f2'), (3, 'c', 'f3')"))
+    database.write(lambda c: c.execute("INSERT INTO tracks (id, title, fingerprint) "
+                                       "VALUES (1, 'a', 'f1'), (2, 'b', 'f2'), (3, 'c', 'f3')"))
     store = FeedbackStore(database, FeedbackRules(avoid_days=30))
     now = time.time()
     store.record(1, SKIP, "mpd", position_s=3, at=now - 100)

@@ -306,7 +306,8 @@ class App:
     def _radio(self, services: Services, seeds: Sequence[Any] = ()) -> None:
         from .core.integrations.mpd import MpdRadio
 
-        services.mpd = MpdRadio(self.settings, services.db, services.playlists.generate, seeds=list(seeds))
+        services.mpd = MpdRadio(self.settings, services.db, services.playlists.generate, seeds=list(seeds),
+                                feedback=services.playlists.feedback)
         self.add("mpd", services.mpd.start, services.mpd.stop)   # a missing MPD only degrades /health
 
     def _bind_http(self) -> None:

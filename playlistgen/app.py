@@ -298,8 +298,10 @@ class App:
             self.add("mixes", services.mixes.start, services.mixes.stop)
         if settings.mediaserver.proxy and transport is not None:
             from .api.subsonic.upstream import Upstream
+            from .core.feedback.nowplaying import NowPlaying
 
             services.upstream = Upstream(transport)
+            services.now_playing = NowPlaying(services.playlists.feedback)   # clients' skips, per user
         self.services = services
         self.api = create_app(settings, services)
 

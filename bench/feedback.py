@@ -133,7 +133,8 @@ def markdown(rows: list[dict], corpus_size: int) -> str:
              "(the disliked one) and hears the rest to the end; then asks for the same radio again. The "
              "disliked source's share of the radio, before and after, median over "
              f"{rows[0]['seeds'] if rows else 0} seeds (min–max):", "",
-             "| disliked source | its tracks | share before | skips recorded | share after | note of the second radio |",
+             "| disliked source | its tracks | share before | skips recorded | share after "
+             "| note of the second radio |",
              "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['source']} | {r['tracks']} | {pct(r['before'], r['before_range'])} | "

@@ -300,15 +300,18 @@ class App:
             self.add("mixes", services.mixes.start, services.mixes.stop)
         if settings.mediaserver.proxy and transport is not None:
             from .api.subsonic.upstream import Upstream
+            from .core.feedback.nowplaying import NowPlaying
 
             services.upstream = Upstream(transport)
+            services.now_playing = NowPlaying(services.playlists.feedback)   # clients' skips, per user
         self.services = services
         self.api = create_app(settings, services)
 
     def _radio(self, services: Services, seeds: Sequence[Any] = ()) -> None:
         from .core.integrations.mpd import MpdRadio
 
-        services.mpd = MpdRadio(self.settings, services.db, services.playlists.generate, seeds=list(seeds))
+        services.mpd = MpdRadio(self.settings, services.db, services.playlists.generate, seeds=list(seeds),
+                                feedback=services.playlists.feedback)
         self.add("mpd", services.mpd.start, services.mpd.stop)   # a missing MPD only degrades /health
 
     def _bind_http(self) -> None:

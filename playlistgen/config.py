@@ -177,6 +177,17 @@ class MpdSettings:
 
 
 @dataclass
+class FeedbackSettings:
+    skip_threshold_s: float = setting(30.0, "A song left within its first N seconds (its first half, when shorter) "
+                                      "is a skip (MPD radio, /rest now-playing reports).", min=1)
+    play_fraction: float = setting(0.9, "A song heard past this part of its length is a full play; it cancels "
+                                   "the song's earlier skips.", min=0.1, max=1)
+    avoid_days: float = setting(30.0, "Radio, for_you and mixes leave out songs skipped within N days and rank "
+                                "their neighbours lower (0 = ignore skips).", min=0)
+    neighbours: int = setting(5, "How many closest neighbours of a skipped song are ranked lower.", min=0, max=100)
+
+
+@dataclass
 class LoggingSettings:
     level: str = setting("INFO", "Log level.", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     format: str = setting("text", "Log line format.", choices=("text", "json"))
@@ -194,6 +205,7 @@ class Settings:
     playlists: PlaylistSettings = field(default_factory=PlaylistSettings)
     mediaserver: MediaServerSettings = field(default_factory=MediaServerSettings)
     mpd: MpdSettings = field(default_factory=MpdSettings)
+    feedback: FeedbackSettings = field(default_factory=FeedbackSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     # where the settings came from (not settings themselves): shown by doctor and /health
     config_file: str = field(default="", compare=False)

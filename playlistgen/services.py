@@ -13,6 +13,7 @@ from .core.storage.db import Database
 
 if TYPE_CHECKING:  # the real types, without importing them at run time
     from .api.subsonic.upstream import Upstream
+    from .core.feedback.nowplaying import NowPlaying
     from .core.integrations.mediaserver.artists import ServerArtists
     from .core.integrations.mediaserver.service import MediaServerService
     from .core.integrations.mediaserver.sonic import SonicSearch
@@ -40,4 +41,5 @@ class Services:
     mpd: MpdRadio | None = None             # the MPD radio when mpd.enabled
     tagwriter: TagWriterService | None = None  # writes tags after analysis when library.write_tags
     upstream: Upstream | None = None        # the user's Subsonic server, with mediaserver.proxy
+    now_playing: NowPlaying | None = None   # /rest clients' now-playing reports → skips (core/feedback)
     started_at: float = field(default_factory=time.time)

@@ -41,9 +41,12 @@ def _following(client: MPDClient) -> int:
 
 
 def _start_radio(workdir: Path, library: Path, port: int, min_queue: int, history: int) -> subprocess.Popen:
-    """`playlistgen mpd radio` in ``workdir`` with a config.yaml for this library and MPD."""
+    """`playlistgen mpd radio` in ``workdir`` with a config.yaml for this library and MPD. These
+    tests `next` through songs a second after they start — skips, which feedback (issue 23) would
+    leave out of the radio — to test the history rules alone: feedback off (tests/test_mpd_feedback.py)."""
     (workdir / "config.yaml").write_text(yaml.safe_dump({
-        "library": {"paths": [str(library)]}, "mpd": {"port": port, "min_queue": min_queue, "history": history}}))
+        "library": {"paths": [str(library)]}, "mpd": {"port": port, "min_queue": min_queue, "history": history},
+        "feedback": {"avoid_days": 0}}))
     return subprocess.Popen([sys.executable, "-m", "playlistgen", "mpd", "radio", "--seed", "Artist 1 - Song 1"],
                             cwd=workdir, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 

@@ -21,7 +21,9 @@ client's credentials (:mod:`.credentials`):
 
 Song entries are the asking user's view (:mod:`.entries`). ``scrobble`` is forwarded, and when the
 server accepts a submission by the linked user (``mediaserver.user``), the songs' play counts and
-last-played times are updated at once. Every request that talks to the server holds one of the
+last-played times are updated at once; every accepted scrobble is also listening feedback per user
+(:mod:`.listening`: a "now playing" soon replaced is a skip), which ``getSimilarSongs(2)`` for
+that user then follows. Every request that talks to the server holds one of the
 upstream's stream slots until its response is closed (:mod:`.upstream`). Errors never name the
 server's address (it is logged for the operator).
 """
@@ -38,7 +40,7 @@ from flask import Blueprint, Response, g, request
 from ...core.integrations.mediaserver.sonic import Match, SonicSearch
 from ...errors import NotFoundError, PlaylistgenError
 from ..context import current_services
-from . import artists, entries
+from . import artists, entries, listening
 from .credentials import auth_params
 from .format import error_body, ok_body, parse_status, render
 from .headers import cors
@@ -179,12 +181,14 @@ def similar_songs(path: str, key: str) -> Response:
     search = sonic()
     track = search.track_of(some_id)
     seeds = [track] if track is not None else search.tracks_of_container(some_id)
-    if track is None and (radio := current_services().artists.radio(some_id, _asked(count))) is not None:
+    listener = listening.listener(request.values, _linked_user())[1]
+    if track is None and (radio := current_services().artists.radio(some_id, _asked(count), listener)) is not None:
         return _render(ok_body(upstream().server, **{key: {"song": [m.entry for m in _visible(radio, count)]}}))
     if not seeds:
         return _forward(path)  # an id we cannot place: the server's own answer
     matches = search.similar(seeds, _asked(count), diversity=search.playlist_rules(), order=None,
-                             prefer={track: some_id} if track is not None else None)
+                             prefer={track: some_id} if track is not None else None,
+                             listener=listener)
     return _render(ok_body(upstream().server, **{key: {"song": [m.entry for m in _visible(matches, count)]}}))
 
 
@@ -243,8 +247,14 @@ def scrobble(path: str) -> Response:
     status = parse_status(data, answer.headers.get("Content-Type", ""))
     params = request.values
     submission = (params.get("submission") or "true").lower() != "false"
-    if answer.status_code == 200 and status.get("status") == "ok" and submission \
-            and entries.is_linked_user(params, _linked_user()):
+    accepted = answer.status_code == 200 and status.get("status") == "ok"
+    if accepted and current_services().now_playing is not None:   # skips and plays (core/feedback)
+        try:
+            listening.on_scrobble(current_services().db, current_services().now_playing, params,
+                                  params.getlist("id"), submission, _linked_user())
+        except PlaylistgenError as exc:
+            log.warning("listening feedback not recorded: %s", exc.one_line())
+    if accepted and submission and entries.is_linked_user(params, _linked_user()):
         times = [int(t) if t.isdigit() else None for t in params.getlist("time")]
         try:
             sonic().record_plays(params.getlist("id"), times)

@@ -12,6 +12,12 @@ long ``mpd.history``), the least recently played become eligible again, as few a
 the radio says so once instead of going quiet. MPD URIs are paths relative to
 ``mpd.music_directory`` (default: the first library folder).
 
+Skips and plays (``feedback.*``, core/feedback): at each step the radio notes how far MPD says the
+current song is (``elapsed``); when another song becomes current, the last position seen decides
+— left before ``feedback.skip_threshold_s`` (or half its length) is a skip, heard to (near) its
+end a play. Skipped songs are never seeds and, like every radio, the playlist service leaves
+them out for ``feedback.avoid_days``.
+
 A missing or restarted MPD is not an error storm: the radio reconnects with exponential backoff
 (1 s … 60 s), logs one warning per outage and one line when it is back, and its health entry
 says ``degraded`` meanwhile (the daemon stays ready: MPD is optional).
@@ -28,6 +34,8 @@ from typing import Any
 
 from ...config import Settings
 from ...errors import PlaylistgenError
+from ..feedback.events import FeedbackStore
+from ..feedback.rules import PLAY, SKIP
 from ..loops import BackgroundLoop
 from ..playlists.service import MAX_SIZE, PlaylistRequest
 from ..storage.db import Database
@@ -42,8 +50,10 @@ BACKOFF_MIN_S, BACKOFF_MAX_S = 1.0, 60.0
 
 class MpdRadio:
     def __init__(self, settings: Settings, db: Database, generate: Callable[[PlaylistRequest], dict], *,
-                 seeds: list[int | str] | None = None, poll_s: float = 1.0, timeout_s: float = 5.0) -> None:
-        """``generate`` is ``PlaylistService.generate`` (a request → a playlist response)."""
+                 seeds: list[int | str] | None = None, poll_s: float = 1.0, timeout_s: float = 5.0,
+                 feedback: FeedbackStore | None = None) -> None:
+        """``generate`` is ``PlaylistService.generate`` (a request → a playlist response);
+        ``feedback`` records the skips and plays MPD shows (None: nothing is recorded)."""
         self.settings = settings
         self.cfg = settings.mpd
         self.db = db
@@ -56,6 +66,10 @@ class MpdRadio:
         self.history: deque[str] = deque(maxlen=max(self.cfg.history, 1))
         self._client: Any = None
         self._current: str | None = None
+        self.feedback = feedback
+        # the current song as last seen: (MPD song id, uri, elapsed s, duration s)
+        self._heard: tuple[str, str, float | None, float | None] | None = None
+        self.skips = self.plays = 0
         self._loop = BackgroundLoop("mpd-radio", self.step, interval_s=poll_s,
                                     on_error=lambda exc: log.exception("MPD radio step failed"))
         self._backoff = BACKOFF_MIN_S
@@ -128,6 +142,7 @@ class MpdRadio:
         status = client.status()
         queue = client.playlistinfo()
         pos = int(status["song"]) if "song" in status else -1
+        self._listen(status, queue[pos] if 0 <= pos < len(queue) else None)
         if pos >= 0 and pos < len(queue):
             uri = queue[pos]["file"]
             if uri != self._current:
@@ -153,6 +168,39 @@ class MpdRadio:
             log.info("MPD radio: added %d song(s)", added)
         return added
 
+    # ---- feedback ------------------------------------------------------------------------------
+    def _listen(self, status: dict, song: dict | None) -> None:
+        """Judge the previous song once another is current, from the last ``elapsed`` seen."""
+        song_id = status.get("songid") if song is not None else None
+        if self._heard is not None and self._heard[0] != song_id:
+            self._judge(*self._heard[1:])
+            self._heard = None
+        if song is None or song_id is None:
+            return
+        duration = _number(status.get("duration")) or _number(song.get("duration")) or _number(song.get("time"))
+        elapsed = _number(status.get("elapsed"))
+        if elapsed is None and self._heard is not None:   # stopped: MPD no longer says; keep the last seen
+            elapsed = self._heard[2]
+        self._heard = (song_id, song["file"], elapsed, duration)
+
+    def _judge(self, uri: str, elapsed: float | None, duration: float | None) -> None:
+        if self.feedback is None:
+            return
+        verdict = self.feedback.rules.verdict(elapsed, duration, slack_s=self.poll_s + 1.0)
+        if verdict is None:
+            return
+        ids = self._track_ids([uri])
+        if not ids:
+            return
+        self.feedback.record(ids[0], verdict, "mpd", position_s=elapsed)
+        if verdict == SKIP:
+            self.skips += 1
+        elif verdict == PLAY:
+            self.plays += 1
+
+    def _skipped_ids(self) -> set[int]:
+        return set(self.feedback.skipped(None).skips) if self.feedback is not None else set()
+
     # ---- choosing songs ------------------------------------------------------------------------
     def _path(self, uri: str) -> str:
         return os.path.normpath(os.path.join(self.root, uri))
@@ -170,7 +218,8 @@ class MpdRadio:
 
     def _seed_ids(self, queue: list[str]) -> list[Any]:
         played = list(dict.fromkeys(reversed(self.history)))   # newest first, distinct
-        ids = self._track_ids(played[:SEEDS_FROM_HISTORY * 3])[:SEEDS_FROM_HISTORY]
+        skipped = self._skipped_ids()   # what the listener left is no seed: the radio follows what they kept
+        ids = [t for t in self._track_ids(played[:SEEDS_FROM_HISTORY * 3]) if t not in skipped][:SEEDS_FROM_HISTORY]
         if ids:
             return ids
         if self.seeds:
@@ -256,4 +305,15 @@ class MpdRadio:
         return {"ready": True, "degraded": not self.connected, "connected": self.connected,
                 "server": f"{self.cfg.host}:{self.cfg.port}", "last_error": self.last_error,
                 "reconnects": self.reconnects, "songs_added": self.added, "history": len(self.history),
-                "last_fill": self.last_fill, "library_exhausted": self.exhausted}
+                "last_fill": self.last_fill, "library_exhausted": self.exhausted,
+                "skips_recorded": self.skips, "plays_recorded": self.plays}
+
+
+def _number(value: Any) -> float | None:
+    """MPD's "12.345" (or "12:240" for ``time``: the total) as a float; None when absent."""
+    if value in (None, ""):
+        return None
+    try:
+        return float(str(value).split(":")[-1]) if ":" in str(value) else float(value)
+    except ValueError:
+        return None

@@ -33,6 +33,7 @@ import numpy as np
 from ...errors import BadRequestError
 from ..storage.files import live_files
 from .catalog import Catalog
+from .index import distances, query_of
 from .names import UnknownNameError
 
 log = logging.getLogger(__name__)
@@ -198,3 +199,27 @@ class Exclusions:
     def count(self, cat: Catalog) -> int:
         """How many tracks the configured rules leave out."""
         return 0 if self.configured.empty else int(self.mask(cat, self.configured, strict=False).sum())
+
+
+def feedback_masks(cat: Catalog, skipped: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Bool per catalog row for the listener's recent skips (``feedback.events.Skipped``): the
+    skipped tracks, and their ``feedback.neighbours`` closest tracks in the "sounds like" space
+    the playlists rank by (the skipped ones themselves not among them). None when nothing applies."""
+    if not skipped or cat.size == 0:
+        return None
+    rows = cat.rows_of(np.asarray(skipped.track_ids(), dtype=np.int64))
+    rows = rows[rows >= 0]
+    if rows.size == 0:
+        return None
+    hit = np.zeros(cat.size, dtype=bool)
+    hit[rows] = True
+    near = np.zeros(cat.size, dtype=bool)
+    k = min(int(skipped.rules.neighbours), cat.size - 1)
+    if k > 0:
+        for start in range(0, rows.size, 256):   # bounded memory: 256 × n distances at a time
+            part = rows[start:start + 256]
+            d = distances(cat, *query_of(cat, part)).astype(np.float64)
+            d[:, hit] = np.inf
+            nearest = np.argpartition(d, k - 1, axis=1)[:, :k]
+            near[nearest[np.isfinite(np.take_along_axis(d, nearest, axis=1))]] = True
+    return hit, near & ~hit

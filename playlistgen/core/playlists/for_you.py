@@ -178,5 +178,5 @@ FOR_YOU_STRATEGIES = [
                  Param("seed_count", "integer", 6, "How many history songs seed the mix.", minimum=1, maximum=50),
                  Param("exclude_played_days", "number", 7.0, "Leave out songs played in the last N days (0 = keep "
                        "them).", minimum=0.0, maximum=3650.0)),
-             uses_history=True),
+             uses_history=True, listens=True),
 ]

@@ -32,14 +32,17 @@ def run(cat: Catalog, strategy: str | Strategy, *, seeds: list[int] | None = Non
         rules: Diversity | None = None, tag_min: float = 0.1, random_seed: int | None = None,
         diversity_explicit: bool = False, history: Any = None, restrict: np.ndarray | None = None,
         order: str | None = None, transition_weights: dict[str, float] | None = None,
-        excluded: np.ndarray | None = None, after: list[int] | None = None) -> Context:
+        excluded: np.ndarray | None = None, after: list[int] | None = None,
+        feedback: tuple[np.ndarray, np.ndarray] | None = None) -> Context:
     """Run one strategy; the playlist is ``ctx.picker.rows`` (catalog rows), with ``ctx.name``,
     ``ctx.notes`` and ``ctx.info``. ``params`` are typed (``coerce_params`` checks raw ones); those
     not given take their defaults. ``history`` is the listening history (``for_you.History``) for
     strategies that use it; ``restrict`` (bool per row) narrows the candidates further (e.g. to
     tracks the media server has); ``excluded`` (bool per row, ``exclusions.excluded_mask``) are
     left out unless they are seeds. ``after`` are rows the playlist continues (oldest first, e.g. a
-    player's queue): never picked again, with the diversity gaps kept from their end. ``order``
+    player's queue): never picked again, with the diversity gaps kept from their end. ``feedback``
+    (``exclusions.feedback_masks``: skipped rows, their neighbours), for strategies that listen:
+    the skipped are left out unless they are seeds, the neighbours ranked lower. ``order``
     (as_is, smooth, energy_arc; default: the strategy's) arranges the chosen tracks;
     ``ctx.transition_costs`` holds each track's cost from its predecessor."""
     s = STRATEGIES[strategy] if isinstance(strategy, str) else strategy
@@ -51,6 +54,12 @@ def run(cat: Catalog, strategy: str | Strategy, *, seeds: list[int] | None = Non
     if excluded is not None:
         left_out = int((allowed & excluded).sum())
         allowed &= ~excluded
+    skipped_out = 0
+    if feedback is not None and s.listens:
+        skipped = feedback[0].copy()
+        skipped[[int(r) for r in seeds or []]] = False   # a seed the user names is never left out
+        skipped_out = int((allowed & skipped).sum())
+        allowed &= ~skipped
     picker = make_picker(cat, rules if rules is not None else Diversity(), size, duration_s)
     after = [int(r) for r in after or []]
     picker.precede(after)
@@ -59,11 +68,19 @@ def run(cat: Catalog, strategy: str | Strategy, *, seeds: list[int] | None = Non
                   diversity_explicit=diversity_explicit, history=history, transition_weights=transition_weights)
     if left_out:
         ctx.info["excluded"] = left_out
+    if feedback is not None and s.listens:
+        ctx.demoted = feedback[1]
+        if skipped_out:
+            ctx.info["feedback_left_out"] = skipped_out
+            ctx.notes.append(f"left out {skipped_out} track(s) you skipped recently")
     if cat.size == 0:
         ctx.notes.append("the library has no analysed tracks yet")
     else:
         s.fn(ctx)
         _arrange(ctx, order or s.default_order(params), after)
+    lowered = ctx.info.get("feedback_lowered")
+    if lowered:
+        ctx.notes.append(f"ranked {lowered} track(s) that sound like ones you skipped lower")
     ctx.notes.extend(n for n in picker.notes if n not in ctx.notes)
     return ctx
 

@@ -18,13 +18,15 @@ import numpy as np
 
 from ...config import Settings
 from ...errors import BadRequestError
+from ..feedback.events import FeedbackStore
+from ..feedback.rules import FeedbackRules
 from ..storage.db import Database
 from ..storage.records import library_state
 from ..threads import single_threaded_blas
 from . import store, tracks
 from .catalog import Catalog
 from .diversity import Diversity
-from .exclusions import Exclusions, parse_rules
+from .exclusions import Exclusions, feedback_masks, parse_rules
 from .export import PathOptions
 from .features import load_catalog
 from .for_you import load_history
@@ -64,6 +66,7 @@ class PlaylistRequest:
     # from Python only (no request body has them):
     after: tuple[int, ...] = ()      # track ids the playlist continues (e.g. MPD's queue), oldest first
     restrict: Callable[[Catalog], np.ndarray] | None = None   # catalog rows allowed (e.g. the media server's)
+    listener: str | None = None      # whose skips count (core/feedback): None = MPD and the linked user
 
     @classmethod
     def parse(cls, body: Any, settings: Settings) -> PlaylistRequest:
@@ -77,7 +80,7 @@ class PlaylistRequest:
            diversity: Diversity | None = None, order: str | None = None, random_seed: int | None = None,
            name: str | None = None, save: bool = False, exclude: dict | None = None,
            include_excluded: bool = False, after: Sequence[int] = (),
-           restrict: Callable[[Catalog], np.ndarray] | None = None) -> PlaylistRequest:
+           restrict: Callable[[Catalog], np.ndarray] | None = None, listener: str | None = None) -> PlaylistRequest:
         """A request from Python values, which are trusted (outside input goes through ``parse``):
         unless given, the strategy's parameter defaults, the configured diversity rules and size
         (``default_size``) and the strategy's order."""
@@ -87,7 +90,7 @@ class PlaylistRequest:
         return cls(s, list(seeds), default_size(strategy, duration_s, settings) if size is None else size,
                    duration_s, dict(filters or {}), rules, diversity is not None, full, save=save, name=name,
                    random_seed=random_seed, order=order or s.default_order(full), exclude=exclude,
-                   include_excluded=include_excluded, after=tuple(after), restrict=restrict)
+                   include_excluded=include_excluded, after=tuple(after), restrict=restrict, listener=listener)
 
     def normalised(self) -> dict:
         """The request as the response's ``params`` (copies: a scheduled mix reuses its request)."""
@@ -236,7 +239,7 @@ class Picked:
 
 class PlaylistService:
     def __init__(self, db: Database, settings: Settings, *, index: IndexManager | None = None,
-                 cache: Any = None, metrics: Any = None) -> None:
+                 cache: Any = None, metrics: Any = None, feedback: FeedbackStore | None = None) -> None:
         self.db = db
         self.settings = settings
         self.cache = cache      # core.cache.FeatureCache for per-track feature reads (get_track_features)
@@ -250,6 +253,8 @@ class PlaylistService:
         self.server_songs: Callable[[Catalog], np.ndarray] | None = None
         self.index = index if index is not None else library_index(db, settings, metrics)
         self.exclusions = Exclusions(db, settings.playlists.exclude, settings.library.paths)
+        # skips and full plays (core/feedback): strategies that listen leave out what was skipped
+        self.feedback = feedback if feedback is not None else FeedbackStore(db, FeedbackRules.configured(settings))
         self.path_options = PathOptions.from_settings(settings)   # path_map / relative_paths of exports
 
     def warm_up(self) -> None:
@@ -322,7 +327,8 @@ class PlaylistService:
                   history=load_history(self.db) if req.strategy.uses_history else None, order=req.order,
                   transition_weights=self.settings.playlists.transition_weights,
                   excluded=self.exclusions.for_request(cat, req.exclude, req.include_excluded),
-                  restrict=restrict, after=[int(r) for r in after if r >= 0])   # a track gone since is not there
+                  restrict=restrict, after=[int(r) for r in after if r >= 0],   # a track gone since is not there
+                  feedback=feedback_masks(cat, self.feedback.skipped(req.listener)) if req.strategy.listens else None)
         if on_server is not None and not on_server.all():
             ctx.notes.append(f"chosen among the {int(on_server.sum())} analysed songs the media server has "
                              "(the playlist is pushed there)")

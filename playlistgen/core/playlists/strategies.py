@@ -63,6 +63,7 @@ class Context:
     notes: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    demoted: np.ndarray | None = None   # bool (n,): close neighbours of recently skipped tracks (feedback)
 
     def target_count(self) -> int:
         """How many tracks the playlist will hold (estimated from durations for duration_min)."""
@@ -84,6 +85,8 @@ class Strategy:
     diversity: bool = True      # apply the configured diversity rules unless the request says otherwise
     uses_history: bool = False  # needs the media server's listening history in Context.history
     order: str = "smooth"       # default track order (transitions.ORDERS); as_is where the order is the point
+    listens: bool = False       # leaves out what the listener skipped recently (core/feedback) and ranks
+                                # its neighbours lower
 
     def with_defaults(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
         """Typed parameters (``coerce_params``' result, or Python values) over the declared
@@ -153,13 +156,29 @@ def ranked_by_distance(cat: Catalog, Q: np.ndarray, mask: np.ndarray, allowed: n
     return top_k(distances(cat, Q, mask)[0], k, allowed)
 
 
+def demote(ctx: Context, order: np.ndarray) -> np.ndarray:
+    """``order`` with the close neighbours of skipped tracks (``ctx.demoted``) moved one playlist
+    length further down the ranking: still there when the library runs short, no longer first."""
+    if ctx.demoted is None or order.size == 0:
+        return order
+    hit = ctx.demoted[order]
+    if not hit.any():
+        return order
+    target = ctx.target_count()
+    lowered = int(hit[:target].sum())
+    if lowered:
+        ctx.info["feedback_lowered"] = max(lowered, ctx.info.get("feedback_lowered", 0))
+    key = np.arange(order.size) + hit * max(target, 10)
+    return order[np.argsort(key, kind="stable")]
+
+
 def fill_ranked(ctx: Context, rank: Callable[[int], np.ndarray]) -> None:
     """Feed ``rank(k)`` (the k best rows) to the picker, widening k while diversity rejects too many."""
     available = int(ctx.allowed.sum())
     k = min(available, max(200, ctx.target_count() * 8))
     done = 0
     while not ctx.picker.full:
-        order = rank(k)
+        order = demote(ctx, rank(k))
         ctx.picker.fill(order[done:])
         done = len(order)
         if k >= available or done < k:
@@ -396,7 +415,7 @@ CORE_STRATEGIES = [
                  Param("blend", "string", "interleave", "Several seeds: 'interleave' takes each seed's neighbours "
                        "in turn; 'mean' ranks by closeness to the seeds' average.", choices=("interleave", "mean")),
                  Param("include_seeds", "boolean", True, "Start the playlist with the seeds themselves.")),
-             min_seeds=1, max_seeds=None),
+             min_seeds=1, max_seeds=None, listens=True),
     Strategy("similarity", "The tracks nearest to the seeds (their average), closest first, without the seeds.",
              similarity, (), min_seeds=1, max_seeds=None, order="as_is"),
     Strategy("path", "A smooth path from the first seed to the second, of the size asked for: the tracks "

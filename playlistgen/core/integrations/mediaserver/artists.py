@@ -200,16 +200,16 @@ class ServerArtists:
         songs = [{"item_id": found[t][0], "title": str(found[t][1].get("title") or "")} for t in ids if t in found]
         return songs[:limit]
 
-    def radio(self, server_artist_id: str, count: int) -> list[Match] | None:
-        """An artist radio (strategy artist_radio) of the server's songs; None for an id that is
-        no analysed artist of the server."""
+    def radio(self, server_artist_id: str, count: int, listener: str | None = None) -> list[Match] | None:
+        """An artist radio (strategy artist_radio) of the server's songs, following ``listener``'s
+        skips (core/feedback); None for an id that is no analysed artist of the server."""
         profiles_cat, profiles = self.similarity.current()
         code = self.server_map(profiles_cat, profiles).by_server_id.get(server_artist_id)
         if code is None:
             return None
         picked = self.playlists.pick(PlaylistRequest.of(
             "artist_radio", self.settings, params={"artist": profiles.names[code]}, size=count,
-            include_excluded=True, restrict=self.sonic.linked_mask))
+            include_excluded=True, restrict=self.sonic.linked_mask, listener=listener))
         name, cat = profiles.names[code], picked.catalog
         if cat is not profiles_cat:   # rebuilt meanwhile: the same artist in the new snapshot
             profiles = profiles_of(cat)

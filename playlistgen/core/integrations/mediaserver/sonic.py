@@ -152,15 +152,17 @@ class SonicSearch:
         return out
 
     def similar(self, track_ids: list[int], count: int, *, diversity: Diversity | None = None,
-                prefer: dict[int, str] | None = None, order: str | None = "as_is") -> list[Match]:
+                prefer: dict[int, str] | None = None, order: str | None = "as_is",
+                listener: str | None = None) -> list[Match]:
         """The ``count`` songs the server has that sound most like the seeds (the seeds and other
         versions of them left out), similarity measured from the first seed; most similar first
-        (``order`` as_is), or as a radio plays them (None: the radio strategy's own order)."""
+        (``order`` as_is), or as a radio plays them (None: the radio strategy's own order), without
+        what ``listener`` (None: the linked user) skipped recently (core/feedback)."""
         rules = diversity if diversity is not None else Diversity(0, 0, 0, True)
         picked = self.playlists.pick(PlaylistRequest.of(
             "radio", self.settings, seeds=track_ids, size=count + len(track_ids), diversity=rules,
             params={"include_seeds": True, "blend": "interleave"}, order=order,
-            include_excluded=True, restrict=self.linked_mask))   # playlists.exclude never applied here
+            include_excluded=True, restrict=self.linked_mask, listener=listener))   # playlists.exclude not here
         cat, seeds = picked.catalog, set(picked.seeds)
         rows = [int(r) for r in picked.rows if int(r) not in seeds][:count]
         return self._matches(cat, rows, self._scale(cat, picked.seeds[0])[0], prefer or {})

@@ -111,5 +111,5 @@ ARTIST_STRATEGIES = [
                        minimum=0, maximum=100),
                  Param("own_share", "number", 0.35, "About this share of the tracks is by the artist itself "
                        "(the artist gap may lower it).", minimum=0.0, maximum=1.0)),
-             min_seeds=0, max_seeds=1),
+             min_seeds=0, max_seeds=1, listens=True),
 ]

@@ -30,6 +30,7 @@ else the composer named in the file name (similarity_artists.py); the corpus has
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Callable
@@ -134,18 +135,41 @@ def full(c: Corpus, build: Callable[[np.ndarray], np.ndarray]) -> st.Scores:
     return st.score(build(rows), rows, rows, c.labels, c.artists)
 
 
-def leave_one_source_out(c: Corpus, build: Callable[[np.ndarray], np.ndarray]) -> st.Scores:
-    """Each source's queries in a space fitted without that source (neighbours: every track)."""
-    rows = np.arange(c.n)
-    p, pa = np.zeros(c.n), np.zeros(c.n)
-    lists: list[np.ndarray] = [np.zeros(0, np.int64)] * c.n
-    for label in sorted(set(c.labels)):
-        mine = np.flatnonzero(c.labels == label)
-        s = st.score(build(np.flatnonzero(c.labels != label)), mine, rows, c.labels, c.artists)
-        p[mine], pa[mine] = s.p10, s.p10_artist
-        for i, q in enumerate(mine):
-            lists[q] = s.lists[i]
-    return st.Scores(rows, p, pa, lists, c.n)
+def held_out_splits(c: Corpus) -> list[np.ndarray]:
+    """Every set of 2 or 3 sources held out: the projection is fitted on the other sources and
+    the held-out tracks are searched among themselves — a projection that never saw the music it
+    ranks, which is what one shipped with the models faces. (Searching held-out queries among
+    *all* tracks would flatter it: every unseen track is off the fitted distribution in a shared
+    way, and that alone gathers an unseen source.)"""
+    sources = sorted(set(c.labels))
+    out = []
+    for size in (2, 3):
+        for held in itertools.combinations(sources, size):
+            out.append(np.flatnonzero(np.isin(c.labels, held)))
+    return out
+
+
+def held_out(c: Corpus, build: Callable[[np.ndarray], np.ndarray], splits: list[np.ndarray]) -> dict:
+    """Per track, precision averaged over the splits that hold it out; mean hubness over splits."""
+    return _averaged(c, build, splits, fit_on_rest=True)
+
+
+def _averaged(c: Corpus, build: Callable[[np.ndarray], np.ndarray], sets: list[np.ndarray],
+              fit_on_rest: bool) -> dict:
+    p, pa, seen = np.zeros(c.n), np.zeros(c.n), np.zeros(c.n)
+    hub, top = [], []
+    for rows in sets:
+        fit = np.setdiff1d(np.arange(c.n), rows) if fit_on_rest else rows
+        s = st.score(build(fit), rows, rows, c.labels, c.artists)
+        p[rows] += s.p10
+        pa[rows] += s.p10_artist
+        seen[rows] += 1
+        summary = s.summary()
+        hub.append(summary["hubness"])
+        top.append(summary["max_n10"])
+    used = np.flatnonzero(seen)
+    return {"tracks": used, "p10": p[used] / seen[used], "p10_artist": pa[used] / seen[used],
+            "hubness": float(np.mean(hub)), "max_n10": float(np.mean(top)), "sets": len(sets)}
 
 
 def balanced_draws(c: Corpus, seed: int = 13) -> list[np.ndarray]:
@@ -155,21 +179,8 @@ def balanced_draws(c: Corpus, seed: int = 13) -> list[np.ndarray]:
 
 
 def balanced(c: Corpus, build: Callable[[np.ndarray], np.ndarray], draws: list[np.ndarray]) -> dict:
-    """Per-track precision averaged over the draws it is in (for a paired comparison by track)
-    and the mean hubness over draws."""
-    p, pa, seen = np.zeros(c.n), np.zeros(c.n), np.zeros(c.n)
-    hub, top = [], []
-    for rows in draws:
-        s = st.score(build(rows), rows, rows, c.labels, c.artists)
-        p[rows] += s.p10
-        pa[rows] += s.p10_artist
-        seen[rows] += 1
-        summary = s.summary()
-        hub.append(summary["hubness"])
-        top.append(summary["max_n10"])
-    used = np.flatnonzero(seen)
-    return {"tracks": used, "p10": p[used] / seen[used], "p10_artist": pa[used] / seen[used],
-            "hubness": float(np.mean(hub)), "max_n10": float(np.mean(top)), "draw_size": int(len(draws[0]))}
+    """Per track, precision averaged over the draws it is in (fitted on the draw); mean hubness."""
+    return _averaged(c, build, draws, fit_on_rest=False)
 
 
 # --- the whole bench ------------------------------------------------------------------------------
@@ -196,42 +207,45 @@ def _row(scores: st.Scores, today: st.Scores | None) -> dict:
     return out
 
 
+def _averaged_rows(results: dict[str, dict]) -> dict:
+    base = results[TODAY]
+    out = {}
+    for name, b in results.items():
+        row = {"p10": float(b["p10"].mean()), "p10_artist": float(b["p10_artist"].mean()),
+               "hubness": b["hubness"], "max_n10": b["max_n10"], "queries": int(len(b["tracks"])),
+               "sets": b["sets"]}
+        if name != TODAY:
+            row["vs_today"] = {"p10": st.paired_interval(base["p10"], b["p10"]),
+                               "p10_artist": st.paired_interval(base["p10_artist"], b["p10_artist"])}
+        out[name] = row
+    return out
+
+
 def measure(corpus: Path, models_dir: Path, quick: bool = False, log: Callable[..., None] = print) -> dict:
     c = Corpus(corpus, models_dir, log)
-    mfcc = corpus_mfcc(c, models_dir, corpus)
-    reps = representations(c, mfcc)
+    reps = representations(c, corpus_mfcc(c, models_dir, corpus))
     rows = np.arange(c.n)
     out: dict = {"tracks": c.n, "labels": {str(k): int(v) for k, v in zip(*np.unique(c.labels, return_counts=True),
                                                                            strict=True)},
                  "artists": c.artist_source, "shrinkage": SHRINKAGE, "spread_rows": SPREAD_ROWS,
-                 "variants": {}}
-    rand = st.random_scores(rows, rows, c.labels, c.artists)
-    variants: dict[str, Callable[[Callable[[np.ndarray], np.ndarray]], st.Scores]] = {
-        "full": lambda b: full(c, b), "leave-one-source-out": lambda b: leave_one_source_out(c, b)}
-    for vname, run in variants.items():
-        scored = {name: run(build) for name, build in reps.items()}
-        scored["random"] = rand
-        today = scored[TODAY]
-        out["variants"][vname] = {name: _row(s, today) for name, s in scored.items()}
-        log(f"similarity [{vname}] " + "; ".join(f"{n} {s.summary()['p10']:.3f}/{s.summary()['p10_artist']:.3f}"
-                                                 for n, s in scored.items()))
-    draws = balanced_draws(c)
-    bal = {name: balanced(c, build, draws) for name, build in reps.items() if "/1" not in name or not quick}
-    base = bal[TODAY]
-    out["variants"]["balanced"] = {}
-    for name, b in bal.items():
-        row = {"p10": float(b["p10"].mean()), "p10_artist": float(b["p10_artist"].mean()),
-               "hubness": b["hubness"], "max_n10": b["max_n10"], "queries": int(len(b["tracks"])),
-               "draw_size": b["draw_size"]}
-        if name != TODAY:
-            row["vs_today"] = {"p10": st.paired_interval(base["p10"], b["p10"]),
-                               "p10_artist": st.paired_interval(base["p10_artist"], b["p10_artist"])}
-        out["variants"]["balanced"][name] = row
-    sweep: dict = {}
-    for vname, run in variants.items():
-        today = run(reps[TODAY])
-        sweep[vname] = {name: _row(run(build), today) for name, build in sweep_representations(c).items()}
+                 "balanced_cap": BALANCED_CAP, "draws": DRAWS, "variants": {}}
+    scored = {name: full(c, build) for name, build in reps.items()}
+    scored["random"] = st.random_scores(rows, rows, c.labels, c.artists)
+    out["variants"]["full"] = {name: _row(s, scored[TODAY]) for name, s in scored.items()}
+    splits, draws = held_out_splits(c), balanced_draws(c)
+    out["variants"]["balanced"] = _averaged_rows({n: balanced(c, b, draws) for n, b in reps.items()})
+    out["variants"]["held-out sources"] = _averaged_rows({n: held_out(c, b, splits) for n, b in reps.items()})
+    today_full = scored[TODAY]
+    sweep = {"full": {}, "held-out sources": {}}
+    for name, build in sweep_representations(c).items():
+        sweep["full"][name] = _row(full(c, build), today_full)
+        if not quick:
+            sweep["held-out sources"][name] = _averaged_rows(
+                {TODAY: held_out(c, reps[TODAY], splits), name: held_out(c, build, splits)})[name]
     out["sweep"] = sweep
+    for vname, table in out["variants"].items():
+        log(f"similarity [{vname}] " + "; ".join(f"{n} {r['p10']:.3f}/{r['p10_artist']:.3f}"
+                                                 for n, r in table.items()))
     return out
 
 
@@ -251,6 +265,8 @@ def print_table(result: dict) -> None:
         print(f"\n## sweep [{vname}]")
         for name, r in rows.items():
             v = r["vs_today"]
+            if "hubness" not in r:
+                r["hubness"] = float("nan")
             print(f"{name:40s} {r['p10']:6.3f} {r['p10_artist']:6.3f} hub {r['hubness']:5.2f}  "
                   f"Δartist-f. {v['p10_artist']['diff']:+.3f} [{v['p10_artist']['lo']:+.3f}, "
                   f"{v['p10_artist']['hi']:+.3f}]")

@@ -31,7 +31,11 @@ from common import REPO, find_corpus  # noqa: E402
 
 GRID = {"scalars": (0.0, 0.25, 0.5, 1.0), "mfcc": (0.0, 0.25, 0.5, 1.0), "chroma": (0.0, 0.25, 0.5)}
 EMBEDDING_WEIGHT = 3.0
-EMBEDDINGS = ("MSD mean (today)", "MSD + LDA", "MSD + LDA, 64 dims", "MSD + LDA, 32 dims")
+# name → (representation, output dims, kept as one block)
+EMBEDDINGS = {"MSD mean (today)": None, "MSD + LDA, z-scored per dim": ("msd", None, False),
+              "MSD + LDA, 64 dims, z-scored per dim": ("msd", 64, False),
+              "MSD + LDA, one block": ("msd", None, True), "MSD‖MTT mean, one block": ("msd+mtt", 0, True),
+              "MSD‖MTT + LDA, one block": ("msd+mtt", None, True)}
 
 
 class CatalogBench:
@@ -59,8 +63,9 @@ class CatalogBench:
         self.artists = c.artists[self.corpus_row]
         self.rows = np.flatnonzero(self.original)
 
-    def scores(self, embedding: np.ndarray | None, weights: dict[str, float], metric: str = "cosine") -> st.Scores:
-        from playlistgen.core.playlists.catalog import build_catalog
+    def scores(self, embedding: np.ndarray | None, weights: dict[str, float], metric: str = "cosine",
+               group_scaled: bool = False) -> st.Scores:
+        from playlistgen.core.playlists.catalog import GROUPS, build_catalog
         from playlistgen.core.playlists.index import distances
 
         kw = dict(self.inputs, weights=weights, metric=metric)
@@ -68,17 +73,32 @@ class CatalogBench:
             values = embedding[self.corpus_row].astype(np.float32)
             kw["vectors"] = dict(kw["vectors"], embedding=(values, np.ones(len(values), bool)))
         cat = build_catalog(**kw)
+        if embedding is not None and group_scaled:
+            # the projection kept as one block: centred and scaled as a whole (its expected squared
+            # norm that of a z-scored group), not per dimension — which would undo the projection
+            sl = cat.slices["embedding"]
+            block = values - values[self.rows].mean(axis=0)
+            scale = np.sqrt(np.mean(np.einsum("ij,ij->i", block[self.rows], block[self.rows])))
+            cat.X[:, sl] = block * (weights.get("embedding", 1.0) / max(scale, 1e-12))
+            cat.sqnorm[:, GROUPS.index("embedding")] = np.einsum("ij,ij->i", cat.X[:, sl], cat.X[:, sl])
         D = distances(cat, cat.X, cat.present).astype(np.float64)
         return st.score(D, self.rows, self.rows, self.labels, self.artists)
 
 
-def embeddings(c) -> dict[str, np.ndarray | None]:  # type: ignore[no-untyped-def]
+def embeddings(c) -> dict[str, tuple[np.ndarray | None, bool]]:  # type: ignore[no-untyped-def]
+    """name → (track vectors in corpus order, or None for the scanned embedding; one block?)."""
     from similarity import lda_vectors
 
     rows = np.arange(c.n)
-    return {"MSD mean (today)": None, "MSD + LDA": lda_vectors(c, "msd", 3, rows),
-            "MSD + LDA, 64 dims": lda_vectors(c, "msd", 3, rows, dims=64),
-            "MSD + LDA, 32 dims": lda_vectors(c, "msd", 3, rows, dims=32)}
+    out: dict[str, tuple[np.ndarray | None, bool]] = {}
+    for name, spec in EMBEDDINGS.items():
+        if spec is None:
+            out[name] = (None, False)
+        elif spec[1] == 0:
+            out[name] = (c.means(spec[0], 3), spec[2])
+        else:
+            out[name] = (lda_vectors(c, spec[0], 3, rows, dims=spec[1]), spec[2])
+    return out
 
 
 def _neighbours(values: tuple[float, ...]) -> list[tuple[float, ...]]:
@@ -91,11 +111,11 @@ def _neighbours(values: tuple[float, ...]) -> list[tuple[float, ...]]:
     return out
 
 
-def tune(bench: CatalogBench, embedding: np.ndarray | None, today: st.Scores) -> dict:
+def tune(bench: CatalogBench, embedding: np.ndarray | None, today: st.Scores, block: bool) -> dict:
     cells = {}
     for values in itertools.product(*GRID.values()):
         w = dict(zip(GRID, values, strict=True), embedding=EMBEDDING_WEIGHT)
-        s = bench.scores(embedding, w)
+        s = bench.scores(embedding, w, group_scaled=block)
         cells[values] = (s, s.summary())
     smoothed = {v: float(np.mean([cells[u][1]["p10_artist"] for u in _neighbours(v)])) for v in cells}
     pick = max(smoothed, key=lambda v: (round(smoothed[v], 6), -sum(v)))
@@ -112,10 +132,10 @@ def measure(corpus: Path, models_dir: Path, c, current: dict[str, float], log=pr
     today = bench.scores(None, current)
     out: dict = {"current_weights": current, "today": today.summary(), "grid_axes": GRID,
                  "embedding_weight": EMBEDDING_WEIGHT, "embeddings": {}}
-    for name, emb in embeddings(c).items():
-        same = bench.scores(emb, current)
+    for name, (emb, block) in embeddings(c).items():
+        same = bench.scores(emb, current, group_scaled=block)
         entry = {"current_weights": same.summary(), "current_vs_today": st.compare(today, same),
-                 **tune(bench, emb, today)}
+                 **tune(bench, emb, today, block)}
         out["embeddings"][name] = entry
         log(f"weights [{name}]: current {entry['current_weights']['p10_artist']:.3f}, pick {entry['pick']} "
             f"{entry['pick_scores']['p10_artist']:.3f} (best cell {entry['best_cell']} "

@@ -38,8 +38,16 @@ if kind == "musicextractor":
     analyze = lambda p: extractor(p)
     duration = lambda r, p: float(r[0]["metadata.audio_properties.length"])
 else:
+    import dataclasses
+    from playlistgen.core.analysis import presets
     from playlistgen.core.analysis.factory import create_analyzer
     preset, _, runtime = kind.partition(":")       # "balanced:onnx" = preset balanced on onnxruntime
+    # candidates measured side by side whatever `balanced` is today: balanced's DSP, patching and
+    # stride with MSD only or with MSD + MTT
+    models = {"balanced-msd": ("msd_musicnn",), "balanced-msdmtt": ("msd_musicnn", "mtt_musicnn")}
+    if preset in models:
+        presets.PRESETS[preset] = dataclasses.replace(presets.PRESETS["balanced"], name=preset,
+                                                      models=models[preset])
     analyzer = create_analyzer("essentia", preset, Path(models_dir), runtime or "auto")
     analyze = analyzer.analyze
     duration = lambda r, p: float(r.duration_s)

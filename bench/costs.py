@@ -43,11 +43,14 @@ print(json.dumps(out))
 """
 
 # "preset:runtime" runs the preset with that ML runtime (analysis.ml_runtime); a bare preset uses auto
-KINDS = ("musicextractor", "librosa", "fast", "balanced", "balanced:onnx", "balanced:essentia", "accurate")
+KINDS = ("musicextractor", "librosa", "fast", "balanced", "balanced:onnx", "balanced:essentia", "accurate",
+         "balanced-msd:onnx", "balanced-msdmtt:onnx")
 LABELS = {"musicextractor": "Essentia MusicExtractor", "librosa": "plain librosa script",
           "fast": "playlistgen fast", "balanced": "playlistgen balanced",
           "balanced:onnx": "playlistgen balanced (onnx)", "balanced:essentia": "playlistgen balanced (essentia-tf)",
-          "accurate": "playlistgen accurate"}
+          "accurate": "playlistgen accurate",
+          "balanced-msd:onnx": "balanced's patching, MSD only (onnx)",
+          "balanced-msdmtt:onnx": "balanced's patching, MSD + MTT (onnx)"}
 
 
 def run_kind(kind: str, models_dir: Path, files: list[str]) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from report_format import _foreign, _table, f
+from report_similarity import similarity_md
 
 
 def section(title: str, *blocks: str) -> str:
@@ -289,7 +290,7 @@ def distributed_md(r: dict, figs: dict) -> str:
 
 
 SECTIONS: tuple[tuple[str, Callable[[dict, dict], str]], ...] = (
-    ("transitions", transitions_md), ("ml_runtime", ml_runtime_md), ("retag", retag_md),
+    ("similarity", similarity_md), ("transitions", transitions_md), ("ml_runtime", ml_runtime_md), ("retag", retag_md),
     ("mediaserver", mediaserver_md), ("proxy", proxy_md), ("hardening", hardening_md),
     ("distributed", distributed_md))
 

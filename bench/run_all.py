@@ -44,21 +44,23 @@ RESULTS = ASSETS / "results.json"
 MODELS = REPO / "models"
 
 QUICK = {"cost_files": 3, "cost_max_s": 150, "rounds": 3,
-         "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia"),
+         "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia", "balanced-msd:onnx",
+                   "balanced-msdmtt:onnx"),
          "scale_files": 8, "pairs": 2, "attempts": 2, "lengths": [3, 10, 30], "rss_presets": ("balanced",),
          "rss_runs": 1, "drops": 3, "reconcile_runs": 3, "db_rows": 10000, "db_runs": 3, "api_requests": 60,
          "api_runs": 3, "api_clients": 8, "api_seconds": 5.0, "cache_tracks": 2000, "cache_requests": 5000,
-         "cache_runs": 3, "tune": True,
+         "cache_runs": 3, "tune": True, "sim_quick": True,
          "transition_sizes": [50, 500], "transition_runs": 7, "link_songs": 100_000, "link_runs": 2,
          "proxy_tracks": 10_000, "proxy_stream_mb": 32, "proxy_runs": 3, "proxy_queries": 50, "retag_files": 300,
          "hard_files": 300, "hard_idle_max": 2000, "hard_clients": 50, "hard_seconds": 10.0, "dask_files": 12,
          "dask_pairs": 3}
 FULL = {"cost_files": 8, "cost_max_s": 330, "rounds": 3,
-        "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia", "accurate"),
+        "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia", "accurate",
+                  "balanced-msd:onnx", "balanced-msdmtt:onnx"),
         "scale_files": 16, "pairs": 3, "attempts": 3, "lengths": [3, 10, 30, 60], "rss_presets": ("fast", "balanced"),
         "rss_runs": 3, "drops": 5, "reconcile_runs": 5, "db_rows": 20000, "db_runs": 5, "api_requests": 200,
         "api_runs": 3, "api_clients": 16, "api_seconds": 15.0, "cache_tracks": 5000, "cache_requests": 20000,
-        "cache_runs": 5, "tune": True,
+        "cache_runs": 5, "tune": True, "sim_quick": False,
         "transition_sizes": [50, 100, 200, 500, 1000], "transition_runs": 15, "link_songs": 100_000, "link_runs": 3,
         "proxy_tracks": 100_000, "proxy_stream_mb": 64, "proxy_runs": 5, "proxy_queries": 100, "retag_files": 1000,
         "hard_files": 600, "hard_idle_max": 3000, "hard_clients": 50, "hard_seconds": 30.0, "dask_files": 24,
@@ -291,6 +293,21 @@ def quality(cfg: dict, corpus: Path) -> dict:
     return q.evaluate(corpus, MODELS, tune=cfg["tune"], log=log)
 
 
+def similarity(cfg: dict, corpus: Path) -> dict:
+    """The representation bench and the group weights with the projected embedding (issue 22)."""
+    import similarity as sim
+    import similarity_weights as sw
+
+    from playlistgen.config import Settings
+
+    out = sim.measure(corpus, MODELS.resolve(), quick=cfg["sim_quick"], log=log)
+    p = Settings().playlists
+    current = {"scalars": p.weight_scalars, "mfcc": p.weight_mfcc, "chroma": p.weight_chroma,
+               "embedding": p.weight_embedding}
+    out["weights"] = sw.measure(corpus, MODELS.resolve(), sim.Corpus(corpus, MODELS.resolve(), log), current, log)
+    return out
+
+
 def transitions(cfg: dict, corpus: Path) -> dict:
     import transitions as tr
 
@@ -359,6 +376,7 @@ def distributed(cfg: dict, corpus: Path) -> dict:
 
 SECTIONS = {"machine": machine, "analysis": analysis, "scaling": scaling, "rss": rss, "latency": latency,
             "reconcile": reconcile, "db": db_writes, "api": api, "cache": cache, "quality": quality,
+            "similarity": similarity,
             "transitions": transitions, "ml_runtime": ml_runtime, "retag": retag, "mediaserver": mediaserver,
             "proxy": proxy, "hardening": hardening, "distributed": distributed}
 

@@ -121,7 +121,8 @@ class PlaylistSettings:
                                   "playlist_directory (MPD lists only *.m3u there).", choices=("m3u8", "m3u"))
     max_per_artist: int = setting(0, "At most this many tracks by one artist in a playlist (0 = no cap).", min=0)
     dedupe: bool = setting(True, "Drop other versions of a song already in the playlist (remaster, live, radio edit).")
-    # cosine and weight_embedding 3.0: tuned with bench/quality.py (docs/benchmarks.md, "Weight tuning")
+    # cosine and weight_embedding 3.0: tuned with bench/quality.py (docs/benchmarks.md, "Weight tuning"); re-measured
+    # with the projected embedding by bench/similarity_weights.py (issue 22): flat within noise, so kept
     metric: str = setting("cosine", "Similarity metric over the weighted feature vectors.",
                           choices=("euclidean", "cosine"))
     weight_scalars: float = setting(1.0, "Similarity weight of the standardised scalars (tempo, energy, loudness...).",

@@ -2,10 +2,13 @@
 
 * fast      DSP only: tempo (Degara), key, EBU R128 loudness, energy, danceability, spectral,
             MFCC, chroma. No model needed.
-* balanced  fast + MusiCNN (MSD) tags and the 200-d embedding, averaged over every third
+* balanced  fast + MusiCNN MSD and MTT tags and embeddings, averaged over every third
             non-overlapping 3 s patch (3 s of every 9 s): on Essentia's TensorFlow the model is
             most of the cost, and on 14 real tracks the mean embedding stayed within cosine 0.996
-            (mean 0.9985) of the all-patches mean.
+            (mean 0.9985) of the all-patches mean. MTT as well since issue 22: measured side by
+            side (bench/costs.py, 4 corpus files, 3 rounds) MSD alone 0.113x MusicExtractor's CPU,
+            MSD + MTT 0.157x (budget 0.18x), and MSD+MTT raised artist-filtered P@10 by +0.018 to
+            +0.027 in every dev-corpus variant (bench/similarity.py, docs/similarity.md).
 * accurate  balanced with the multi-feature beat tracker, MTT tags as well, and half-overlapping
             MusiCNN patches (about 2.5x the ML cost).
 
@@ -40,8 +43,8 @@ class Preset:
 PRESETS: dict[str, Preset] = {
     "fast": Preset("fast", "DSP only: tempo, key, loudness, energy, timbre.", (), "degara",
                    MUSICNN_PATCH_FRAMES),
-    "balanced": Preset("balanced", "fast + MusiCNN MSD tags and 200-d embedding.",
-                       ("msd_musicnn",), "degara", MUSICNN_PATCH_FRAMES, patch_stride=3),
+    "balanced": Preset("balanced", "fast + MusiCNN MSD and MTT tags and embeddings.",
+                       ("msd_musicnn", "mtt_musicnn"), "degara", MUSICNN_PATCH_FRAMES, patch_stride=3),
     "accurate": Preset("accurate", "multi-feature beats, MSD + MTT tags, overlapping patches.",
                        ("msd_musicnn", "mtt_musicnn"), "multifeature", 93),
 }

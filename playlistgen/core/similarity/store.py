@@ -89,3 +89,10 @@ def newest(db: Any, representation: str, *, source: str = "library") -> StoredPr
 def newest_id(db: Any) -> int:
     """A cheap stamp of the table (0 when empty): it changes whenever a projection is stored."""
     return int(db.query("SELECT coalesce(max(id), 0) FROM similarity_projections")[0][0])
+
+
+def fitted_on(db: Any, representation: str) -> int | None:
+    """How many tracks the newest library fit of ``representation`` saw (None: never fitted)."""
+    rows = db.query("SELECT tracks FROM similarity_projections WHERE representation = ? AND source = 'library' "
+                    "AND version = ? ORDER BY id DESC LIMIT 1", (representation, VERSION))
+    return int(rows[0][0]) if rows else None

@@ -68,22 +68,21 @@ def save(db: Any, representation: str, projection: Projection, *, source: str = 
 
 
 def newest(db: Any, representation: str, *, source: str = "library") -> StoredProjection | None:
-    """The newest stored projection of the current version, or None."""
+    """The newest valid stored projection of the current version (a damaged row is skipped for
+    the one before it), or None."""
     rows = db.query(
         "SELECT id, tracks, dims_in, dims_out, center, matrix, created_at FROM similarity_projections "
-        "WHERE representation = ? AND source = ? AND version = ? ORDER BY id DESC LIMIT 1",
-        (representation, source, VERSION))
-    if not rows:
-        return None
-    pid, tracks, dims_in, dims_out, center, matrix, created = rows[0]
-    center_v = np.frombuffer(center, dtype="<f4")
-    matrix_v = np.frombuffer(matrix, dtype="<f4")
-    if center_v.size != dims_in or matrix_v.size != dims_in * dims_out:
-        log.warning("similarity projection %d is damaged (sizes do not match); ignored", pid)
-        return None
-    projection = Projection(center=center_v.astype(np.float64), matrix=matrix_v.reshape(dims_in, dims_out)
-                            .astype(np.float64), eigenvalues=np.zeros(0), tracks=int(tracks))
-    return StoredProjection(int(pid), representation, source, int(tracks), float(created), projection)
+        "WHERE representation = ? AND source = ? AND version = ? ORDER BY id DESC LIMIT ?",
+        (representation, source, VERSION, KEEP))
+    for pid, tracks, dims_in, dims_out, center, matrix, created in rows:
+        if len(center) != 4 * dims_in or len(matrix) != 4 * dims_in * dims_out:
+            log.warning("similarity projection %d is damaged (sizes do not match); ignored", pid)
+            continue
+        projection = Projection(center=np.frombuffer(center, dtype="<f4").astype(np.float64),
+                                matrix=np.frombuffer(matrix, dtype="<f4").reshape(dims_in, dims_out)
+                                .astype(np.float64), eigenvalues=np.zeros(0), tracks=int(tracks))
+        return StoredProjection(int(pid), representation, source, int(tracks), float(created), projection)
+    return None
 
 
 def newest_id(db: Any) -> int:

@@ -30,10 +30,10 @@ BATCH = 2000        # tracks per accumulation step
 
 _WITH_SPREAD = (f"SELECT f.embedding, f.embedding_mtt, f.embedding_spread FROM tracks t "
                 f"JOIN features f ON {NEWEST_FEATURES} WHERE {LIVE} "
-                "AND f.embedding IS NOT NULL AND f.embedding_spread IS NOT NULL")
+                "AND f.embedding IS NOT NULL AND length(f.embedding_spread) > 0")
 _COUNTS = (f"SELECT count(f.embedding), count(f.embedding_mtt), "
-           "sum(f.embedding IS NOT NULL AND f.embedding_spread IS NOT NULL), "
-           "sum(f.embedding_mtt IS NOT NULL AND f.embedding_spread IS NOT NULL) "
+           "sum(f.embedding IS NOT NULL AND length(f.embedding_spread) > 0), "
+           "sum(f.embedding_mtt IS NOT NULL AND length(f.embedding_spread) > 0) "
            f"FROM tracks t JOIN features f ON {NEWEST_FEATURES} WHERE {LIVE}")
 
 
@@ -45,7 +45,8 @@ class NotEnoughTracks(ValueError):
 class Counts:
     embedded: int        # live tracks with an MSD embedding
     mtt: int             # ... with an MTT embedding as well
-    spread: int          # ... with an embedding and a stored spread (an msd fit can use them)
+    spread: int          # ... with an embedding and a stored spread (an msd fit can use them; an
+                         #     empty blob, a one-patch track, has none: the fit skips it too)
     mtt_spread: int      # ... with MTT and a spread (an msd+mtt fit can use them)
 
     def usable(self, representation: str) -> int:

@@ -188,3 +188,34 @@ def test_off_and_dsp_only_libraries_use_the_raw_embedding_visibly(database):
     assert cat.space.projection is None and not cat.present[:, -1].any()
     assert select(database, mode="off", embedded=30).describe() == \
         "none: raw MusiCNN embedding (similarity.projection is off)"
+
+
+def test_cli_fit_prints_the_figures_and_status_shows_the_projection_in_use(library):
+    from tests.conftest import run_cli
+
+    db, *_ = library
+    path = db.path
+    env = {"PLAYLISTGEN_SIMILARITY__MIN_TRACKS": "20"}
+    fitted = run_cli("similarity", "fit", "--db", str(path), env=env)
+    assert fitted.returncode == 0, fitted.stderr
+    assert "fitted the msd projection on 60 tracks in" in fitted.stdout
+    shown = run_cli("similarity", "status", "--db", str(path), env=env)
+    assert shown.returncode == 0 and "in use: library fit of 60 tracks (msd)" in shown.stdout
+    refused = run_cli("similarity", "fit", "--db", str(path), env={"PLAYLISTGEN_SIMILARITY__MIN_TRACKS": "500"})
+    assert refused.returncode != 0
+    assert "60 tracks have a stored patch-embedding spread for msd; a library fit needs at least 500" in refused.stderr
+    assert "lower similarity.min_tracks" in refused.stderr
+
+
+def test_a_small_library_uses_the_shipped_projection(database):
+    from playlistgen.core.similarity.space import shipped
+
+    projection = shipped("msd")
+    assert projection is not None, "playlistgen/core/similarity/shipped/msd.npz is missing: " \
+        "run bench/fit_shipped_projection.py"
+    assert projection.projection.matrix.shape == (200, 200) and projection.tracks >= 50
+    store_tracks(database, _patches(np.random.default_rng(6), 12)[0])
+    body = status(database, _settings(min_tracks=20).similarity)
+    assert body["source"] == "shipped" and body["in_use"].startswith("shipped projection (msd, fitted on")
+    cat = library_index(database, _settings(min_tracks=20)).refresh()
+    assert cat.space.projection is projection and cat.present[:, -1].all()

@@ -49,7 +49,7 @@ def _load_rows(conn: apsw.Connection) -> tuple[list[tuple], list[tuple[str, list
     return rows, tags
 
 
-def space_chooser(db: Database, mode: str = "auto", min_tracks: int = 100) -> SpaceChooser:
+def space_chooser(db: Database, mode: str = "auto", min_tracks: int = 30) -> SpaceChooser:
     """The projection choice of core/similarity for this database and settings."""
     return lambda embedded, all_mtt: select(db, mode=mode, min_tracks=min_tracks, embedded=embedded,
                                             all_mtt=all_mtt)

@@ -97,7 +97,7 @@ class Space:
         return out, has
 
 
-def select(db: Any, *, mode: str = "auto", min_tracks: int = 100, embedded: int = 1,
+def select(db: Any, *, mode: str = "auto", min_tracks: int = 30, embedded: int = 1,
            all_mtt: bool = False) -> Space:
     """The space a catalog of ``embedded`` tracks with an embedding uses (``all_mtt``: every one
     of them has the MTT embedding too). See the module's rule."""

@@ -6,6 +6,10 @@
 ALTER TABLE features ADD COLUMN embedding_spread BLOB;
 ALTER TABLE features ADD COLUMN embedding_patches INTEGER;
 ALTER TABLE features ADD COLUMN embedding_mtt BLOB;
+-- Why the background upgrade (core/library/upgrade.py) could not add the spread to an older row
+-- (the file vanished, no longer decodes...): it is not tried again until the file is analysed
+-- again or `scan --upgrade` retries it. NULL otherwise.
+ALTER TABLE features ADD COLUMN spread_error TEXT;
 
 -- Fitted projections, newest per representation wins; 'shipped' ones come with the models.
 CREATE TABLE similarity_projections (

@@ -149,7 +149,7 @@ class App:
             register_probes(metrics, db=db, daemon=daemon, cache=cache)
             app.add("cache", cache.start_purger, cache.stop_purger)
             services = Services(settings=settings, db=db, daemon=daemon, metrics=metrics, cache=cache,
-                                tagwriter=tagwriter)
+                                tagwriter=tagwriter, refitter=app._refitter(db))
             app._api_parts(services, with_link=True)
             if settings.mpd.enabled:
                 app._radio(services)
@@ -266,6 +266,16 @@ class App:
         tagwriter = TagWriterService(db, self.settings)
         self.add("tagwriter", tagwriter.start, tagwriter.stop)
         return tagwriter
+
+    def _refitter(self, db: Database) -> Any:
+        """The background refit of the similarity projection (none with similarity.projection off)."""
+        if self.settings.similarity.projection == "off":
+            return None
+        from .core.similarity.refit import Refitter
+
+        refitter = Refitter(db, self.settings.similarity)
+        self.add("similarity", refitter.start, refitter.stop)
+        return refitter
 
     def _api_parts(self, services: Services, *, with_link: bool, start: bool = True) -> None:
         """The playlist service, the media-server link, sonic search, scheduled mixes, the

@@ -15,6 +15,7 @@ from .commands.mpd import mpd
 from .commands.playlist import playlist
 from .commands.scan import scan
 from .commands.serve import serve
+from .commands.similarity import similarity
 from .commands.tags import tags
 from .commands.transfer import export, import_
 from .commands.worker import cluster, worker
@@ -46,6 +47,7 @@ for command in (export, import_, tags, mpd):   # issue 12
 cli.add_command(mediaserver)   # issue 11
 for command in (worker, cluster):   # issue 13
     cli.add_command(command)
+cli.add_command(similarity)   # issue 22
 
 
 def main() -> None:

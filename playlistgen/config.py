@@ -4,7 +4,6 @@ validated once, and passed explicitly (there is no global settings object)."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import ipaddress
 import os
@@ -17,7 +16,9 @@ from typing import Any
 
 import yaml
 
+from .config_fields import setting
 from .config_paths import data_dir, find_config_file, is_path_key, resolve_defaults, resolve_value
+from .config_similarity import SimilaritySettings
 from .errors import ConfigError
 from .suggest import did_you_mean
 
@@ -26,15 +27,6 @@ DEFAULT_EXTENSIONS = [
     ".mp3", ".flac", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wav", ".aif", ".aiff",
     ".wma", ".ape", ".wv", ".mpc", ".mod", ".xm", ".it", ".s3m", ".mp4", ".webm", ".mka",
 ]
-
-
-def setting(default: Any, help: str, *, choices: tuple | None = None,
-            min: float | None = None, max: float | None = None) -> Any:
-    """A settings field: its default, one help line, and optional limits."""
-    meta = {"help": help, "choices": choices, "min": min, "max": max}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: copy.deepcopy(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -204,6 +196,7 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     playlists: PlaylistSettings = field(default_factory=PlaylistSettings)
+    similarity: SimilaritySettings = field(default_factory=SimilaritySettings)
     mediaserver: MediaServerSettings = field(default_factory=MediaServerSettings)
     mpd: MpdSettings = field(default_factory=MpdSettings)
     feedback: FeedbackSettings = field(default_factory=FeedbackSettings)

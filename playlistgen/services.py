@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # the real types, without importing them at run time
     from .core.observe.metrics import Metrics
     from .core.playlists.schedule import MixScheduler
     from .core.playlists.service import PlaylistService
+    from .core.similarity.refit import Refitter
     from .core.storage.cache import FeatureCache
     from .daemon import Daemon
 
@@ -42,4 +43,5 @@ class Services:
     tagwriter: TagWriterService | None = None  # writes tags after analysis when library.write_tags
     upstream: Upstream | None = None        # the user's Subsonic server, with mediaserver.proxy
     now_playing: NowPlaying | None = None   # /rest clients' now-playing reports → skips (core/feedback)
+    refitter: Refitter | None = None        # refits the similarity projection in the background (serve)
     started_at: float = field(default_factory=time.time)

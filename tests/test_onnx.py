@@ -371,7 +371,8 @@ def test_stream_equals_plain_patch_mean() -> None:
     state = stream.begin()
     for start in range(0, len(signal), 77_777):
         stream.push(state, signal[start:start + 77_777])
-    embedding, tags = stream.finish(state)
+    out = stream.finish(state)
+    embedding, tags = out.embedding, out.tags
     chosen = patches_of(signal)[::3]
     ref_tags, ref_emb = model.predict(chosen)
     assert state.analysed == len(chosen) >= 3

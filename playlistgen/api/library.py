@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, jsonify
 
 from ..core.library.reconcile import library_counts
+from ..core.similarity.refit import status as similarity_status
 from ..core.storage.jobs import failed_files
 from ..errors import PlaylistgenError
 from .args import int_arg
@@ -42,6 +43,7 @@ def status():  # type: ignore[no-untyped-def]
     if playlists is not None:   # tracks playlists.exclude leaves out (null until the index is built)
         body["excluded"] = {"tracks": playlists.excluded_count(),
                             "rules": playlists.exclusions.configured.to_dict()}
+    body["similarity"] = _similarity(services)
     daemon = services.daemon
     if daemon is not None:
         snapshot = daemon.status()
@@ -61,6 +63,18 @@ def status():  # type: ignore[no-untyped-def]
         })
     body["time"] = time.time()
     return jsonify(body)
+
+
+def _similarity(services) -> dict:  # type: ignore[no-untyped-def]
+    """Which projection "sounds like" uses: the one a catalog built now would use, the one the
+    current index was built with (they differ for a moment after a refit), the background refit."""
+    body = similarity_status(services.db, services.settings.similarity)
+    catalog = services.playlists.index.peek() if services.playlists is not None else None
+    if catalog is not None and catalog.space is not None:
+        body["index"] = catalog.space.describe()
+    if services.refitter is not None:
+        body["refit"] = services.refitter.health()
+    return body
 
 
 @bp.post("/library/scan")

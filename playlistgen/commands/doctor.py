@@ -142,7 +142,29 @@ def run_checks(settings_error: ConfigError | None, settings) -> list[Check]:  # 
     from .mediaserver import doctor_line  # issue 11: the media-server link
 
     checks.append(Check("mediaserver", *doctor_line(settings)))
+    checks.append(_similarity_check(settings))
     return checks
+
+
+def _similarity_check(settings) -> Check:  # type: ignore[no-untyped-def]
+    """Which projection "sounds like" uses (issue 22): informative, never a failure."""
+    path = Path(settings.database.path)
+    if not path.exists():
+        return Check("similarity", True, "no database yet (the shipped projection until the library has its own)")
+    from ..core.similarity.refit import status
+    from ..core.storage.db import Database
+
+    try:
+        db = Database.from_settings(settings)
+    except Exception as exc:   # the database check above reports what is wrong with the file
+        return Check("similarity", True, f"not readable ({exc})")
+    try:
+        body = status(db, settings.similarity)
+    finally:
+        db.close()
+    note = ("" if body["source"] == "library" or body["tracks_with_embedding"] == 0 else
+            f"; a library fit needs {body['min_tracks']} tracks with spreads, {body['tracks_with_spread']} have one")
+    return Check("similarity", True, f"in use: {body['in_use']}{note}")
 
 
 @click.command()

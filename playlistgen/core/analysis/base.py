@@ -37,6 +37,7 @@ from ..threads import single_threaded_blas
 from . import dsp
 from .loudness import LoudnessMeter
 from .metadata import read_metadata
+from .musicnn import MusicnnOutput
 from .presets import Preset
 from .result import AnalysisResult, StageTimings
 
@@ -169,9 +170,9 @@ class PipelineAnalyzer:
         """(key, scale, strength 0-1) or None when there is no tonal content."""
         raise NotImplementedError
 
-    def finish_ml(self, state: Any) -> tuple[list[float] | None, dict | None]:
-        """(embedding, tags) or (None, None) for DSP-only presets."""
-        return None, None
+    def finish_ml(self, state: Any) -> MusicnnOutput | None:
+        """The MusiCNN output, or None for DSP-only presets."""
+        return None
 
     # The shared part -------------------------------------------------------------------------
     def analyze(self, path: str) -> AnalysisResult:
@@ -237,7 +238,8 @@ class PipelineAnalyzer:
             flags.append("no_tonal_content")
         timbre = spectral.summary()
         t1 = time.perf_counter()
-        embedding, tags = self.finish_ml(state)
+        ml = self.finish_ml(state)
+        tags = ml.tags if ml is not None else None
         t_ml += time.perf_counter() - t1
         t_dsp += t1 - t0
 
@@ -265,11 +267,14 @@ class PipelineAnalyzer:
             mfcc_mean=_round(timbre["mfcc_mean"], 4),
             mfcc_std=_round(timbre["mfcc_std"], 4),
             chroma=_round(chroma_vec, 4),
-            embedding=_round(embedding, 5) if embedding is not None else None,
+            embedding=_round(ml.embedding, 5) if ml is not None else None,
             tags=tags,
             valence=moods.get("valence"),
             acousticness=moods.get("acousticness"),
             instrumentalness=moods.get("instrumentalness"),
+            embedding_spread=ml.spread if ml is not None else None,
+            embedding_patches=ml.patches if ml is not None else None,
+            embedding_mtt=ml.mtt_embedding if ml is not None else None,
             analyzer_version=f"{self.name}-{self.version}",
             preset=self.preset.name,
             metadata=metadata,

@@ -24,7 +24,7 @@ from ..music import pitch_class
 from . import dsp
 from .base import PipelineAnalyzer
 from .mel import MUSICNN_BANDS, MUSICNN_RATE
-from .musicnn import MusicnnModel, MusicnnState, MusicnnStream
+from .musicnn import MusicnnModel, MusicnnOutput, MusicnnState, MusicnnStream
 from .presets import MUSICNN_PATCH_FRAMES, Preset
 
 log = logging.getLogger(__name__)
@@ -208,9 +208,9 @@ class EssentiaAnalyzer(PipelineAnalyzer):
     def key(self, state: _FileState, chroma: np.ndarray) -> tuple[str, str, float] | None:
         return self._keyx.key(state.hpcp)
 
-    def finish_ml(self, state: _FileState) -> tuple[list[float] | None, dict | None]:
+    def finish_ml(self, state: _FileState) -> MusicnnOutput | None:
         if state.musicnn is None:
-            return None, None
+            return None
         return self._musicnn.finish(state.musicnn)
 
     # multi-feature beats (accurate) ------------------------------------------------------------

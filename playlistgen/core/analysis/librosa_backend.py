@@ -23,7 +23,7 @@ from ..audio.decode import Chunk, SourceInfo
 from . import dsp
 from .base import PipelineAnalyzer
 from .mel import MUSICNN_RATE
-from .musicnn import MusicnnModel, MusicnnState, MusicnnStream
+from .musicnn import MusicnnModel, MusicnnOutput, MusicnnState, MusicnnStream
 from .presets import Preset
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,8 @@ class LibrosaAnalyzer(PipelineAnalyzer):
     def on_chunk(self, state: MusicnnState | None, chunk: Chunk) -> float:
         return self._musicnn.push_chunk(state, chunk) if state is not None else 0.0
 
-    def finish_ml(self, state: MusicnnState | None) -> tuple[list[float] | None, dict | None]:
-        return self._musicnn.finish(state) if state is not None else (None, None)
+    def finish_ml(self, state: MusicnnState | None) -> MusicnnOutput | None:
+        return self._musicnn.finish(state) if state is not None else None
 
     def tempo(self, state: Any, onset_curve: np.ndarray) -> tuple[float, float]:
         if len(onset_curve) < dsp.ODF_RATE * 2:

@@ -8,6 +8,11 @@ every 9 s), accurate half-overlapping ones (hop 93 frames), all of them. The pat
 chunk go to each model as one batch; tags and embeddings are averaged over the analysed patches.
 The embedding is always the first model's (MSD), so balanced and accurate embeddings compare.
 A file shorter than one patch repeats its frames to fill one (Essentia's 'repeat' mode).
+
+Each analysed patch's embeddings (MSD, and MSD‖MTT where the preset runs MTT) are kept too, for
+the spread the library's "sounds like" projection is fitted from (core/similarity/lda.spread_of):
+at most MAX_KEPT_PATCHES of them — past that every other kept patch is dropped and only every
+second new one kept, a uniform sample in bounded memory (4096 × 400 float32 = 6.5 MB).
 """
 
 from __future__ import annotations
@@ -20,9 +25,26 @@ from typing import Protocol
 import numpy as np
 
 from ..audio.decode import Chunk
+from ..similarity.lda import spread_of
+from ..storage.records import SPREAD_ROWS, half_values
 from . import dsp
 from .mel import MUSICNN_BANDS, MUSICNN_RATE, MusicnnMel
 from .presets import MUSICNN_PATCH_FRAMES, Preset
+
+MAX_KEPT_PATCHES = 4096
+
+
+@dataclass
+class MusicnnOutput:
+    """What MusiCNN gives a file: the mean MSD embedding, the tags per source, the spread of its
+    patch embeddings ([rows][dims] rows of float16 values, records.half_values), the number of
+    patches analysed and the mean MTT embedding (None unless the preset runs MTT)."""
+
+    embedding: list[float]
+    tags: dict[str, dict[str, float]]
+    spread: list[list[float]]
+    patches: int
+    mtt_embedding: list[float] | None = None
 
 
 class MusicnnModel(Protocol):
@@ -45,6 +67,10 @@ class MusicnnState:
     analysed: int = 0
     tag_sums: dict[str, np.ndarray] = field(default_factory=dict)
     emb_sum: np.ndarray | None = None
+    mtt_sum: np.ndarray | None = None
+    kept: list[np.ndarray] = field(default_factory=list)    # sampled patch vectors [n, dims]
+    kept_count: int = 0
+    keep_every: int = 1                                      # keep every n-th patch (doubles)
     last_frames: np.ndarray | None = None                    # for clips shorter than a patch
     frames_seen: int = 0                                     # mel frames pushed so far
 
@@ -56,6 +82,8 @@ class MusicnnStream:
         if not models:
             raise ValueError("MusicnnStream needs at least one model")
         self.models = list(models)
+        # the "sounds like" vector of a patch: MSD, then MTT when the preset runs it
+        self._mtt = next((i for i, m in enumerate(self.models) if m.name.startswith("mtt")), None)
         self.hop = preset.patch_hop
         self.stride = max(1, preset.patch_stride)
         self._mel = MusicnnMel()
@@ -79,18 +107,22 @@ class MusicnnStream:
         if state.pending >= MUSICNN_PATCH_FRAMES:
             self._cut(state, final=False)
 
-    def finish(self, state: MusicnnState) -> tuple[list[float] | None, dict | None]:
-        """(mean embedding, {"msd": {label: p}, ...}) or (None, None) for an empty file."""
+    def finish(self, state: MusicnnState) -> MusicnnOutput | None:
+        """The file's :class:`MusicnnOutput`, or None for an empty file."""
         state.mel.append(self._frames_to_mel(state, state.framer.flush()))
         self._cut(state, final=True)
         if state.analysed == 0:
-            return None, None
+            return None
         tags = {}
         for model in self.models:
             probs = state.tag_sums[model.name] / state.analysed
             tags[model.name.split("_")[0]] = {label: round(float(p), 4)
                                               for label, p in zip(model.labels, probs, strict=True)}
-        return list(state.emb_sum / state.analysed), tags
+        kept = np.concatenate(state.kept)
+        spread = spread_of(kept, SPREAD_ROWS[kept.shape[1]])
+        mtt = None if state.mtt_sum is None else [round(float(v), 5) for v in state.mtt_sum / state.analysed]
+        return MusicnnOutput(embedding=list(state.emb_sum / state.analysed), tags=tags,
+                             spread=half_values(spread), patches=state.analysed, mtt_embedding=mtt)
 
     def _frames_to_mel(self, state: MusicnnState, frames: np.ndarray) -> np.ndarray:
         """Mel rows for the frames; with a patch stride (balanced), only the frames of patches
@@ -127,10 +159,33 @@ class MusicnnStream:
             self._run(state, np.ascontiguousarray(np.stack(batch), dtype=np.float32))
 
     def _run(self, state: MusicnnState, patches: np.ndarray) -> None:
+        embeddings = []
         for i, model in enumerate(self.models):
             tags, emb = model.predict(patches)
             state.tag_sums[model.name] = state.tag_sums.get(model.name, 0) + tags.sum(axis=0)
             if i == 0:
                 total = emb.sum(axis=0)
                 state.emb_sum = total if state.emb_sum is None else state.emb_sum + total
+                embeddings.insert(0, emb)
+            elif i == self._mtt:
+                total = emb.sum(axis=0)
+                state.mtt_sum = total if state.mtt_sum is None else state.mtt_sum + total
+                embeddings.append(emb)
+        first = state.analysed
         state.analysed += len(patches)
+        self._keep(state, np.hstack(embeddings).astype(np.float32), first)
+
+    def _keep(self, state: MusicnnState, vectors: np.ndarray, first: int) -> None:
+        """Keep the patches whose number is a multiple of ``keep_every``; halve the sample when
+        it outgrows MAX_KEPT_PATCHES."""
+        index = np.arange(first, first + len(vectors))
+        chosen = vectors[index % state.keep_every == 0]
+        if len(chosen):
+            state.kept.append(chosen)
+            state.kept_count += len(chosen)
+        while state.kept_count > MAX_KEPT_PATCHES:
+            state.keep_every *= 2
+            every = np.concatenate(state.kept)
+            # the kept patches were numbers 0, k, 2k...: keep those that are multiples of 2k
+            every = every[::2]
+            state.kept, state.kept_count = [every], len(every)

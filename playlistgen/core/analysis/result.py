@@ -24,6 +24,12 @@ the stored columns agree. Units and ranges:
     mfcc_mean/std[13]   40 mel bands, dB, DCT-II; chroma[12] C first, max 1
     embedding[200]      MSD MusiCNN penultimate layer, mean over analysed patches (ML presets);
                         Python floats rounded to 5 digits, stored as float32
+    embedding_spread    [rows][dims] the spread of the analysed patches' embeddings around their
+                        mean (core/similarity/lda.spread_of: spread.T @ spread = their covariance,
+                        rank ≤ rows): dims 200 (MSD, 12 rows) or 400 (MSD‖MTT, 6 rows, when the
+                        preset runs MTT); float16 values; [] for a one-patch file (ML presets)
+    embedding_patches   how many patches the embedding averaged (ML presets)
+    embedding_mtt[200]  MTT MusiCNN embedding mean (presets that run MTT: accurate)
     tags                {"msd": {label: p}, "mtt": {...} (accurate)}; valence, acousticness,
                         instrumentalness 0-1 from tags (None without ML)
     analyzer_version    "<backend>-<ANALYZER_VERSION>"; preset; metadata {records.METADATA}
@@ -112,6 +118,9 @@ class AnalysisResult:
     valence: float | None = None
     acousticness: float | None = None
     instrumentalness: float | None = None
+    embedding_spread: list[list[float]] | None = None
+    embedding_patches: int | None = None
+    embedding_mtt: list[float] | None = None
     analyzer_version: str | None = None
     preset: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict)

@@ -1,7 +1,8 @@
 """The export file format, read defensively: what one line of `playlistgen export` may hold, and
 the bounded reader `import` checks every line with before it writes anything.
 
-* **Lines are bounded** (:data:`MAX_LINE_BYTES`, 1 MiB; a real record is a few KiB): the reader asks
+* **Lines are bounded** (:data:`MAX_LINE_BYTES`, 1 MiB; a real record is about 25 KiB, most of it
+  the patch-embedding spread): the reader asks
   for at most that much, so a gzip bomb of one endless line costs 1 MiB, not the decompressed size.
 * **The schema** (:data:`FIELDS`, :data:`VECTORS`, :data:`METADATA_FIELDS`, the tags rules) follows
   the analysis contract of ``core/storage/records.py`` and the units of ``core/analysis/result.py``:
@@ -28,6 +29,7 @@ from typing import IO, Any
 
 from ..analysis.presets import PRESETS
 from ..music import KEY_NAMES, camelot
+from ..storage.records import SPREAD_ROWS, spread_dims
 
 MAX_LINE_BYTES = 1 << 20
 MAX_TEXT = 4096            # characters of a tag value (artist, title, ...) or a path
@@ -100,6 +102,11 @@ VECTORS: dict[str, tuple[int, Number]] = {
     "chroma": (12, UNIT),
     "embedding": (200, Number(-1e4, 1e4)),
 }
+# the adaptation fields (migration 0008; older exports have none): the MTT embedding, the patch
+# count, and the spread [rows][200 or 400] — 400 exactly when embedding_mtt is set
+ADAPTATION_VECTORS: dict[str, tuple[int, Number]] = {"embedding_mtt": (200, Number(-1e4, 1e4))}
+PATCHES = Number(0, 10**8, integer=True)
+SPREAD_VALUE = Number(-65504.0, 65504.0)     # float16 once stored
 METADATA_FIELDS: dict[str, Number | Text] = {
     "artist": Text(MAX_TEXT), "album": Text(MAX_TEXT), "title": Text(MAX_TEXT), "genre": Text(MAX_TEXT),
     "year": Number(0, 9999, integer=True), "track_number": Number(0, 1_000_000, integer=True),
@@ -177,6 +184,15 @@ def _check_vector(name: str, value: object, length: int, spec: Number) -> list[f
     return [_check_number(f"{name}[{i}]", v, spec) for i, v in enumerate(value)]
 
 
+def _check_spread(value: object, dims: int) -> list[list[float]]:
+    rows = SPREAD_ROWS[dims]
+    if not isinstance(value, list):
+        raise BadRecord(f"embedding_spread: expected a list of rows, got {_kind(value)}")
+    if len(value) > rows:
+        raise BadRecord(f"embedding_spread: {len(value)} rows, at most {rows} at {dims} dimensions")
+    return [_check_vector(f"embedding_spread[{i}]", row, dims, SPREAD_VALUE) for i, row in enumerate(value)]
+
+
 def _check_tags(value: object) -> dict[str, dict[str, float]]:
     if not isinstance(value, dict):
         raise BadRecord(f"tags: expected an object {{source: {{label: probability}}}}, got {_kind(value)}")
@@ -227,6 +243,13 @@ def check_record(record: object) -> dict[str, Any]:
     for name, (length, spec) in VECTORS.items():
         value = record.get(name)
         out[name] = None if value is None else _check_vector(name, value, length, spec)
+    for name, (length, spec) in ADAPTATION_VECTORS.items():
+        value = record.get(name)
+        out[name] = None if value is None else _check_vector(name, value, length, spec)
+    value = record.get("embedding_patches")
+    out["embedding_patches"] = None if value is None else _check_number("embedding_patches", value, PATCHES)
+    value = record.get("embedding_spread")
+    out["embedding_spread"] = None if value is None else _check_spread(value, spread_dims(out["embedding_mtt"]))
     out["tags"] = {} if record.get("tags") is None else _check_tags(record["tags"])
     out["metadata"] = {} if record.get("metadata") is None else _check_metadata(record["metadata"])
     _check_key(out)

@@ -36,7 +36,15 @@ from ..audio.fingerprint import audio_fingerprint
 from ..storage import files
 from ..storage.db import Database
 from ..storage.jobs import Job, JobQueue
-from ..storage.records import METADATA, OPTIONAL_METADATA, SCALAR_FEATURES, VECTOR_FEATURES, get_many_features
+from ..storage.records import (
+    METADATA,
+    OPTIONAL_METADATA,
+    SCALAR_FEATURES,
+    VECTOR_FEATURES,
+    get_adaptation,
+    get_many_features,
+    half_values,
+)
 from .export_format import READ_ERRORS, BadRecord, LineTooLong, check_record, decompressed, entries
 from .reconcile import Library
 
@@ -79,6 +87,7 @@ def export_records(db: Database, roots: list[str]) -> Iterator[dict]:
     for start in range(0, len(rows), _CHUNK):
         part = rows[start:start + _CHUNK]
         found = get_many_features(db, None, [r[2] for r in part])
+        adaptation = get_adaptation(db, [r[2] for r in part])
         for path, fp, track_id, audio_fp in part:
             rec = found.get(track_id)
             if rec is None:
@@ -96,6 +105,11 @@ def export_records(db: Database, roots: list[str]) -> Iterator[dict]:
                 out[name] = rec[name]
             for name in VECTOR_FEATURES:
                 out[name] = None if rec[name] is None else rec[name].tolist()
+            extra_ml = adaptation.get(track_id, {})
+            spread, mtt = extra_ml.get("embedding_spread"), extra_ml.get("embedding_mtt")
+            out["embedding_spread"] = None if spread is None else half_values(spread)
+            out["embedding_patches"] = extra_ml.get("embedding_patches")
+            out["embedding_mtt"] = None if mtt is None else mtt.tolist()
             out["tags"] = rec["tags"]
             meta = {k: rec[k] for k in METADATA}
             meta.update((k, v) for k, v in zip(optional, extra.get(track_id, ()), strict=False) if v)

@@ -10,10 +10,13 @@ scalars    14    log2(bpm), energy, danceability, loudness (LUFS), loudness rang
                  acousticness, instrumentalness, key strength
 mfcc       26    MFCC means and standard deviations (timbre)
 chroma     12    pitch-class profile, normalised to sum 1 (tonality)
-embedding  200   MusiCNN embedding (NULL for preset ``fast``)
+embedding  200   MusiCNN embedding (NULL for preset ``fast``), projected by the library's
+                 fit (core/similarity/space: the one place that decides; 400 for msd+mtt)
 =========  ====  ==========================================================================
 
 Every dimension is standardised over the library (z-score); a missing scalar takes the mean.
+A projected embedding is centred and divided by one common scale instead (``isotropic``): a
+per-column z-score would undo what the fit learnt, the columns' relative weight.
 Each group is divided by sqrt(dims), so every group has about the same expected squared norm,
 and multiplied by its weight (``playlists.weight_*``): the weights say how much each group
 counts, independent of how many dimensions it has. A track without a group (no embedding with
@@ -87,6 +90,7 @@ class Catalog:
     tags: np.ndarray                       # float16 (n, L) probabilities (max over sources)
     tag_labels: list[str]
     built_s: float = 0.0
+    space: Any = None                      # core.similarity.space.Space of the embedding group
     cache: dict = field(default_factory=dict)  # derived results (k-means) for this snapshot
 
     @property
@@ -116,9 +120,12 @@ class Catalog:
         return int(sum(a.nbytes for a in arrays))
 
 
-def _standardise_into(out: np.ndarray, values: np.ndarray, present: np.ndarray, factor: float) -> None:
+def _standardise_into(out: np.ndarray, values: np.ndarray, present: np.ndarray, factor: float,
+                      isotropic: bool = False) -> None:
     """Write ``factor`` × z-score of each column (over rows that have the group) into ``out``;
-    NaN (a missing scalar) becomes 0, the mean. Works in float32 to keep 200k-row builds small."""
+    NaN (a missing scalar) becomes 0, the mean. ``isotropic``: every column divided by one scale,
+    the root mean column variance, so the block has the same expected squared norm as a z-scored
+    one. Works in float32 to keep 200k-row builds small."""
     out[...] = 0.0
     if not present.any():
         return
@@ -129,6 +136,8 @@ def _standardise_into(out: np.ndarray, values: np.ndarray, present: np.ndarray, 
         mean = (rows.mean(axis=0, dtype=np.float64) if finite
                 else np.nan_to_num(np.nanmean(rows, axis=0, dtype=np.float64)))
         std = rows.std(axis=0, dtype=np.float64) if finite else np.nanstd(rows, axis=0, dtype=np.float64)
+    if isotropic:
+        std = np.full_like(std, np.sqrt(np.mean(np.square(std))))
     std = np.where(np.isfinite(std) & (std > 1e-9), std, 1.0)
     z = (rows - mean.astype(np.float32)) * (factor / std).astype(np.float32)
     if not finite:
@@ -142,12 +151,13 @@ def _standardise_into(out: np.ndarray, values: np.ndarray, present: np.ndarray, 
 def build_catalog(*, key: tuple, track_ids: np.ndarray, meta: dict[str, list], scalars: dict[str, np.ndarray],
                   vectors: dict[str, tuple[np.ndarray, np.ndarray]], keys: dict[str, list],
                   tags: np.ndarray, tag_labels: list[str], weights: dict[str, float],
-                  metric: str = "euclidean") -> Catalog:
+                  metric: str = "euclidean", isotropic: set[str] | frozenset[str] = frozenset()) -> Catalog:
     """Pure construction from column arrays (the loader in ``features.py`` reads them from SQLite).
 
     ``vectors`` maps mfcc/chroma/embedding to (values (n, d) float32, present (n,) bool);
     ``keys`` has lists ``key``, ``scale``, ``camelot``; ``meta`` has artist, album, title, genre,
-    year, track_number, duration_s."""
+    year, track_number, duration_s. Groups in ``isotropic`` are scaled by one common factor (see
+    ``_standardise_into``)."""
     n = int(track_ids.shape[0])
     raw = np.empty((n, len(SCALARS)), dtype=np.float32)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -171,7 +181,7 @@ def build_catalog(*, key: tuple, track_ids: np.ndarray, meta: dict[str, list], s
         start += values.shape[1]
     X = np.empty((n, start), dtype=np.float32)
     for i, (g, values, has) in enumerate(groups):
-        _standardise_into(X[:, slices[g]], values, has, float(w[i] / np.sqrt(values.shape[1])))
+        _standardise_into(X[:, slices[g]], values, has, float(w[i] / np.sqrt(values.shape[1])), g in isotropic)
     present = np.column_stack([has for _, _, has in groups]).astype(np.float32).reshape(n, len(GROUPS))
     sqnorm = np.zeros((n, len(GROUPS)), dtype=np.float32)
     for i, g in enumerate(GROUPS):

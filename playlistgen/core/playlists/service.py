@@ -20,6 +20,7 @@ from ...config import Settings
 from ...errors import BadRequestError
 from ..feedback.events import FeedbackStore
 from ..feedback.rules import FeedbackRules
+from ..similarity.store import newest_id
 from ..storage.db import Database
 from ..storage.records import library_state
 from ..threads import single_threaded_blas
@@ -28,7 +29,7 @@ from .catalog import Catalog
 from .diversity import Diversity
 from .exclusions import Exclusions, feedback_masks, parse_rules
 from .export import PathOptions
-from .features import load_catalog
+from .features import load_catalog, space_chooser
 from .for_you import load_history
 from .index import IndexManager, nearest
 from .names import UnknownNameError, UnknownTrackError
@@ -209,19 +210,23 @@ def _parse(body: Any, settings: Settings) -> PlaylistRequest:  # PlaylistRequest
 def library_index(db: Database, settings: Settings, metrics: Any = None, *,
                   min_rebuild_s: float = 10.0) -> IndexManager:
     """The similarity index of the library: catalogs loaded with the configured weights, rebuilt
-    when the library state changes (see IndexManager)."""
-    p = settings.playlists
+    when the library state changes or a projection is fitted (see IndexManager)."""
+    p, sim = settings.playlists, settings.similarity
+    choose = space_chooser(db, sim.projection, sim.min_tracks)
     weights = {"scalars": p.weight_scalars, "mfcc": p.weight_mfcc, "chroma": p.weight_chroma,
                "embedding": p.weight_embedding}
 
     def load(key: tuple) -> Catalog:
         started = time.perf_counter()
-        catalog = load_catalog(db, key, weights, p.metric)
+        catalog = load_catalog(db, key, weights, p.metric, choose)
         if metrics is not None:
             metrics.observe("index_build", time.perf_counter() - started, tracks=catalog.size)
         return catalog
 
-    return IndexManager(load, lambda: library_state(db), check_s=p.index_check_s, min_rebuild_s=min_rebuild_s)
+    def state() -> tuple:   # a refit stores a new projection row: the key changes, the index is rebuilt once
+        return (*library_state(db), newest_id(db))
+
+    return IndexManager(load, state, check_s=p.index_check_s, min_rebuild_s=min_rebuild_s)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import apsw
 
 from . import files
 from .db import Database
-from .records import METADATA, SCALAR_FEATURES, VECTOR_FEATURES, to_blob
+from .records import METADATA, SCALAR_FEATURES, VECTOR_FEATURES, to_blob, to_half_blob
 
 if TYPE_CHECKING:
     from ..analysis.result import AnalysisResult
@@ -78,12 +78,14 @@ class JobQueue:
         if result.audio_fingerprint:   # retagging keeps the analysis (0006, core/library/retag.py)
             conn.execute("UPDATE tracks SET audio_fingerprint = ? WHERE id = ?",
                          (result.audio_fingerprint, track_id))
-        columns = ["track_id", "analyzer_version", "preset", *SCALAR_FEATURES, *VECTOR_FEATURES, "cpu_s"]
+        columns = ["track_id", "analyzer_version", "preset", *SCALAR_FEATURES, *VECTOR_FEATURES, "cpu_s",
+                   "embedding_spread", "embedding_patches", "embedding_mtt", "spread_error"]
         version = self.analyzer_version if result.analyzer_version is None else result.analyzer_version
         values = [track_id, version, "" if result.preset is None else result.preset]
         values += [getattr(result, k) for k in SCALAR_FEATURES]
         values += [to_blob(getattr(result, k)) for k in VECTOR_FEATURES]
-        values.append(result.cpu_s)
+        values += [result.cpu_s, to_half_blob(result.embedding_spread), result.embedding_patches,
+                   to_blob(result.embedding_mtt), None]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[2:])
         conn.execute(f"INSERT INTO features({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "
                      f"ON CONFLICT(track_id, analyzer_version) DO UPDATE SET {updates}", values)

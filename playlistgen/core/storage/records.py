@@ -24,8 +24,16 @@ SCALAR_FEATURES = (
 )
 VECTOR_FEATURES = ("mfcc_mean", "mfcc_std", "chroma", "embedding")
 LABELS = "tags"    # {source: {label: probability}}, stored in the tags table
-FEATURES = (*SCALAR_FEATURES, *VECTOR_FEATURES, LABELS)   # every analysed value stored per track
-ML_FEATURES = ("embedding", "tags", "valence", "acousticness", "instrumentalness")   # None without ML
+# What the library's "sounds like" projection is fitted from (migration 0008, core/similarity):
+# the spread of the track's patch embeddings ([rows][dims], float16 blob: SPREAD_ROWS), how many
+# patches the embedding averaged, and the MTT embedding mean (float32[200]) where the preset runs
+# MTT. The spread is of the MSD embedding (200-d), or of MSD‖MTT (400-d) when embedding_mtt is set.
+ADAPTATION_FEATURES = ("embedding_spread", "embedding_patches", "embedding_mtt")
+FEATURES = (*SCALAR_FEATURES, *VECTOR_FEATURES, LABELS, *ADAPTATION_FEATURES)   # every analysed value per track
+ML_FEATURES = ("embedding", "tags", "valence", "acousticness", "instrumentalness",
+               *ADAPTATION_FEATURES)   # None without ML
+EMBEDDING_DIMS = 200
+SPREAD_ROWS = {EMBEDDING_DIMS: 12, 2 * EMBEDDING_DIMS: 6}   # dims → rows kept: ≤ 4800 bytes a track
 # tracks columns read from the file's tags; OPTIONAL_METADATA came with later migrations (0005)
 METADATA = ("artist", "album", "title", "genre", "year", "track_number")
 OPTIONAL_METADATA = ("musicbrainz_trackid",)
@@ -52,6 +60,36 @@ def to_blob(values: object) -> bytes | None:
 def from_blob(blob: bytes | None) -> np.ndarray | None:
     """Little-endian float32 bytes → a read-only numpy view (None stays None)."""
     return None if blob is None else np.frombuffer(blob, dtype="<f4")
+
+
+_HALF_MAX = 65504.0   # the largest finite float16
+
+
+def half_values(matrix: object) -> list[list[float]]:
+    """A matrix as rows of floats that are exactly float16 values, printed short: ``%.5g`` of a
+    float16 reads back as the same float16, so JSON and the stored blob agree bit for bit."""
+    half = np.clip(np.asarray(matrix, dtype=np.float64), -_HALF_MAX, _HALF_MAX).astype("<f2")
+    return [[float(f"{v:.5g}") for v in row.tolist()] for row in half]
+
+
+def to_half_blob(matrix: object) -> bytes | None:
+    """Rows of a matrix as little-endian float16 bytes, row after row (None stays None)."""
+    if matrix is None:
+        return None
+    return np.clip(np.asarray(matrix, dtype=np.float64), -_HALF_MAX, _HALF_MAX).astype("<f2").tobytes()
+
+
+def spread_dims(embedding_mtt: object) -> int:
+    """The width of a stored spread: MSD‖MTT (400) when the row has an MTT embedding, else MSD (200)."""
+    return 2 * EMBEDDING_DIMS if embedding_mtt is not None else EMBEDDING_DIMS
+
+
+def spread_from_blob(blob: bytes | None, dims: int) -> np.ndarray | None:
+    """A stored spread → float32 [rows, dims] (0 rows: a one-patch track; None: not computed yet —
+    an older row the background upgrade has not reached)."""
+    if blob is None:
+        return None
+    return np.frombuffer(blob, dtype="<f2").reshape(-1, dims).astype(np.float32)
 
 
 def library_state(db: Any) -> tuple:
@@ -159,3 +197,24 @@ def get_track_features(db: Any, cache: Any | None, track_id: int,
                        analyzer_version: str | None = None) -> dict | None:
     """One track's feature record (see :func:`get_many_features`), or None when it has none."""
     return get_many_features(db, cache, [track_id], analyzer_version).get(int(track_id))
+
+
+def get_adaptation(db: Any, track_ids: Iterable[int]) -> dict[int, dict]:
+    """What the "sounds like" projection is fitted from, per track (newest features row; never
+    cached — read in bulk by the fit and by `export`): {track_id: {"embedding_spread": float32
+    [rows, dims] or None (not computed yet), "embedding_patches": int or None, "embedding_mtt":
+    float32[200] or None}}. Tracks without features are absent."""
+    ids = list(dict.fromkeys(int(i) for i in track_ids))
+
+    def read(conn: Any) -> dict[int, dict]:
+        out: dict[int, dict] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            part = ids[start:start + _IN_CHUNK]
+            for tid, spread, patches, mtt in conn.execute(
+                    "SELECT t.id, f.embedding_spread, f.embedding_patches, f.embedding_mtt FROM tracks t "
+                    f"JOIN features f ON {NEWEST_FEATURES} WHERE t.id IN ({','.join('?' * len(part))})", part):
+                out[tid] = {"embedding_spread": spread_from_blob(spread, spread_dims(mtt)),
+                            "embedding_patches": patches, "embedding_mtt": from_blob(mtt)}
+        return out
+
+    return db.read(read) if ids else {}

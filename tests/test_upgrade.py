@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ import requests
 
 from playlistgen.core.analysis.factory import essentia_available
 from playlistgen.core.storage.db import connect
-from tests.conftest import run_cli
+from tests.conftest import ChildProcess, free_port, run_cli
 from tests.helpers import status, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -182,4 +184,31 @@ def test_a_running_daemon_upgrades_in_the_background_and_keeps_answering(old_lib
     assert spreads["speeditup.ogg"][0] is None and spreads["speeditup.ogg"][2]
     for song in ("MadeiraStew.ogg", "legolodio.ogg"):
         assert _same_spread(spreads[song][0], old_library[1][song][0]), song
+    assert _rows(work / "playlistgen.db") == before
+
+
+def test_scan_upgrade_runs_on_a_dask_cluster(old_library, tmp_path: Path) -> None:
+    """With ``analysis.executor: dask`` and ``dask_fallback: wait`` nothing runs in the scan
+    process: the upgrade jobs (task SPREAD) reach the cluster's worker and come back through the
+    checked JSON payload."""
+    work = _copy(old_library, tmp_path)
+    before = _rows(work / "playlistgen.db")
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    started = [ChildProcess([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+                             "--port", str(port), "--no-dashboard", "--dashboard-address", "127.0.0.1:0"],
+                            tmp_path / "scheduler.log")]
+    try:
+        started.append(ChildProcess([sys.executable, "-m", "playlistgen", "worker", "--scheduler", address,
+                                     "--nworkers", "1"], tmp_path / "worker.log"))
+        env = {**_env(work), "PLAYLISTGEN_ANALYSIS__EXECUTOR": "dask", "PLAYLISTGEN_ANALYSIS__DASK_SCHEDULER": address,
+               "PLAYLISTGEN_ANALYSIS__DASK_FALLBACK": "wait"}
+        proc = run_cli("scan", "--upgrade", env=env, cwd=work, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+        assert "upgraded 3, failed 0" in proc.stdout, proc.stdout + proc.stderr
+        assert "Starting Worker plugin playlistgen-analyzer" in started[1].output()
+    finally:
+        for child in reversed(started):
+            child.stop(signal.SIGKILL)
+    assert all(v[0] is not None for v in _spreads(work / "playlistgen.db").values())
     assert _rows(work / "playlistgen.db") == before

@@ -212,7 +212,7 @@ def _upgrade(settings, daemon, *, run: bool) -> None:  # type: ignore[no-untyped
     started = time.monotonic()
     try:
         executor.start()
-        scheduler.run_until_idle(lambda _: progress(stats))
+        _run_upgrade(upgrades, executor, scheduler, lambda _: progress(stats))
     except KeyboardInterrupt:
         click.echo("\ninterrupted: the tracks not upgraded yet are upgraded later", err=True)
         scheduler.stop(grace_s=0)
@@ -225,6 +225,25 @@ def _upgrade(settings, daemon, *, run: bool) -> None:  # type: ignore[no-untyped
             click.echo(f"  not upgraded: {path or '(no present file)'}: {reason}", err=True)
         click.echo(f"{upgrades.failed} track(s) could not be upgraded: their old embedding keeps answering; "
                    "`scan --upgrade` tries them again", err=True)
+
+
+def _run_upgrade(upgrades, executor, scheduler, progress) -> None:  # type: ignore[no-untyped-def]
+    """Run the upgrade jobs until none is left. As with the analysis (``_analyse``), an executor
+    whose capacity comes and goes (Dask) may leave jobs when the scheduler runs dry: wait for
+    capacity and go on, until none comes for CAPACITY_WAIT_S or a round with capacity finishes
+    nothing (then the rest stays for the daemon)."""
+    idle_rounds = 0
+    while True:
+        before = upgrades.upgraded + upgrades.failed
+        scheduler.run_until_idle(progress)
+        todo = upgrades.counts()["todo"]
+        if not todo:
+            return
+        idle_rounds = idle_rounds + 1 if upgrades.upgraded + upgrades.failed == before else 0
+        if idle_rounds >= 3 or not executor.wait_for_capacity(CAPACITY_WAIT_S):
+            click.echo(f"\n{todo} track(s) stay to upgrade: no analysis worker could take them "
+                       f"(waited {CAPACITY_WAIT_S:.0f} s); `serve` upgrades them in the background", err=True)
+            return
 
 
 def _buckets(report) -> str:  # type: ignore[no-untyped-def]

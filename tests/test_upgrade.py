@@ -212,3 +212,35 @@ def test_scan_upgrade_runs_on_a_dask_cluster(old_library, tmp_path: Path) -> Non
             child.stop(signal.SIGKILL)
     assert all(v[0] is not None for v in _spreads(work / "playlistgen.db").values())
     assert _rows(work / "playlistgen.db") == before
+
+
+def test_new_files_go_before_upgrades(old_library, tmp_path: Path) -> None:
+    """The daemon's own pipeline (in this process, one worker): with an older library to upgrade
+    and a new file queued, the first job is the new file; the upgrades fill the worker after it."""
+    from playlistgen.config import Settings
+    from playlistgen.core.storage.db import Database
+    from playlistgen.core.storage.jobs import ANALYZE
+    from playlistgen.daemon import Daemon
+
+    work = _copy(old_library, tmp_path)
+    shutil.copy(REAL / "foxrun.ogg", work / "library" / "foxrun.ogg")
+    settings = Settings()
+    settings.library.paths = [str(work / "library")]
+    settings.analysis.preset, settings.analysis.workers, settings.analysis.executor = "balanced", 1, "thread"
+    settings.analysis.models_dir = str(ROOT / "models")
+    db = Database(work / "playlistgen.db")
+    daemon = Daemon(settings, db)
+    try:
+        daemon.library.reconcile(trigger="cli")
+        assert daemon.queue.pending_count() == 1 and daemon.upgrades.counts()["todo"] == 3
+        daemon.executor.start()
+        assert daemon.executor.wait_for_capacity(120)
+        scheduler = daemon.scheduler
+        scheduler.step(poll_s=0)
+        assert [job.task for job in scheduler.in_flight.values()] == [ANALYZE]
+        scheduler.run_until_idle()
+        assert daemon.queue.pending_count() == 0
+        assert daemon.upgrades.counts() == {"todo": 0, "failed": 0, "upgraded": 3, "failed_now": 0, "in_flight": 0}
+    finally:
+        daemon.stop(grace_s=0)
+        db.close()

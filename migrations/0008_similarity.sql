@@ -10,6 +10,10 @@ ALTER TABLE features ADD COLUMN embedding_mtt BLOB;
 -- (the file vanished, no longer decodes...): it is not tried again until the file is analysed
 -- again or `scan --upgrade` retries it. NULL otherwise.
 ALTER TABLE features ADD COLUMN spread_error TEXT;
+-- The rows the upgrade still has to visit (or could not): small once the library is upgraded, so
+-- finding the next ones and counting them for /library/status stays cheap on 200,000 tracks.
+CREATE INDEX features_spread_missing ON features(track_id)
+    WHERE embedding_spread IS NULL AND embedding IS NOT NULL;
 
 -- Fitted projections, newest per representation wins; 'shipped' ones come with the models.
 CREATE TABLE similarity_projections (

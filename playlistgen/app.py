@@ -170,7 +170,7 @@ class App:
         app = cls(settings)
         with app._building():
             db = app._open_database(lock="scan")
-            daemon = Daemon(settings, db, keep_other_folders=keep_other_folders)
+            daemon = Daemon(settings, db, keep_other_folders=keep_other_folders, upgrade=False)
             app.add("daemon", stop=daemon.stop)
             app.services = Services(settings=settings, db=db, daemon=daemon)
         return app

@@ -18,6 +18,7 @@ from .core.execution.factory import build_executor
 from .core.execution.scheduler import OutcomeListener, Scheduler
 from .core.library.reconcile import Library
 from .core.library.service import LibraryService
+from .core.library.upgrade import SpreadUpgrades
 from .core.storage.db import Database
 from .core.storage.jobs import JobQueue
 from .errors import DatabaseError
@@ -59,7 +60,10 @@ class Daemon:
     (the tag writer); ``check_models`` is the builder's job (``playlistgen.app``)."""
 
     def __init__(self, settings: Settings, db: Database, metrics=None,  # type: ignore[no-untyped-def]
-                 outcome_listeners: Sequence[OutcomeListener] = (), keep_other_folders: bool = False) -> None:
+                 outcome_listeners: Sequence[OutcomeListener] = (), keep_other_folders: bool = False,
+                 upgrade: bool = True) -> None:
+        """``upgrade``: complete older analyses in the background with the workers new files leave
+        free (core/library/upgrade.py); `scan` builds the daemon without and asks with --upgrade."""
         from .core.analysis.factory import analyzer_spec, analyzer_version
 
         version = analyzer_version(settings)
@@ -69,8 +73,10 @@ class Daemon:
         # on_capacity: workers that join (Dask) wake the scheduler instead of waiting for its poll
         self.executor = build_executor(settings, analyzer_spec(settings), version,
                                        on_capacity=self._wake_scheduler)
+        self.upgrades = SpreadUpgrades(db, settings.analysis.preset)
         self.scheduler = Scheduler(self.queue, self.executor, metrics=metrics,
-                                   outcome_listeners=outcome_listeners)
+                                   outcome_listeners=outcome_listeners,
+                                   upgrades=self.upgrades if upgrade else None)
         self.library = Library(db, settings.library, version, on_queued=self.scheduler.wake,
                                keep_other_folders=keep_other_folders)
         self.library_service = LibraryService(self.library, settings, metrics=metrics)

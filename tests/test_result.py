@@ -19,6 +19,7 @@ from playlistgen.core.analysis.result import AnalysisResult, StageTimings, Worke
 from playlistgen.core.storage.db import Database
 from playlistgen.core.storage.jobs import Job, JobQueue
 from playlistgen.core.storage.records import (
+    ADAPTATION_FEATURES,
     FEATURES,
     METADATA,
     OPTIONAL_METADATA,
@@ -60,7 +61,7 @@ def test_field_lists_derive_from_the_stored_fields() -> None:
 
 
 def test_every_declared_field_has_a_column(database: Database) -> None:
-    assert set(SCALAR_FEATURES) | set(VECTOR_FEATURES) <= _columns(database, "features")
+    assert set(SCALAR_FEATURES) | set(VECTOR_FEATURES) | set(ADAPTATION_FEATURES) <= _columns(database, "features")
     assert set(METADATA) | set(OPTIONAL_METADATA) <= _columns(database, "tracks")
     assert {"source", "label", "probability"} <= _columns(database, "tags")
 

@@ -60,6 +60,8 @@ def status():  # type: ignore[no-untyped-def]
             "last_scan": snapshot.last_scan,
             "watcher": snapshot.library["watcher"],
             "preset": services.settings.analysis.preset,
+            # older analyses being completed in the background (core/library/upgrade.py)
+            "upgrade": analysis.get("upgrade"),
         })
     body["time"] = time.time()
     return jsonify(body)

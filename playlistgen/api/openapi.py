@@ -118,7 +118,8 @@ def _documented() -> dict[str, dict[str, dict]]:
     return {
         "/health": {"get": {**_op("Liveness and readiness of database, analysis and watcher (no API key).",
                                   errors=()), "security": []}},
-        "/api/v1/library/status": {"get": _op("Counts, queue depth, scan progress, tracks/min, ETA.")},
+        "/api/v1/library/status": {"get": _op(
+            "Counts, queue depth, scan progress, tracks/min, ETA, the background upgrade (todo, upgraded, failed).")},
         "/api/v1/library/scan": {"post": _op("Queue a full reconcile of the library folders.", ok="202")},
         "/api/v1/library/upload": {"post": _op(
             "Upload an audio file (multipart field 'file') into the first library folder.", ok="201",

@@ -63,10 +63,14 @@ class Progress:
 @click.option("--preset", type=click.Choice(["fast", "balanced", "accurate"]), help="Analysis preset.")
 @click.option("--workers", type=int, help="Analysis worker processes (0 = CPU cores).")
 @click.option("--db", "db_path", type=click.Path(dir_okay=False), help="Database file.")
+@click.option("--upgrade", is_flag=True,
+              help="Also complete tracks analysed by an older version (the patch-embedding spread the "
+                   "similarity projection learns from: MusiCNN only, no DSP), now, in the foreground; "
+                   "retries those that failed before. `serve` does it in the background.")
 @click.pass_context
 @user_errors
 def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers: int | None,
-         db_path: str | None) -> None:
+         db_path: str | None, upgrade: bool) -> None:
     """Reconcile the library with the database and analyse everything new or changed.
 
     DIRS default to library.paths. DIRS inside library.paths scan that part of the library and
@@ -80,6 +84,7 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
     Examples:
       playlistgen scan
       playlistgen scan ~/Music --preset fast --workers 2
+      playlistgen scan --upgrade
     """
     overrides = {"analysis": {"preset": preset, "workers": workers}, "database": {"path": db_path}}
     settings, roots = _library(ctx, dirs, overrides)
@@ -94,7 +99,7 @@ def scan(ctx: click.Context, dirs: tuple[str, ...], preset: str | None, workers:
     # it runs here, in the foreground, on the configured executor (a Dask cluster too)
     app = App.for_scan(settings, keep_other_folders=one_off)
     try:
-        _scan(settings, app.services.daemon, roots)
+        _scan(settings, app.services.daemon, roots, upgrade=upgrade)
     finally:
         app.stop()
 
@@ -118,9 +123,9 @@ def _library(ctx: click.Context, dirs: tuple[str, ...], overrides: dict) -> tupl
     return settings_from_ctx(ctx, overrides, require_library=True), None
 
 
-def _scan(settings, daemon, roots: list[str] | None = None) -> None:  # type: ignore[no-untyped-def]
+def _scan(settings, daemon, roots: list[str] | None = None, upgrade: bool = False) -> None:  # type: ignore[no-untyped-def]
     """Reconcile (``roots``, default all of library.paths), analyse what is pending with
-    ``daemon``'s pipeline, print the summary."""
+    ``daemon``'s pipeline, print the summary; with ``upgrade``, complete older analyses too."""
     from ..core.library.reconcile import library_counts
 
     queue, executor, scheduler = daemon.queue, daemon.executor, daemon.scheduler
@@ -143,7 +148,8 @@ def _scan(settings, daemon, roots: list[str] | None = None) -> None:  # type: ig
         raise click.exceptions.Exit(130) from None
     finally:
         progress.close(scheduler.stats)
-        executor.close(grace_s=0)
+        if not upgrade:
+            executor.close(grace_s=0)
     elapsed = time.monotonic() - started
     summary = stats.to_dict()
     per_min = summary["cpu_s_per_audio_min"]
@@ -155,9 +161,89 @@ def _scan(settings, daemon, roots: list[str] | None = None) -> None:  # type: ig
             click.echo(f"  failed: {failure['path']}: {failure['reason']}", err=True)
         click.echo(f"{stats.failed} file(s) could not be analysed; they are retried only when they change. "
                    "All failures: GET /api/v1/tracks/failed or `playlistgen db stats`.", err=True)
+    try:
+        _upgrade(settings, daemon, run=upgrade)
+    finally:
+        executor.close(grace_s=0)
     counts = library_counts(daemon.db)
     click.echo(f"database: {counts['done']} analysed, {counts['failed']} failed, {counts['pending']} pending, "
                f"{counts['missing']} missing", err=True)
+
+
+class _UpgradeStats:
+    """The upgrade's counters in the shape Progress reads."""
+
+    def __init__(self, upgrades) -> None:  # type: ignore[no-untyped-def]
+        self.upgrades = upgrades
+
+    @property
+    def analysed(self) -> int:
+        return self.upgrades.upgraded
+
+    @property
+    def failed(self) -> int:
+        return self.upgrades.failed
+
+
+def _upgrade(settings, daemon, *, run: bool) -> None:  # type: ignore[no-untyped-def]
+    """Tracks analysed before the spread existed: with ``run``, upgrade them now (with a progress
+    bar); without, say how many wait and how to do it."""
+    upgrades, scheduler, executor = daemon.upgrades, daemon.scheduler, daemon.executor
+    if not upgrades.enabled:
+        if run:
+            click.echo(f"upgrade: preset '{settings.analysis.preset}' runs no model, nothing to upgrade", err=True)
+        return
+    if not run:
+        todo = upgrades.counts()["todo"]
+        if todo:
+            click.echo(f"upgrade: {todo} track(s) analysed by an older version lack the patch-embedding spread "
+                       "(similarity adapts to your library with it); `playlistgen scan --upgrade` adds it now "
+                       "(MusiCNN only), `playlistgen serve` in the background", err=True)
+        return
+    retried = upgrades.retry_failed()
+    todo = upgrades.counts()["todo"]
+    click.echo(f"upgrade: {todo} track(s) to complete with preset '{settings.analysis.preset}'"
+               + (f" ({retried} that failed before are retried)" if retried else ""), err=True)
+    if not todo:
+        return
+    scheduler.upgrades = upgrades
+    stats = _UpgradeStats(upgrades)
+    progress = Progress(todo)
+    started = time.monotonic()
+    try:
+        executor.start()
+        _run_upgrade(upgrades, executor, scheduler, lambda _: progress(stats))
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: the tracks not upgraded yet are upgraded later", err=True)
+        scheduler.stop(grace_s=0)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        progress.close(stats)
+    click.echo(f"upgraded {upgrades.upgraded}, failed {upgrades.failed} in {_duration(time.monotonic() - started)}")
+    if upgrades.failed:
+        for path, reason in upgrades.failures():
+            click.echo(f"  not upgraded: {path or '(no present file)'}: {reason}", err=True)
+        click.echo(f"{upgrades.failed} track(s) could not be upgraded: their old embedding keeps answering; "
+                   "`scan --upgrade` tries them again", err=True)
+
+
+def _run_upgrade(upgrades, executor, scheduler, progress) -> None:  # type: ignore[no-untyped-def]
+    """Run the upgrade jobs until none is left. As with the analysis (``_analyse``), an executor
+    whose capacity comes and goes (Dask) may leave jobs when the scheduler runs dry: wait for
+    capacity and go on, until none comes for CAPACITY_WAIT_S or a round with capacity finishes
+    nothing (then the rest stays for the daemon)."""
+    idle_rounds = 0
+    while True:
+        before = upgrades.upgraded + upgrades.failed
+        scheduler.run_until_idle(progress)
+        todo = upgrades.counts()["todo"]
+        if not todo:
+            return
+        idle_rounds = idle_rounds + 1 if upgrades.upgraded + upgrades.failed == before else 0
+        if idle_rounds >= 3 or not executor.wait_for_capacity(CAPACITY_WAIT_S):
+            click.echo(f"\n{todo} track(s) stay to upgrade: no analysis worker could take them "
+                       f"(waited {CAPACITY_WAIT_S:.0f} s); `serve` upgrades them in the background", err=True)
+            return
 
 
 def _buckets(report) -> str:  # type: ignore[no-untyped-def]

@@ -107,7 +107,12 @@ function renderStatus(s) {
   const scan = s.scan ? `scanning: ${fmtInt(s.scan.files_seen)} files seen (${s.scan.trigger})` :
     s.last_scan ? `last scan: ${fmtInt(s.last_scan.seen)} files in ${s.last_scan.seconds.toFixed(2)} s, ` +
       `${fmtInt(s.last_scan.queued)} queued, ${fmtInt(s.last_scan.missing)} missing` : "no scan yet";
-  setText("scan-line", `${scan} · ${fmtInt(c.missing || 0)} missing files`);
+  // tracks analysed by an older version being completed in the background (issue 22)
+  const up = s.upgrade;
+  const upgrade = up && (up.todo || up.upgraded || up.failed) ?
+    ` · upgrade: ${fmtInt(up.upgraded)} done, ${fmtInt(up.todo)} to do` +
+      (up.failed ? `, ${fmtInt(up.failed)} could not be upgraded` : "") : "";
+  setText("scan-line", `${scan} · ${fmtInt(c.missing || 0)} missing files${upgrade}`);
   setText("queue-depth", fmtInt(s.queue_depth));
   setText("queue-inflight", fmtInt(s.in_flight));
   queueHistory.push(s.queue_depth || 0);

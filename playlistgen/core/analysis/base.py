@@ -36,6 +36,7 @@ from ..storage.records import FEATURES, METADATA, ML_FEATURES
 from ..threads import single_threaded_blas
 from . import dsp
 from .loudness import LoudnessMeter
+from .mel import MUSICNN_RATE
 from .metadata import read_metadata
 from .musicnn import MusicnnOutput
 from .presets import Preset
@@ -190,6 +191,43 @@ class PipelineAnalyzer:
             log.exception("unexpected failure analysing %s", path)
             raise AnalysisError(f"internal error: {type(exc).__name__}: {exc}"[:200],
                                 path=path) from exc
+
+    def analyze_spread(self, path: str) -> AnalysisResult:
+        """Only what an older analysis lacks (issue 22, the background upgrade): decode once at
+        MusiCNN's 16 kHz and run the models, no DSP. The result holds the embedding (to compare),
+        the spread, the patch count and the MTT embedding; raises AnalysisError for DSP-only
+        presets or when the file cannot be decoded."""
+        path = str(path)
+        stream = getattr(self, "_musicnn", None)
+        if stream is None:
+            raise AnalysisError(f"preset '{self.preset.name}' runs no model: it has no spread to add", path=path)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        try:
+            state = stream.begin()
+            with open_audio(path, (MUSICNN_RATE,)) as audio:
+                for chunk in audio:
+                    stream.push_chunk(state, chunk)
+                duration = audio.duration_s
+            ml = stream.finish(state)
+        except AnalysisError as exc:
+            if exc.path is None:
+                exc.path = path
+            raise
+        except MemoryError:
+            raise AnalysisError("out of memory while analysing", path=path) from None
+        except Exception as exc:
+            log.exception("unexpected failure upgrading %s", path)
+            raise AnalysisError(f"internal error: {type(exc).__name__}: {exc}"[:200], path=path) from exc
+        if ml is None:
+            raise AnalysisError("no audio for the model (shorter than one frame)", path=path)
+        wall = round(time.perf_counter() - wall0, 4)
+        result = AnalysisResult(duration_s=round(duration, 3), embedding=_round(ml.embedding, 5),
+                                embedding_spread=ml.spread, embedding_patches=ml.patches,
+                                embedding_mtt=ml.mtt_embedding, analyzer_version=f"{self.name}-{self.version}",
+                                preset=self.preset.name, timings=StageTimings(ml_s=wall, total_s=wall),
+                                cpu_s=round(time.process_time() - cpu0, 4))
+        ensure_finite(result.to_dict())
+        return result
 
     def _analyze(self, path: str, cpu0: float, wall0: float) -> AnalysisResult:
         metadata, _tag_duration = read_metadata(path)

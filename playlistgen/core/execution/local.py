@@ -46,6 +46,7 @@ from typing import Any
 
 from ..analysis.factory import AnalyzerSpec
 from ..analysis.result import AnalysisResult
+from ..storage.jobs import ANALYZE
 from .protocol import Outcome, wait_for_outcomes
 from .worker import (
     BORN,
@@ -87,6 +88,7 @@ class _Slot:
     tasks: int = 0                   # files done by the current worker
     crashed: tuple[str, ...] = ()    # decoders that crashed on this file: skipped by its retry
     crash_note: str = ""             # why the file is being retried
+    task: str = ANALYZE              # what the job computes (storage.jobs ANALYZE or SPREAD)
 
     def started(self) -> bool:
         return self.future is not None and int(self.status[SEQ]) == self.seq
@@ -170,15 +172,16 @@ class AnalysisExecutor:
                 return 0
             return sum(1 for s in self._slots if s.pool is not None and s.future is None)
 
-    def submit(self, file_id: int, path: str) -> None:
-        """Start analysing a file now; raises RuntimeError when ``capacity`` is 0."""
+    def submit(self, file_id: int, path: str, task: str = ANALYZE) -> None:
+        """Start a job on a file now (``task``: storage.jobs ANALYZE or SPREAD); raises
+        RuntimeError when ``capacity`` is 0."""
         with self._lock:
             if self._state != "running":
                 raise RuntimeError(f"analysis executor is {self._state}: cannot submit {path}")
             slot = next((s for s in self._slots if s.pool is not None and s.future is None), None)
             if slot is None or self._fatal:
                 raise RuntimeError("no free analysis worker: check capacity before submitting")
-            slot.crashed, slot.crash_note = (), ""
+            slot.crashed, slot.crash_note, slot.task = (), "", task
             self._run(slot, file_id, path)
         self._wakeup.set()
 
@@ -186,7 +189,7 @@ class AnalysisExecutor:
         self._seq += 1
         slot.file_id, slot.path, slot.seq, slot.submitted_at = file_id, path, self._seq, time.monotonic()
         try:
-            slot.future = slot.pool.submit(analyze, slot.seq, path, slot.crashed)
+            slot.future = slot.pool.submit(analyze, slot.seq, path, slot.crashed, slot.task)
         except (BrokenProcessPool, RuntimeError) as exc:   # its worker died while idle
             slot.future = Future()
             slot.future.set_exception(BrokenProcessPool(str(exc)))

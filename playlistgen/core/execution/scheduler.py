@@ -1,6 +1,11 @@
 """The scheduler: pulls pending files from the database queue into the analysis executor and
 hands outcomes to the writer. In-flight work is bounded by the executor's capacity, so a
-100k-file library never sits in memory — it waits in the files table."""
+100k-file library never sits in memory — it waits in the files table.
+
+With ``upgrades`` (core/library/upgrade.py) it fills the workers the pending files leave free
+with upgrade jobs (task SPREAD: the MusiCNN part an older analysis lacks), so new and changed
+files always go first and an upgrade waits at most for one file; their outcomes go back to
+``upgrades``, not to the job queue, the run statistics or the outcome listeners."""
 
 from __future__ import annotations
 
@@ -14,9 +19,10 @@ from dataclasses import dataclass, field, replace
 
 from ...errors import DatabaseError
 from ..analysis.result import AnalysisResult
+from ..library.upgrade import SpreadUpgrades
 from ..loops import BackgroundLoop
 from ..storage.db import WriteFailedError
-from ..storage.jobs import Job, JobQueue
+from ..storage.jobs import SPREAD, Job, JobQueue
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +63,12 @@ OutcomeListener = Callable[[Job, AnalysisResult | None, str | None], None]
 
 class Scheduler:
     def __init__(self, queue: JobQueue, executor, *, idle_wait_s: float = 5.0,  # type: ignore[no-untyped-def]
-                 metrics=None, outcome_listeners: Sequence[OutcomeListener] = ()) -> None:
+                 metrics=None, outcome_listeners: Sequence[OutcomeListener] = (),
+                 upgrades: SpreadUpgrades | None = None) -> None:
         """``outcome_listeners`` are called with (job, result, error) after each recorded outcome
-        (e.g. the tag writer); each must return quickly."""
+        (e.g. the tag writer); each must return quickly. ``upgrades``: older analyses to complete
+        with the workers pending files leave free (None: none)."""
+        self.upgrades = upgrades
         self.metrics = metrics  # core.metrics.Metrics or None
         self.queue = queue
         self.executor = executor
@@ -94,9 +103,14 @@ class Scheduler:
                 claimed = self.queue.claim(self.executor.capacity)
             except WriteFailedError as exc:  # the writer logs it and reports it in /health
                 self.last_store_error = exc.message
+            if self.upgrades is not None and len(claimed) < self.executor.capacity:
+                try:   # only when the queue is drained: new and changed files go first
+                    claimed += self.upgrades.claim(self.executor.capacity - len(claimed))
+                except DatabaseError as exc:
+                    self.last_store_error = exc.message
             for job in claimed:
                 self.in_flight[job.file_id] = job
-                self.executor.submit(job.file_id, job.path)
+                self.executor.submit(job.file_id, job.path, job.task)
         if not self.in_flight:
             return bool(claimed)
         for outcome in self.executor.poll(poll_s):
@@ -107,6 +121,9 @@ class Scheduler:
         return True
 
     def _record(self, job: Job, outcome) -> None:  # type: ignore[no-untyped-def]
+        if job.task == SPREAD:
+            self._record_upgrade(job, outcome)
+            return
         if outcome.requeue:
             self.queue.requeue([job.file_id])
             self.stats.requeued += 1
@@ -125,6 +142,15 @@ class Scheduler:
             self.metrics.record_analysis(outcome.result, outcome.error, bytes_read=_size(job.path))
         for listener in self._listeners:
             listener(job, outcome.result, outcome.error)
+
+    def _record_upgrade(self, job: Job, outcome) -> None:  # type: ignore[no-untyped-def]
+        assert self.upgrades is not None
+        if outcome.requeue:
+            self.upgrades.release(job)
+        elif outcome.error:
+            self.upgrades.fail(job, outcome.error)
+        else:
+            self.upgrades.complete(job, outcome.result)
 
     # ---- storing outcomes, and what to do when the storage refuses --------------------------
     def _store(self, job: Job, outcome) -> None:  # type: ignore[no-untyped-def]
@@ -218,14 +244,28 @@ class Scheduler:
                 if job:
                     self._record(job, outcome)
         self.executor.close(grace_s=0)
-        if self.in_flight:
-            log.info("re-queueing %d unfinished file(s)", len(self.in_flight))
-            self.queue.requeue(list(self.in_flight))
-            self.in_flight.clear()
+        files = [file_id for file_id, job in self.in_flight.items() if job.task != SPREAD]
+        if files:
+            log.info("re-queueing %d unfinished file(s)", len(files))
+            self.queue.requeue(files)
+        for job in self.in_flight.values():
+            if job.task == SPREAD and self.upgrades is not None:
+                self.upgrades.release(job)
+        self.in_flight.clear()
 
     def health(self) -> dict:
         unsaved = self.unsaved_count()
         return {"ready": not self._stopping.is_set(), "in_flight": len(self.in_flight),
                 "degraded": bool(unsaved) or self.requeue_at_start, "unsaved_results": unsaved,
                 "last_store_error": self.last_store_error if unsaved or self.requeue_at_start else None,
-                **self.stats.to_dict()}
+                **self.stats.to_dict(), "upgrade": self.upgrade_progress()}
+
+    def upgrade_progress(self) -> dict | None:
+        """The background upgrade's counts (SpreadUpgrades.counts), None without one or when the
+        database cannot be read right now."""
+        if self.upgrades is None:
+            return None
+        try:
+            return self.upgrades.counts()
+        except DatabaseError:
+            return None

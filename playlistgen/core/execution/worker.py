@@ -20,6 +20,7 @@ from ...errors import AnalysisError
 from ..analysis.factory import AnalyzerSpec
 from ..analysis.result import AnalysisResult, WorkerStats
 from ..audio.policy import DECODERS, decoder_policy
+from ..storage.jobs import ANALYZE, SPREAD
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +34,18 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def run_analyzer(analyzer: Any, path: str) -> tuple[AnalysisResult | None, str | None]:
-    """Analyse one file in a worker (local or Dask): (result, None) or (None, a one-line reason).
-    An analyzer bug fails this file, not the worker."""
+def run_analyzer(analyzer: Any, path: str, task: str = ANALYZE) -> tuple[AnalysisResult | None, str | None]:
+    """Run one job in a worker (local or Dask): (result, None) or (None, a one-line reason).
+    ``task`` says what it computes: ANALYZE the whole analysis, SPREAD only the MusiCNN part an
+    older analysis lacks (``analyzer.analyze_spread``). An analyzer bug fails this file, not the
+    worker."""
     try:
-        result = analyzer.analyze(path)
+        if task == ANALYZE:
+            result = analyzer.analyze(path)
+        elif task == SPREAD:
+            result = analyzer.analyze_spread(path)
+        else:
+            return None, f"unknown task {task!r}"
     except AnalysisError as exc:
         return None, one_line(exc)
     except Exception as exc:
@@ -99,7 +107,7 @@ def decoder_name(code: float) -> str | None:
     return DECODERS[index] if 0 <= index < len(DECODERS) else None
 
 
-def analyze(seq: int, path: str, skip_decoders: tuple[str, ...] = ()) -> dict:
+def analyze(seq: int, path: str, skip_decoders: tuple[str, ...] = (), task: str = ANALYZE) -> dict:
     """One file: ``{"result", "error", "worker"}`` (the result carries the worker's stats too),
     or ``{"init_error"}`` when the analyzer could not start. ``skip_decoders``: decoders that
     crashed on this file before, left out of the chain."""
@@ -114,7 +122,7 @@ def analyze(seq: int, path: str, skip_decoders: tuple[str, ...] = ()) -> dict:
 
     wall0, cpu0 = time.perf_counter(), _LOCAL.cpu_clock()
     with decoder_policy(skip_decoders, on_decoder=running):
-        result, error = run_analyzer(_LOCAL.analyzer, path)
+        result, error = run_analyzer(_LOCAL.analyzer, path, task)
     worker = WorkerStats(pid=os.getpid(), rss_mb=rss_mb(os.getpid()), wall_s=round(time.perf_counter() - wall0, 3),
                          cpu_s=round(_LOCAL.cpu_clock() - cpu0, 3))
     if result is not None:

@@ -22,11 +22,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# What a job computes (the worker protocol: execution/worker.run_analyzer): the whole analysis
+# of a file, or only the spread an older analysis lacks (core/library/upgrade.py).
+ANALYZE, SPREAD = "analyze", "spread"
+
+
 @dataclass(frozen=True)
 class Job:
+    """One unit of work for the executor. ``file_id`` is its key there: a file's id, or for an
+    upgrade (``task`` SPREAD) the negated features row id, so the two never collide."""
+
     file_id: int
     path: str
     fingerprint: str
+    task: str = ANALYZE
 
 
 class JobQueue:

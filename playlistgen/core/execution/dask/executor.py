@@ -40,6 +40,7 @@ from typing import Any
 from ...analysis.result import AnalysisResult
 from ...library.paths import map_prefix
 from ...loops import BackgroundLoop
+from ...storage.jobs import ANALYZE
 from ..local import AnalysisExecutor
 from ..protocol import Outcome, wait_for_outcomes
 from ..worker import one_line
@@ -98,7 +99,7 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         self._connected, self._conn_error, self._conn_changed = False, None, time.time()
         self._tasks: dict[str, _Task] = {}
         self._by_file: dict[int, str] = {}
-        self._backlog: deque[tuple[int, str]] = deque()
+        self._backlog: deque[tuple[int, str, str]] = deque()   # (file_id, path, task)
         self._local: AnalysisExecutor | None = None
         self._ready: list[Outcome] = []
         self._workers: dict[str, dict] = {}        # address → {host, pid, name, nthreads, ...}
@@ -171,7 +172,7 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
         while time.monotonic() < deadline and (self._tasks or self._local_busy()):
             self._collect(min(TICK_S, max(deadline - time.monotonic(), 0)))
         with self._lock:
-            unfinished = [(t.file_id, t.path) for t in self._tasks.values()] + list(self._backlog)
+            unfinished = [(t.file_id, t.path) for t in self._tasks.values()] + [b[:2] for b in self._backlog]
             futures = [t.future for t in self._tasks.values()]
             self._tasks.clear(), self._by_file.clear(), self._backlog.clear()
             local, self._local = self._local, None
@@ -223,12 +224,12 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
                 free = 0
             return max(0, free - len(self._backlog))
 
-    def submit(self, file_id: int, path: str) -> None:
+    def submit(self, file_id: int, path: str, task: str = ANALYZE) -> None:
         with self._lock:
             if self._state != "running":
                 raise RuntimeError(f"analysis executor is {self._state}: cannot submit {path}")
             if not self._connected:
-                return self._submit_local(file_id, path)
+                return self._submit_local(file_id, path, task)
             read_path = map_prefix(path, self.path_map)
             data = None
             if read_path is None:
@@ -236,7 +237,7 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
                     size = os.path.getsize(path)
                     if size > self.max_ship_bytes:
                         self._counts["too_big_for_shipping"] += 1
-                        return self._submit_local(file_id, path)
+                        return self._submit_local(file_id, path, task)
                     with open(path, "rb") as fh:
                         data = fh.read()
                 except OSError as exc:
@@ -244,11 +245,11 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
                     self._counts["failed"] += 1
                     return None
             try:
-                self._submit_remote(file_id, path, data, read_path)
+                self._submit_remote(file_id, path, data, read_path, task)
             except Exception as exc:   # the scheduler went away between capacity and submit
                 log.warning("Dask submit of %s failed: %s", path, one_line(exc))
                 if self.fallback == "local":
-                    self._submit_local(file_id, path)
+                    self._submit_local(file_id, path, task)
                 else:
                     self._ready.append(Outcome(file_id, path, None, "Dask scheduler unreachable", requeue=True))
                     self._counts["requeued"] += 1
@@ -266,11 +267,12 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
 
     # ------------------------------------------------------------------ remote
 
-    def _submit_remote(self, file_id: int, path: str, data: bytes | None, read_path: str | None) -> None:
+    def _submit_remote(self, file_id: int, path: str, data: bytes | None, read_path: str | None,
+                       task: str = ANALYZE) -> None:
         from .worker import analyse_file
 
         key = f"playlistgen-analyse-{file_id}-{next(self._seq)}"
-        future = self._client.submit(analyse_file, file_id, path, data, read_path, key=key, pure=False)
+        future = self._client.submit(analyse_file, file_id, path, data, read_path, task, key=key, pure=False)
         task = _Task(file_id, path, future, shipped=len(data) if data is not None else 0)
         self._tasks[key], self._by_file[file_id] = task, key
         self._counts["bytes_shipped"] += task.shipped
@@ -445,13 +447,13 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
             self._local.start()
         return self._local
 
-    def _submit_local(self, file_id: int, path: str) -> None:
+    def _submit_local(self, file_id: int, path: str, task: str = ANALYZE) -> None:
         local = self._ensure_local()
         if local.capacity > 0:
-            local.submit(file_id, path)
+            local.submit(file_id, path, task)
             self._counts["files_local"] += 1
         else:
-            self._backlog.append((file_id, path))
+            self._backlog.append((file_id, path, task))
 
     def _drain_local(self) -> None:
         if self._local is None:
@@ -462,8 +464,8 @@ class DaskAnalysisExecutor(SchedulerConnection, ExecutorViews):
             self._counts["requeued" if outcome.requeue else "failed" if outcome.error else "succeeded"] += 1
             self._ready.append(outcome)
         while self._backlog and self._local.capacity > 0:
-            file_id, path = self._backlog.popleft()
-            self._local.submit(file_id, path)
+            file_id, path, task = self._backlog.popleft()
+            self._local.submit(file_id, path, task)
             self._counts["files_local"] += 1
         if self._connected and not self._backlog and not self._local_busy() and self._state == "running":
             log.info("Dask scheduler reachable: stopping the local analysis workers")

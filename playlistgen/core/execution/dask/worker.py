@@ -41,6 +41,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from ....errors import AnalysisError, ConfigError
 from ...analysis.result import WorkerStats
+from ...storage.jobs import ANALYZE
 from ..worker import one_line, run_analyzer
 
 log = logging.getLogger(__name__)
@@ -229,8 +230,10 @@ class AnalyzerPlugin(WorkerPlugin):
 
 # ----------------------------------------------------------------------------- the task
 
-def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | None) -> str:
-    """Run on a worker: analyse one file (its bytes, or ``read_path``) and return the outcome as
+def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | None,
+                 task: str = ANALYZE) -> str:
+    """Run on a worker: analyse one file (``task``: storage.jobs ANALYZE, or SPREAD for the
+    background upgrade's MusiCNN-only part) (its bytes, or ``read_path``) and return the outcome as
     JSON text (``payload.encode``: the result, or the error, this worker's host, address and cost,
     or why this worker cannot analyse at all). Never a pickle: the daemon takes only plain data
     from workers (``guard.py``)."""
@@ -256,7 +259,7 @@ def analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | N
             read_path = str(_scratch_path(Path(scratch), path))
             Path(read_path).parent.mkdir(parents=True, exist_ok=True)
             Path(read_path).write_bytes(data)
-        result, error = run_analyzer(plugin.analyzer, read_path)
+        result, error = run_analyzer(plugin.analyzer, read_path, task)
     except OSError as exc:   # the shipped bytes could not be staged on this worker
         error = f"{type(exc).__name__}: {one_line(exc)}"
     finally:

@@ -1,10 +1,13 @@
-"""Make the shipped similarity projection (playlistgen/core/similarity/shipped/msd.npz), the one
-small libraries use until they have ``similarity.min_tracks`` tracks of their own.
+"""Make the shipped similarity projections (playlistgen/core/similarity/shipped/msd.npz and
+msd_mtt.npz), the ones small libraries use until they have ``similarity.min_tracks`` tracks of
+their own: ``msd+mtt`` when every track has the MTT embedding (preset balanced, the default, and
+accurate), ``msd`` otherwise.
 
 Reproducible: the dev corpus (freely licensed Debian game soundtracks, licences in
-``$PLAYLISTGEN_CORPUS/LICENSES``) is scanned with the real analyzer, preset balanced, into a
-cached database; the library fit (core/similarity/fit.fit_library, the same code a library runs)
-is made from the stored spreads and written as float32 package data.
+``$PLAYLISTGEN_CORPUS/LICENSES``) is scanned with the real analyzer, preset balanced (MSD + MTT at
+stride 3), into a cached database; the library fits of both representations
+(core/similarity/fit.fit_library, the same code a library runs) are made from the stored spreads
+and written as float32 package data.
 
     PLAYLISTGEN_CORPUS=/work/corpus python bench/fit_shipped_projection.py            # scan once, fit, write
     PLAYLISTGEN_CORPUS=/work/corpus python bench/fit_shipped_projection.py --curve    # + min_tracks measurement
@@ -33,7 +36,8 @@ from playlistgen.core.similarity.fit import accumulate, fit_library  # noqa: E40
 from playlistgen.core.similarity.lda import Moments, fit_moments  # noqa: E402
 from playlistgen.core.storage.db import Database  # noqa: E402
 
-OUT = REPO / "playlistgen" / "core" / "similarity" / "shipped" / "msd.npz"
+OUT = REPO / "playlistgen" / "core" / "similarity" / "shipped"
+FILES = {"msd": "msd.npz", "msd+mtt": "msd_mtt.npz"}     # as core/similarity/space.SHIPPED
 
 
 def scan(corpus: Path, db_path: Path) -> None:
@@ -47,14 +51,15 @@ def scan(corpus: Path, db_path: Path) -> None:
 
 
 def rows(db: Database) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(path, mean [200], spread [r, 200]) of every analysed track with a spread."""
+    """(path, MSD mean [200], MSD spread [r, 200]) of every analysed track with a spread (the MSD
+    columns of an MSD‖MTT spread)."""
     out = []
-    for path, emb, spread in db.query(
-            "SELECT fl.path, f.embedding, f.embedding_spread FROM files fl JOIN features f ON "
+    for path, emb, mtt, spread in db.query(
+            "SELECT fl.path, f.embedding, f.embedding_mtt, f.embedding_spread FROM files fl JOIN features f ON "
             "f.id = (SELECT max(id) FROM features WHERE track_id = fl.track_id) "
-            "WHERE fl.status = 'done' AND f.embedding IS NOT NULL AND f.embedding_spread IS NOT NULL"):
-        s = np.frombuffer(spread, dtype="<f2").astype(np.float64)
-        out.append((path, np.frombuffer(emb, dtype="<f4").astype(np.float64), s.reshape(-1, 200)))
+            "WHERE fl.status = 'done' AND f.embedding IS NOT NULL AND length(f.embedding_spread) > 0"):
+        s = np.frombuffer(spread, dtype="<f2").astype(np.float64).reshape(-1, 400 if mtt is not None else 200)
+        out.append((path, np.frombuffer(emb, dtype="<f4").astype(np.float64), s[:, :200]))
     return out
 
 
@@ -107,7 +112,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", help="the dev corpus (default $PLAYLISTGEN_CORPUS)")
     parser.add_argument("--db", type=Path, default=None, help="cached analysis database")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=OUT, help="folder the .npz files are written to")
     parser.add_argument("--curve", action="store_true", help="measure library fit vs other-music fit by size")
     args = parser.parse_args()
     corpus = find_corpus(args.corpus)
@@ -115,21 +120,24 @@ def main() -> None:
     scan(corpus, db_path)
     db = Database(db_path, pool_min=1, pool_max=2)
     try:
-        started = time.perf_counter()
-        moments = accumulate(db, "msd")
-        read_s = time.perf_counter() - started
-        fitted = fit_library(db, "msd", save=False)
-        print(f"fit: {fitted.tracks} tracks, read+accumulate {read_s:.2f} s, whole fit {fitted.fit_s:.2f} s")
-        assert moments.tracks == fitted.tracks
-        p = fitted.projection
-        args.out.parent.mkdir(parents=True, exist_ok=True)
         packages = sorted({t.label for t in corpus_tracks(corpus)})
-        np.savez(args.out, center=p.center.astype("<f4"), matrix=p.matrix.astype("<f4"), tracks=np.int64(fitted.tracks),
-                 eigenvalues=p.eigenvalues.astype("<f4"),
-                 music=np.array("Debian game soundtracks (freely licensed): " + ", ".join(packages)),
-                 made_by=np.array("bench/fit_shipped_projection.py, preset balanced, track-identity LDA "
-                                  "shrinkage 0.1"))
-        print(f"wrote {args.out} ({args.out.stat().st_size / 1024:.0f} KB)")
+        args.out.mkdir(parents=True, exist_ok=True)
+        for representation, name in FILES.items():
+            started = time.perf_counter()
+            moments = accumulate(db, representation)
+            read_s = time.perf_counter() - started
+            fitted = fit_library(db, representation, save=False)
+            print(f"fit {representation}: {fitted.tracks} tracks, read+accumulate {read_s:.2f} s, "
+                  f"whole fit {fitted.fit_s:.2f} s")
+            assert moments.tracks == fitted.tracks
+            p = fitted.projection
+            out = args.out / name
+            np.savez(out, center=p.center.astype("<f4"), matrix=p.matrix.astype("<f4"),
+                     tracks=np.int64(fitted.tracks), eigenvalues=p.eigenvalues.astype("<f4"),
+                     music=np.array("Debian game soundtracks (freely licensed): " + ", ".join(packages)),
+                     made_by=np.array(f"bench/fit_shipped_projection.py, preset balanced (MSD + MTT, every 3rd "
+                                      f"patch), {representation}, track-identity LDA shrinkage 0.1"))
+            print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KB)")
         if args.curve:
             by_path = {t.path: t.label for t in corpus_tracks(corpus)}
             curve(rows(db), by_path)

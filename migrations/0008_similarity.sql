@@ -14,6 +14,10 @@ ALTER TABLE features ADD COLUMN spread_error TEXT;
 -- finding the next ones and counting them for /library/status stays cheap on 200,000 tracks.
 CREATE INDEX features_spread_missing ON features(track_id)
     WHERE embedding_spread IS NULL AND embedding IS NOT NULL;
+-- Rows with an MSD embedding and no MTT one: the similarity index checks there is none left among
+-- the live tracks' newest rows (core/similarity/fit.mtt_missing) at every index check.
+CREATE INDEX features_mtt_missing ON features(track_id)
+    WHERE embedding IS NOT NULL AND embedding_mtt IS NULL;
 
 -- Fitted projections, newest per representation wins; 'shipped' ones come with the models.
 CREATE TABLE similarity_projections (

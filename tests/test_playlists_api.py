@@ -68,6 +68,9 @@ def test_track_detail_similar_and_failed_route(client, populated_library) -> Non
     ids = [t["id"] for t in similar["similar"]]
     assert len(ids) == 5 and facts["Teardrop"] not in ids
     assert [t["distance"] for t in similar["similar"]] == sorted(t["distance"] for t in similar["similar"])
+    # count= as /artists/<name>/similar spells it (it was ignored: 20 answers)
+    counted = client.get(f"/api/v1/tracks/{facts['Teardrop']}/similar?count=7").get_json()["similar"]
+    assert [t["id"] for t in counted][:5] == ids and len(counted) == 7
     assert client.get("/api/v1/tracks/99999999999999999999999").status_code == 404
 
 

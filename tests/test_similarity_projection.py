@@ -219,3 +219,20 @@ def test_a_small_library_uses_the_shipped_projection(database):
     assert body["source"] == "shipped" and body["in_use"].startswith("shipped projection (msd, fitted on")
     cat = library_index(database, _settings(min_tracks=20)).refresh()
     assert cat.space.projection is projection and cat.present[:, -1].all()
+
+
+def test_a_small_library_whose_tracks_all_have_mtt_uses_the_shipped_msd_mtt_projection(database):
+    """The default preset (balanced) runs MTT: a small library of it uses the shipped msd+mtt
+    projection; one embedded track without MTT (an older analysis) keeps the whole catalog on msd."""
+    from playlistgen.core.similarity.space import shipped
+
+    joint = shipped("msd+mtt")
+    assert joint is not None, "playlistgen/core/similarity/shipped/msd_mtt.npz is missing: " \
+        "run bench/fit_shipped_projection.py"
+    assert joint.projection.matrix.shape == (400, 400) and joint.tracks >= 50
+    assert select(database, min_tracks=20, embedded=12, all_mtt=True).projection is joint
+    assert select(database, min_tracks=20, embedded=12, all_mtt=False).projection is shipped("msd")
+    # the library's own msd fit (enough tracks) beats any shipped one until it has an msd+mtt fit
+    store_tracks(database, _patches(np.random.default_rng(7), 24)[0])
+    own = simfit.fit_library(database, "msd", min_tracks=20)
+    assert select(database, min_tracks=20, embedded=24, all_mtt=True).projection.id == own.id

@@ -138,7 +138,8 @@ def _documented() -> dict[str, dict[str, dict]]:
         "/api/v1/tracks/{track_id}": {"get": _op("A track: metadata, every feature, tags, files.",
                                                  params=[_path_id("track_id")])},
         "/api/v1/tracks/{track_id}/similar": {"get": _op("The most similar tracks.", params=[
-            _path_id("track_id"), _q("n", {"type": "integer", "minimum": 1, "maximum": 500}, "How many.")])},
+            _path_id("track_id"), _q("n", {"type": "integer", "minimum": 1, "maximum": 500}, "How many (20)."),
+            _q("count", {"type": "integer", "minimum": 1, "maximum": 500}, "The same as n.")])},
         "/api/v1/artists/{artist}/similar": {"get": _op(
             "Artists that sound like this one (artist similarity from the music: a trimmed mean of each artist's "
             "track vectors): {artist: {name, tracks, tracks_in_profile, confidence, server_id?}, similar: [{name, "

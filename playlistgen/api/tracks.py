@@ -30,7 +30,9 @@ def track(track_id: int):  # type: ignore[no-untyped-def]
 
 @bp.get("/tracks/<int(max=9223372036854775807):track_id>/similar")
 def similar(track_id: int):  # type: ignore[no-untyped-def]
-    return jsonify(playlist_service().similar(track_id, int_arg("n", 20, 1, 500)))
+    """?n= (or count=, as /artists/<name>/similar spells it) how many, 20 by default."""
+    name = "count" if "count" in request.args and "n" not in request.args else "n"
+    return jsonify(playlist_service().similar(track_id, int_arg(name, 20, 1, 500)))
 
 
 def bool_arg(name: str, default: bool) -> bool:

@@ -48,8 +48,9 @@ def status(ctx: click.Context, db_path: str | None, as_json: bool) -> None:
         click.echo(json.dumps(body, indent=2))
         return
     click.echo(f"in use: {body['in_use']}")
-    click.echo(f"tracks with an embedding: {body['tracks_with_embedding']}, with a stored spread: "
-               f"{body['tracks_with_spread']} (a library fit needs {body['min_tracks']})")
+    click.echo(f"tracks with an embedding: {body['tracks_with_embedding']}, with the MTT one too: "
+               f"{body['tracks_with_mtt']}, with a stored spread: {body['tracks_with_spread']} "
+               f"(a library fit needs {body['min_tracks']})")
     fits = ", ".join(f"{rep} on {n} tracks" for rep, n in body["library_fits"].items()) or "none"
     click.echo(f"library fits: {fits}")
     if body["refit_due"]:
@@ -59,28 +60,38 @@ def status(ctx: click.Context, db_path: str | None, as_json: bool) -> None:
 
 @similarity.command()
 @db_option
-@click.option("--representation", type=click.Choice(["msd", "msd+mtt"]), default="msd", show_default=True,
-              help="msd: the MSD embedding (every ML preset); msd+mtt: with the MTT one (preset accurate).")
+@click.option("--representation", type=click.Choice(["auto", "msd", "msd+mtt"]), default="auto", show_default=True,
+              help="auto: every one the library has tracks for (msd always; msd+mtt when tracks have the MTT "
+                   "embedding: presets balanced and accurate); msd: the MSD embedding; msd+mtt: with MTT.")
 @click.pass_context
 @user_errors
 def fit(ctx: click.Context, db_path: str | None, representation: str) -> None:
     """Fit the library's projection now, store it and print the figures (a running `serve` picks
     it up at its next index check)."""
-    from ..core.similarity.fit import NotEnoughTracks, fit_library
+    from ..core.similarity.fit import NotEnoughTracks, counts, fit_library
     from ..errors import BadRequestError
 
     settings, db = _open(ctx, db_path)
+    min_tracks = settings.similarity.min_tracks
     try:
-        try:
-            fitted = fit_library(db, representation, min_tracks=settings.similarity.min_tracks)
-        except NotEnoughTracks as exc:
-            raise BadRequestError(str(exc), hint="analyse more tracks with an ML preset (or `scan --upgrade` older "
-                                  "ones), or lower similarity.min_tracks; until then the shipped projection "
-                                  "is used") from None
+        wanted = [representation] if representation != "auto" else \
+            ["msd", *(["msd+mtt"] if counts(db).usable("msd+mtt") else [])]
+        fitted = []
+        for rep in wanted:
+            try:
+                fitted.append(fit_library(db, rep, min_tracks=min_tracks))
+            except NotEnoughTracks as exc:
+                if fitted:     # auto: msd fitted, too few tracks with MTT for the joint one
+                    click.echo(f"not fitted: {exc}")
+                    continue
+                raise BadRequestError(str(exc), hint="analyse more tracks with an ML preset (or `scan --upgrade` "
+                                      "older ones), or lower similarity.min_tracks; until then the shipped "
+                                      "projection is used") from None
     finally:
         db.close()
-    p = fitted.projection
-    click.echo(f"fitted the {representation} projection on {fitted.tracks} tracks in {fitted.fit_s:.2f} s "
-               f"({p.matrix.shape[0]} -> {p.matrix.shape[1]} dimensions, stored as id {fitted.id})")
-    top = ", ".join(f"{v:.2f}" for v in p.eigenvalues[:5])
-    click.echo(f"strongest between/within-track ratios: {top}")
+    for one in fitted:
+        p = one.projection
+        click.echo(f"fitted the {one.representation} projection on {one.tracks} tracks in {one.fit_s:.2f} s "
+                   f"({p.matrix.shape[0]} -> {p.matrix.shape[1]} dimensions, stored as id {one.id})")
+        top = ", ".join(f"{v:.2f}" for v in p.eigenvalues[:5])
+        click.echo(f"  strongest between/within-track ratios: {top}")

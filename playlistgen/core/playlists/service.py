@@ -20,6 +20,7 @@ from ...config import Settings
 from ...errors import BadRequestError
 from ..feedback.events import FeedbackStore
 from ..feedback.rules import FeedbackRules
+from ..similarity.fit import mtt_missing
 from ..similarity.store import newest_id
 from ..storage.db import Database
 from ..storage.records import library_state
@@ -223,8 +224,8 @@ def library_index(db: Database, settings: Settings, metrics: Any = None, *,
             metrics.observe("index_build", time.perf_counter() - started, tracks=catalog.size)
         return catalog
 
-    def state() -> tuple:   # a refit stores a new projection row: the key changes, the index is rebuilt once
-        return (*library_state(db), newest_id(db))
+    def state() -> tuple:   # a refit stores a new projection row, or the upgrade gives every track MTT:
+        return (*library_state(db), newest_id(db), mtt_missing(db))   # the key changes, one rebuild
 
     return IndexManager(load, state, check_s=p.index_check_s, min_rebuild_s=min_rebuild_s)
 

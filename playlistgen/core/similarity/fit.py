@@ -37,6 +37,13 @@ _COUNTS = (f"SELECT count(f.embedding), count(f.embedding_mtt), "
            f"FROM tracks t JOIN features f ON {NEWEST_FEATURES} WHERE {LIVE}")
 
 
+# a live track's newest row with an MSD embedding and no MTT one (an analysis older than MTT in
+# balanced, or preset-less imports); the partial index features_mtt_missing holds the candidates
+_MTT_MISSING = ("SELECT EXISTS (SELECT 1 FROM features f WHERE f.embedding IS NOT NULL AND f.embedding_mtt IS NULL "
+                "AND f.id = (SELECT max(x.id) FROM features x WHERE x.track_id = f.track_id) "
+                "AND EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = f.track_id AND fl.status = 'done'))")
+
+
 class NotEnoughTracks(ValueError):
     """Fewer tracks with spreads than a fit needs."""
 
@@ -57,6 +64,13 @@ def counts(db: Any) -> Counts:
     """How many live tracks each representation could be fitted on (one query)."""
     row = db.query(_COUNTS)[0]
     return Counts(*(int(v or 0) for v in row))
+
+
+def mtt_missing(db: Any) -> bool:
+    """Whether some embedded live track lacks the MTT embedding (then no catalog can use an
+    ``msd+mtt`` projection). Part of the index key: the background upgrade filling the last
+    track's MTT changes no row count, yet changes the space — one rebuild, when it flips."""
+    return bool(db.query(_MTT_MISSING)[0][0])
 
 
 def _track(embedding: bytes, mtt: bytes | None, spread: bytes, representation: str

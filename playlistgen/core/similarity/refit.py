@@ -45,7 +45,9 @@ def status(db: Any, settings: SimilaritySettings) -> dict:
     fits = {rep: store.fitted_on(db, rep) for rep in store.REPRESENTATIONS}
     return {**space.to_dict(), "tracks_with_embedding": found.embedded, "tracks_with_spread": found.spread,
             "library_fits": {rep: n for rep, n in fits.items() if n is not None},
-            "min_tracks": settings.min_tracks, "refit_due": due("msd", found, fits["msd"], settings)}
+            "tracks_with_mtt": found.mtt, "min_tracks": settings.min_tracks,
+            "refit_due": next((f"{rep}: {why}" for rep in store.REPRESENTATIONS
+                               if (why := due(rep, found, fits[rep], settings)) is not None), None)}
 
 
 class Refitter:

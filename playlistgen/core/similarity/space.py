@@ -5,10 +5,12 @@ similarity.
 
 Rule (one vector space per catalog, so every distance compares like with like):
 
-* ``msd+mtt`` — when every track with an embedding also has the MTT one and a library fit of
-  that representation exists;
-* ``msd`` — otherwise, the library's newest fit when it saw at least ``min_tracks`` tracks, else
-  the shipped projection (fitted on freely licensed music, package data);
+* the library's own fit when it saw at least ``min_tracks`` tracks: ``msd+mtt`` when every track
+  with an embedding also has the MTT one (preset balanced or accurate) and that fit exists, else
+  ``msd``;
+* else a shipped projection (fitted on freely licensed music, package data): ``msd+mtt`` when
+  every embedded track has MTT, ``msd`` otherwise (older rows without MTT: until the background
+  upgrade fills it);
 * none — ``similarity.projection: off``, no shipped file, or no track with an embedding: the raw
   MusiCNN mean, as before the projection existed (reported as such).
 """
@@ -24,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from . import store
-from .fit import MSD_DIMS
+from .fit import DIMS
 from .lda import Projection
 from .store import StoredProjection
 
 log = logging.getLogger(__name__)
 
-SHIPPED = {"msd": "msd.npz"}   # representation → file in core/similarity/shipped/
+SHIPPED = {"msd": "msd.npz", "msd+mtt": "msd_mtt.npz"}   # representation → file in core/similarity/shipped/
 
 
 @functools.cache
@@ -112,7 +114,8 @@ def select(db: Any, *, mode: str = "auto", min_tracks: int = 30, embedded: int =
     own = store.newest(db, "msd")
     if own is not None and own.tracks >= min_tracks:
         return Space(own)
-    fallback = shipped("msd")
-    if fallback is not None and fallback.projection.matrix.shape[0] == MSD_DIMS:
-        return Space(fallback)
+    for representation in ("msd+mtt", "msd") if all_mtt else ("msd",):
+        fallback = shipped(representation)
+        if fallback is not None and fallback.projection.matrix.shape[0] == DIMS[representation]:
+            return Space(fallback)
     return Space(None, "no library fit yet and no shipped projection")

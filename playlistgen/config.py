@@ -268,7 +268,9 @@ def _coerce(key: str, value: Any, hint_type: Any, source: str) -> Any:
             return float(value)
         raise ConfigError(f"config key '{key}' must be a number (from {source}), got {value!r}")
     if hint_type is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool):   # YAML 1.1 reads off/on/no/yes as booleans: the word the docs mean
+            return "on" if value else "off"
+        if isinstance(value, (str, int, float)):
             return str(value)
         raise ConfigError(f"config key '{key}' must be a string (from {source}), got {value!r}")
     raise AssertionError(f"unsupported settings type {hint_type}")

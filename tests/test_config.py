@@ -155,3 +155,12 @@ def test_a_host_that_does_not_resolve_is_named(tmp_path: Path, host: str, looked
     assert f"'api.host' is {host!r}: not an IP address, nor a name that resolves" in err.value.message
     assert "--host 127.0.0.1" in err.value.hint
     assert asked == looked_up
+
+
+def test_the_word_off_is_a_string_setting_in_yaml_and_the_environment(tmp_path: Path) -> None:
+    """YAML 1.1 reads off/on/no/yes as booleans: `projection: off`, as the docs write it, means "off"."""
+    s = load_settings(write(tmp_path, "similarity:\n  projection: off\n"), environ={})
+    assert s.similarity.projection == "off"
+    assert load_settings(None, environ={"PLAYLISTGEN_SIMILARITY__PROJECTION": "off"}).similarity.projection == "off"
+    with pytest.raises(ConfigError, match="similarity.projection"):
+        load_settings(None, environ={"PLAYLISTGEN_SIMILARITY__PROJECTION": "yes"})

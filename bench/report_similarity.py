@@ -70,6 +70,24 @@ def similarity_md(sec: dict, figs: dict) -> str:
                   _table(["projection", "P@10", "artist-filtered", "hubness", "Δ artist-filtered [95 %]"],
                          [[n, f"{r['p10']:.3f}", f"{r['p10_artist']:.3f}", f"{r['hubness']:.2f}",
                            _delta(r["vs_today"]["p10_artist"])] for n, r in sweep.items()]), ""]
+    api = sec.get("api")
+    if api:
+        from similarity_api import table
+
+        parts += [
+            "### Through the API (the default preset, the daemon's answer)",
+            "",
+            f"`bench/similarity_api.py`: a real `playlistgen serve` over the corpus analysed at preset balanced "
+            f"(MSD + MTT), asked `GET /api/v1/tracks/<id>/similar?count=10` for each of its {api['tracks']} tracks "
+            "(the full weighted distance of every group, default weights); artist-filtered = the first 10 answers "
+            f"by another artist ({api['artists']['artists']} artists). *raw*: `similarity.projection: off`; *auto*: "
+            "the default, the library's own fit; *shipped*: `similarity.min_tracks` above the library's size. "
+            "The shipped projection was fitted on this same corpus, so *shipped* equals *auto* here by "
+            "construction; the held-out-sources rows above are what a projection fitted on other music gives.",
+            "",
+            table(api),
+            "",
+        ]
     w = sec.get("weights")
     if w:
         rows = []

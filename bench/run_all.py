@@ -296,6 +296,7 @@ def quality(cfg: dict, corpus: Path) -> dict:
 def similarity(cfg: dict, corpus: Path) -> dict:
     """The representation bench and the group weights with the projected embedding (issue 22)."""
     import similarity as sim
+    import similarity_api as simapi
     import similarity_weights as sw
 
     from playlistgen.config import Settings
@@ -305,6 +306,7 @@ def similarity(cfg: dict, corpus: Path) -> dict:
     current = {"scalars": p.weight_scalars, "mfcc": p.weight_mfcc, "chroma": p.weight_chroma,
                "embedding": p.weight_embedding}
     out["weights"] = sw.measure(corpus, MODELS.resolve(), sim.Corpus(corpus, MODELS.resolve(), log), current, log)
+    out["api"] = simapi.measure(corpus, log=log)   # the daemon's own answer, raw vs projected
     return out
 
 

@@ -22,8 +22,8 @@ from playlistgen.core.storage.records import get_adaptation, spread_from_blob
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
 REAL = ROOT / ".cache" / "real-audio" / "xmoto"
-SHORT = REAL / "MadeiraStew.ogg"      # 71 s: 8 analysed patches at balanced (rank ≤ 7: exact)
-LONG = REAL / "batcave.ogg"           # 161 s: 18 patches at balanced (rank 12 kept of 17)
+SHORT = REAL / "MadeiraStew.ogg"      # 71 s: few patches at balanced (rank ≤ 6: exact)
+LONG = REAL / "batcave.ogg"           # 161 s: more patches at balanced (rank 6 kept)
 
 needs_models = pytest.mark.skipif(
     not (essentia_available() and (MODELS / "msd_musicnn.onnx").is_file() and SHORT.is_file()),
@@ -68,33 +68,34 @@ def _rank_k(covariance: np.ndarray, k: int) -> np.ndarray:
 
 
 @needs_models
-@pytest.mark.parametrize(("path", "exact"), [(SHORT, True), (LONG, False)])
-def test_balanced_stores_a_spread_whose_gram_is_the_patch_covariance(path: Path, exact: bool,
-                                                                      database: Database) -> None:
-    result, (msd,) = _analyse("balanced", path)
-    patches = np.concatenate(msd.embeddings)
-    assert result.embedding_patches == len(patches) and len(patches) >= 2
-    assert result.embedding_mtt is None
+@pytest.mark.parametrize("path", [SHORT, LONG])
+def test_balanced_stores_mtt_and_a_joint_spread_whose_gram_is_the_patch_covariance(path: Path,
+                                                                                   database: Database) -> None:
+    """Balanced runs MSD + MTT (issue 22 point 3): the spread is of the joint MSD‖MTT patch
+    embeddings, 6 rows of 400 — exact when the patches span at most 6 dimensions, else the best
+    rank-6 approximation."""
+    result, (msd, mtt) = _analyse("balanced", path)
+    joint = np.hstack([np.concatenate(msd.embeddings), np.concatenate(mtt.embeddings)])
+    assert result.embedding_patches == len(joint) and len(joint) >= 2
+    assert np.allclose(result.embedding_mtt, joint[:, 200:].mean(axis=0), atol=1e-4)
     spread = np.asarray(result.embedding_spread)
-    assert spread.shape == (min(12, len(patches)), 200)
+    assert spread.shape == (min(6, len(joint)), 400)
 
     track_id = _store(database, result, path)
     stored = get_adaptation(database, [track_id])[track_id]
-    assert stored["embedding_patches"] == len(patches)
+    assert stored["embedding_patches"] == len(joint) and stored["embedding_mtt"].shape == (200,)
     # the result's values are float16 values printed short: stored bit for bit
     assert np.array_equal(stored["embedding_spread"], spread.astype(np.float16).astype(np.float32))
     blob = database.query("SELECT embedding_spread FROM features WHERE track_id = ?", (track_id,))[0][0]
     assert len(blob) == spread.size * 2 <= 4800
 
-    covariance = np.cov(patches, rowvar=False, bias=True)
+    covariance = np.cov(joint, rowvar=False, bias=True)
     gram = stored["embedding_spread"].astype(np.float64).T @ stored["embedding_spread"]
-    expected = covariance if exact else _rank_k(covariance, 12)
-    scale = np.abs(expected).max()
-    assert np.allclose(gram, expected, rtol=1e-3, atol=2e-3 * scale)
-    if not exact:   # the 12 rows keep most of the track's variance
-        assert np.trace(gram) >= 0.8 * np.trace(covariance)
+    expected = _rank_k(covariance, 6)      # = the covariance itself when len(joint) <= 7
+    assert np.allclose(gram, expected, rtol=1e-3, atol=2e-3 * np.abs(expected).max())
+    assert np.trace(gram) >= (0.999 if len(joint) <= 7 else 0.5) * np.trace(covariance)
     # the embedding is the mean of the very same patches
-    assert np.allclose(result.embedding, patches.mean(axis=0), atol=1e-4)
+    assert np.allclose(result.embedding, joint[:, :200].mean(axis=0), atol=1e-4)
 
 
 @needs_models

@@ -125,6 +125,15 @@ def test_other_users_ignore_scrobble_and_refused_reports(proxy: Proxy) -> None:
     assert "state" in bad.json()["subsonic-response"]["error"]["message"]
 
 
+def test_a_reporting_client_s_now_playing_scrobbles_are_not_counted_twice(proxy: Proxy) -> None:
+    """The linked user reported playback above: their "now playing" scrobbles are left to the reports."""
+    count = len(_events(proxy))
+    a, b = list(proxy.songs.values())[:2]
+    assert body(proxy.rest("scrobble", id=a, submission="false"))["status"] == "ok"
+    assert body(proxy.rest("scrobble", id=b, submission="false"))["status"] == "ok"
+    assert len(_events(proxy)) == count
+
+
 @pytest.fixture
 def standin() -> Iterator[HostileUpstream]:
     server = HostileUpstream(extensions=["playbackReport", "theirs"]).start()

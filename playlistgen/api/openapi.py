@@ -201,8 +201,10 @@ def _integration_docs() -> dict[str, dict[str, dict]]:
     rest = {**_op("With mediaserver.proxy: the Subsonic server, proxied unchanged (stream/download/getCoverArt with "
                   "Range), plus our getSimilarSongs, getSimilarSongs2 (a song, album or artist id), "
                   "getSonicSimilarTracks, findSonicPath, getArtistInfo and getArtistInfo2 (the server's info with "
-                  "our sonic similarArtist list) and getOpenSubsonicExtensions (+ sonicSimilarity v1) with the "
-                  "server's ids. Authorised by the media server's own credentials (u + p or t + s, or apiKey), "
+                  "our sonic similarArtist list), reportPlayback (OpenSubsonic playbackReport: listening feedback; "
+                  "forwarded when the server offers it) and getOpenSubsonicExtensions (+ sonicSimilarity v1, "
+                  "playbackReport v1) with the server's ids. Authorised by the media server's own credentials "
+                  "(u + p or t + s, or apiKey), "
                   "never by api.key; f=json|xml|jsonp.",
                   params=[{"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
                            "description": "Subsonic method, e.g. getSonicSimilarTracks or stream.view"}],

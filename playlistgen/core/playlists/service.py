@@ -68,6 +68,7 @@ class PlaylistRequest:
     after: tuple[int, ...] = ()      # track ids the playlist continues (e.g. MPD's queue), oldest first
     restrict: Callable[[Catalog], np.ndarray] | None = None   # catalog rows allowed (e.g. the media server's)
     listener: str | None = None      # whose skips count (core/feedback): None = MPD and the linked user
+    forgive: tuple[int, ...] = ()    # track ids whose recent skips this playlist overlooks (MPD radio's soft skips)
 
     @classmethod
     def parse(cls, body: Any, settings: Settings) -> PlaylistRequest:
@@ -81,7 +82,8 @@ class PlaylistRequest:
            diversity: Diversity | None = None, order: str | None = None, random_seed: int | None = None,
            name: str | None = None, save: bool = False, exclude: dict | None = None,
            include_excluded: bool = False, after: Sequence[int] = (),
-           restrict: Callable[[Catalog], np.ndarray] | None = None, listener: str | None = None) -> PlaylistRequest:
+           restrict: Callable[[Catalog], np.ndarray] | None = None, listener: str | None = None,
+           forgive: Sequence[int] = ()) -> PlaylistRequest:
         """A request from Python values, which are trusted (outside input goes through ``parse``):
         unless given, the strategy's parameter defaults, the configured diversity rules and size
         (``default_size``) and the strategy's order."""
@@ -91,7 +93,8 @@ class PlaylistRequest:
         return cls(s, list(seeds), default_size(strategy, duration_s, settings) if size is None else size,
                    duration_s, dict(filters or {}), rules, diversity is not None, full, save=save, name=name,
                    random_seed=random_seed, order=order or s.default_order(full), exclude=exclude,
-                   include_excluded=include_excluded, after=tuple(after), restrict=restrict, listener=listener)
+                   include_excluded=include_excluded, after=tuple(after), restrict=restrict, listener=listener,
+                   forgive=tuple(forgive))
 
     def normalised(self) -> dict:
         """The request as the response's ``params`` (copies: a scheduled mix reuses its request)."""
@@ -333,7 +336,8 @@ class PlaylistService:
                   transition_weights=self.settings.playlists.transition_weights,
                   excluded=self.exclusions.for_request(cat, req.exclude, req.include_excluded),
                   restrict=restrict, after=[int(r) for r in after if r >= 0],   # a track gone since is not there
-                  feedback=feedback_masks(cat, self.feedback.skipped(req.listener)) if req.strategy.listens else None)
+                  feedback=feedback_masks(cat, self.feedback.skipped(req.listener).without(req.forgive))
+                  if req.strategy.listens else None)
         if on_server is not None and not on_server.all():
             ctx.notes.append(f"chosen among the {int(on_server.sum())} analysed songs the media server has "
                              "(the playlist is pushed there)")

@@ -50,3 +50,15 @@ def str_arg(name: str, max_len: int = 500) -> str | None:
     if "\x00" in raw:
         raise BadRequestError(f"parameter '{name}' contains a NUL character")
     return raw
+
+
+def bool_arg(name: str, default: bool) -> bool:
+    """``true`` or ``false`` (any case); absent means ``default``. Anything else (``null``, ``1``,
+    an empty value) is a 400, as the OpenAPI description (type boolean) says."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "false"):
+        return value == "true"
+    raise BadRequestError(f"parameter '{name}' must be true or false, got {raw!r}")

@@ -112,6 +112,8 @@ def default_size(strategy: str, duration_s: float | None, settings: Settings) ->
 
 
 def _int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():   # JSON has one number type: 5.0 is the integer 5
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise BadRequestError(f"'{name}' must be a whole number from {low} to {high}, got {value!r}")
     return value
@@ -164,7 +166,7 @@ def _parse(body: Any, settings: Settings) -> PlaylistRequest:  # PlaylistRequest
                 if not isinstance(value, bool):
                     raise BadRequestError("'diversity.dedupe' must be true or false")
             else:
-                _int(f"diversity.{key}", value, 0, 1000)
+                value = _int(f"diversity.{key}", value, 0, 1000)
             setattr(rules, key, value)
     elif div is not None and div is not True:
         raise BadRequestError("'diversity' must be an object, true or false",

@@ -12,7 +12,7 @@ from flask import Blueprint, Flask, current_app, jsonify
 from .. import __version__
 from ..config import Settings
 from ..core.playlists.export import FORMATS, MEDIA_TYPES
-from ..core.playlists.filters import FILTER_NAMES
+from ..core.playlists.filters import FILTER_NAMES, NAMES
 from ..core.playlists.registry import STRATEGIES
 from ..core.playlists.service import REQUEST_KEYS
 from ..core.playlists.strategies import SORTS, Param
@@ -94,28 +94,54 @@ def _param_schema(p: Param) -> dict:
     return {"anyOf": [schema, {"type": "null"}], "description": p.help, "default": p.default}
 
 
+def _nullable(schema: dict) -> dict:
+    """null means "not given" for most request fields."""
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _filters_schema() -> dict:
+    """What filters.filter_mask takes, per filter (null: no filter). Names are looked up in the
+    library: one it does not have is a 400 with "did you mean"."""
+    number_or_range = {"anyOf": [{"type": "number"}, {"type": "array", "minItems": 2, "maxItems": 2,
+                                                      "items": {"type": ["number", "null"]}}]}
+
+    def names(item: dict) -> dict:
+        return {"anyOf": [item, {"type": "array", "minItems": 1, "items": item}]}
+
+    word = {"type": "string", "pattern": r"\S"}
+    key = {"type": "string", "pattern": _KEY.split("|", 1)[1]}   # a key, not blank
+    scale = {"type": "string", "pattern": r"^([mM][aA][jJ][oO][rR]|[mM][iI][nN][oO][rR])$"}
+    special = {"key": names(key), "camelot": names(key), "scale": names(scale),
+               "tag_min": {"type": "number", "minimum": 0, "maximum": 1}}
+    props = {name: special.get(name) or _nullable(names(word) if name in NAMES else number_or_range)
+             for name in FILTER_NAMES}
+    for name in ("key", "camelot", "scale"):
+        props[name] = _nullable(props[name])
+    return _nullable({"type": "object", "properties": props, "additionalProperties": False})
+
+
 def _common_fields() -> dict[str, dict]:
-    range_or_names = {"oneOf": [{"type": "number"}, {"type": "string"},
-                                {"type": "array", "items": {"type": ["number", "string", "null"]}}]}
     known = {
-        "size": {"type": "integer", "minimum": 1, "maximum": 10000},
-        "duration_min": {"type": "number", "exclusiveMinimum": 0, "maximum": 10000},
-        "filters": {"type": "object", "properties": {name: range_or_names for name in FILTER_NAMES},
-                    "additionalProperties": False},
-        "diversity": {"oneOf": [{"type": "boolean"}, {"type": "object", "additionalProperties": False, "properties": {
-            "artist_gap": {"type": "integer", "minimum": 0, "maximum": 1000},
-            "album_gap": {"type": "integer", "minimum": 0, "maximum": 1000},
-            "max_per_artist": {"type": "integer", "minimum": 0, "maximum": 1000}, "dedupe": {"type": "boolean"}}}]},
-        "save": {"type": "boolean"}, "name": {"type": "string", "pattern": r"\S"},
-        "random_seed": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        "size": _nullable({"type": "integer", "minimum": 1, "maximum": 10000}),
+        "duration_min": _nullable({"type": "number", "exclusiveMinimum": 0, "maximum": 10000}),
+        "filters": _filters_schema(),
+        "diversity": {"oneOf": [{"type": "boolean"}, {"type": "null"}, {
+            "type": "object", "additionalProperties": False, "properties": {
+                "artist_gap": {"type": "integer", "minimum": 0, "maximum": 1000},
+                "album_gap": {"type": "integer", "minimum": 0, "maximum": 1000},
+                "max_per_artist": {"type": "integer", "minimum": 0, "maximum": 1000}, "dedupe": {"type": "boolean"}}}]},
+        "save": {"type": "boolean"}, "name": _nullable({"type": "string", "pattern": r"\S"}),
+        "random_seed": _nullable({"type": "integer", "minimum": 0, "maximum": 2**63 - 1}),
         "order": {"anyOf": [{"type": "string", "enum": list(ORDERS)}, {"type": "null"}],
                   "description": "Track order (default: the strategy's)."},
         "include_excluded": {"type": "boolean", "description": "Ignore playlists.exclude."},
         "exclude": {"anyOf": [{"type": "null"}, {"type": "object", "additionalProperties": False, "properties": {
-            **{name: {"type": "array", "items": {"type": "string", "pattern": r"\S"}}
+            **{name: _nullable({"anyOf": [{"type": "string", "pattern": r"\S"},
+                                          {"type": "array", "items": {"type": "string", "pattern": r"\S"}}]})
                for name in ("paths", "folders", "genres")},
-            "tags": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0, "maximum": 1}},
-            "max_duration_min": {"type": "number", "minimum": 0}}}],
+            "tags": _nullable({"type": "object", "additionalProperties": {"type": "number", "minimum": 0,
+                                                                          "maximum": 1}}),
+            "max_duration_min": _nullable({"type": "number", "minimum": 0})}}],
             "description": "Rules excluding tracks, on top of playlists.exclude."},
     }
     # a request field added to the service later is still allowed here (described by the service)
@@ -131,15 +157,19 @@ def _playlist_body() -> dict:
     branches = []
     for strategy in STRATEGIES.values():
         own = {p.name: _param_schema(p) for p in strategy.params}
-        seeds: dict[str, Any] = {"type": "array", "items": {"type": ["integer", "string"]},
-                                 "minItems": strategy.min_seeds, "description": 'Track ids or "Artist - Title".'}
+        seed = {"anyOf": [{"type": "integer"}, {"type": "string", "pattern": r"\S"}]}
+        seeds: dict[str, Any] = {"type": "array", "items": seed, "minItems": strategy.min_seeds}
         if strategy.max_seeds is not None:
             seeds["maxItems"] = strategy.max_seeds
+        one = [seed] if strategy.min_seeds <= 1 and strategy.max_seeds != 0 else []   # one seed alone
+        none = [{"type": "null"}] if not strategy.min_seeds else []
+        seeds = {"anyOf": [seeds, *one, *none], "description": 'Track ids or "Artist - Title".'}
         branches.append({
             "title": strategy.name, "description": strategy.description, "type": "object",
             "required": ["strategy", "seeds"] if strategy.min_seeds else ["strategy"],
             "properties": {"strategy": {"type": "string", "const": strategy.name}, "seeds": seeds, **common,
-                           "params": {"type": "object", "properties": own, "additionalProperties": False}, **own},
+                           "params": {"type": ["object", "null"], "properties": own, "additionalProperties": False},
+                           **own},
             "additionalProperties": False})
     schema = {"type": "object", "required": ["strategy"], "oneOf": branches,
               "discriminator": {"propertyName": "strategy"}}
@@ -280,7 +310,7 @@ def _integration_docs(mix_names: list[str]) -> dict[str, dict[str, dict]]:
             "Generate the scheduled mixes now (all, or {\"names\": [...]}), saved and pushed in place under "
             "their stable names; 207 when one of them failed; an unknown name is a 400.",
             body={"required": False, "content": {"application/json": {"schema": {
-                "type": "object", "properties": {"names": {"type": "array", "items": names}},
+                "type": "object", "properties": {"names": _nullable({"type": "array", "items": names})},
                 "additionalProperties": False}}}}),
             "responses": {"200": {"description": "Results", "content": {"application/json": {"schema": _OBJ}}},
                           "207": {"description": "Some failed", "content": {"application/json": {"schema": _OBJ}}},

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
-from ..errors import BadRequestError
 from .args import bool_arg, float_arg, int_arg, playlist_service, str_arg
 from .context import current_services
 

@@ -9,7 +9,9 @@ with `playlistgen scan` (preset balanced) into a cached database. For each sourc
    source and hears every other one to its end — the events MPD radio or the /rest proxy record;
 3. *after*: the same radio request again; the disliked source's share.
 
-Printed, and written to docs/benchmarks.md (section "A radio that listens") with --write.
+Goal (issue 23): the disliked source's share falls. A section of `make bench` (bench/run_all.py,
+`feedback`: 3 seeds in quick mode, 5 in full); alone it prints the section, and writes it into
+docs/benchmarks.md with --write.
 Run: PLAYLISTGEN_CORPUS=/work/corpus python bench/feedback.py [--seeds 5] [--write]
 """
 
@@ -122,11 +124,28 @@ def run(corpus: Path, seeds: int) -> list[dict]:
     return rows
 
 
+def goal_met(rows: list[dict]) -> bool:
+    """The disliked source's share fell, for every source the first radio played."""
+    played = [r for r in rows if r["before"] > 0]
+    return bool(played) and all(r["after"] < r["before"] for r in played)
+
+
+def measure(corpus: Path, seeds: int, log=print) -> dict:  # type: ignore[no-untyped-def]
+    """The section for bench/run_all.py: every row, the corpus size and whether the goal was met."""
+    log(f"feedback: {seeds} seed(s) per source on {corpus}")
+    rows = run(corpus, seeds)
+    return {"rows": rows, "corpus_tracks": len(corpus_tracks(corpus)), "seeds": seeds, "radio": RADIO,
+            "goal_met": goal_met(rows)}
+
+
 def markdown(rows: list[dict], corpus_size: int) -> str:
     def pct(v: float, rng: tuple[float, float]) -> str:
         return f"{v:.0%} ({rng[0]:.0%}–{rng[1]:.0%})"
 
+    verdict = "**met**" if goal_met(rows) else "**not met**"
     lines = [TITLE, "",
+             f"Goal (issue 23): the disliked source's share of the next {RADIO} radio tracks falls once its "
+             f"tracks were skipped: {verdict}.", "",
              f"A simulated listening session on the dev corpus ({corpus_size} real tracks, 5 source packages; "
              "`bench/feedback.py`, preset balanced, default `feedback.*` and diversity settings): a listener "
              f"starts a {RADIO}-track radio from a track of another source, skips every track of one source "

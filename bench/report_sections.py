@@ -1,5 +1,5 @@
 """The report's sections for the figures the open issues ask for (10 hardening, 11 media server,
-12 retagging, 13 Dask, 14 transitions, 15 ONNX Runtime), and their summary lines. Each section
+12 retagging, 13 Dask, 14 transitions, 15 ONNX Runtime, 23 a radio that listens), and their summary lines. Each section
 opens with one sentence: what it measures and the goal, and whether this run met it; bench/report.py
 puts them after its own sections and the lines into the summary."""
 
@@ -289,10 +289,18 @@ def distributed_md(r: dict, figs: dict) -> str:
     )
 
 
+# --- issue 23: skips as feedback -------------------------------------------------------------------
+
+def feedback_md(r: dict, figs: dict) -> str:
+    import feedback as fb  # bench/feedback.py renders its own section (also when run alone)
+
+    return fb.markdown(r["rows"], r["corpus_tracks"]).rstrip("\n") + _foreign(r) + "\n"
+
+
 SECTIONS: tuple[tuple[str, Callable[[dict, dict], str]], ...] = (
     ("similarity", similarity_md), ("transitions", transitions_md), ("ml_runtime", ml_runtime_md), ("retag", retag_md),
     ("mediaserver", mediaserver_md), ("proxy", proxy_md), ("hardening", hardening_md),
-    ("distributed", distributed_md))
+    ("distributed", distributed_md), ("feedback", feedback_md))
 
 
 # --- summary lines ----------------------------------------------------------------------------------
@@ -344,4 +352,11 @@ def summary_lines(s: dict) -> list[str]:
     if _ok(d):
         lines.append(f"* Dask: 2 workers at **{d['ratio']['median']:.2f}×** the throughput of 2 local processes "
                      "(goal ≥ 0.9).")
+    fb = s.get("feedback")
+    if _ok(fb) and fb["rows"]:
+        before = sum(r["before"] for r in fb["rows"]) / len(fb["rows"])
+        after = sum(r["after"] for r in fb["rows"]) / len(fb["rows"])
+        lines.append(f"* A radio that listens: a source skipped through falls from **{before:.0%}** to **{after:.0%}** "
+                     f"of the next {fb['radio']} radio tracks (mean over sources; goal: it falls, "
+                     f"{'met' if fb['goal_met'] else 'not met'}).")
     return lines

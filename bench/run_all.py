@@ -53,7 +53,7 @@ QUICK = {"cost_files": 3, "cost_max_s": 150, "rounds": 3,
          "transition_sizes": [50, 500], "transition_runs": 7, "link_songs": 100_000, "link_runs": 2,
          "proxy_tracks": 10_000, "proxy_stream_mb": 32, "proxy_runs": 3, "proxy_queries": 50, "retag_files": 300,
          "hard_files": 300, "hard_idle_max": 2000, "hard_clients": 50, "hard_seconds": 10.0, "dask_files": 12,
-         "dask_pairs": 3}
+         "dask_pairs": 3, "feedback_seeds": 3}
 FULL = {"cost_files": 8, "cost_max_s": 330, "rounds": 3,
         "kinds": ("musicextractor", "librosa", "fast", "balanced:onnx", "balanced:essentia", "accurate",
                   "balanced-msd:onnx", "balanced-msdmtt:onnx"),
@@ -64,7 +64,7 @@ FULL = {"cost_files": 8, "cost_max_s": 330, "rounds": 3,
         "transition_sizes": [50, 100, 200, 500, 1000], "transition_runs": 15, "link_songs": 100_000, "link_runs": 3,
         "proxy_tracks": 100_000, "proxy_stream_mb": 64, "proxy_runs": 5, "proxy_queries": 100, "retag_files": 1000,
         "hard_files": 600, "hard_idle_max": 3000, "hard_clients": 50, "hard_seconds": 30.0, "dask_files": 24,
-        "dask_pairs": 4}
+        "dask_pairs": 4, "feedback_seeds": 5}
 
 
 def log(*a: object) -> None:
@@ -376,11 +376,17 @@ def distributed(cfg: dict, corpus: Path) -> dict:
         quiet.setLevel(level)
 
 
+def feedback(cfg: dict, corpus: Path) -> dict:
+    import feedback as fb
+
+    return fb.measure(corpus, cfg["feedback_seeds"], log=log)
+
+
 SECTIONS = {"machine": machine, "analysis": analysis, "scaling": scaling, "rss": rss, "latency": latency,
             "reconcile": reconcile, "db": db_writes, "api": api, "cache": cache, "quality": quality,
             "similarity": similarity,
             "transitions": transitions, "ml_runtime": ml_runtime, "retag": retag, "mediaserver": mediaserver,
-            "proxy": proxy, "hardening": hardening, "distributed": distributed}
+            "proxy": proxy, "hardening": hardening, "distributed": distributed, "feedback": feedback}
 
 
 def main() -> None:

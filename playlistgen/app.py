@@ -311,9 +311,11 @@ class App:
         if settings.mediaserver.proxy and transport is not None:
             from .api.subsonic.upstream import Upstream
             from .core.feedback.nowplaying import NowPlaying
+            from .core.feedback.playback import PlaybackReports
 
             services.upstream = Upstream(transport)
             services.now_playing = NowPlaying(services.playlists.feedback)   # clients' skips, per user
+            services.playback = PlaybackReports(services.playlists.feedback)   # OpenSubsonic playbackReport
         self.services = services
         self.api = create_app(settings, services)
 

@@ -171,12 +171,14 @@ class MpdSettings:
 
 @dataclass
 class FeedbackSettings:
-    skip_threshold_s: float = setting(30.0, "A song left within its first N seconds (its first half, when shorter) "
-                                      "is a skip (MPD radio, /rest now-playing reports).", min=1)
+    skip_threshold_s: float = setting(30.0, "A song left within its first N seconds (its first half, when "
+                                      "shorter) is a skip (MPD radio, /rest now-playing and OpenSubsonic playback "
+                                      "reports).", min=1)
     play_fraction: float = setting(0.9, "A song heard past this part of its length is a full play; it cancels "
                                    "the song's earlier skips.", min=0.1, max=1)
     avoid_days: float = setting(30.0, "Radio, for_you and mixes leave out songs skipped within N days and rank "
-                                "their neighbours lower (0 = ignore skips).", min=0)
+                                "their neighbours lower; MPD radio lets a song skipped once back when it runs "
+                                "short, never one skipped twice (0 = ignore skips).", min=0)
     neighbours: int = setting(5, "How many closest neighbours of a skipped song are ranked lower.", min=0, max=100)
 
 

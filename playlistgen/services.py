@@ -14,6 +14,7 @@ from .core.storage.db import Database
 if TYPE_CHECKING:  # the real types, without importing them at run time
     from .api.subsonic.upstream import Upstream
     from .core.feedback.nowplaying import NowPlaying
+    from .core.feedback.playback import PlaybackReports
     from .core.integrations.mediaserver.artists import ServerArtists
     from .core.integrations.mediaserver.service import MediaServerService
     from .core.integrations.mediaserver.sonic import SonicSearch
@@ -44,4 +45,5 @@ class Services:
     upstream: Upstream | None = None        # the user's Subsonic server, with mediaserver.proxy
     now_playing: NowPlaying | None = None   # /rest clients' now-playing reports → skips (core/feedback)
     refitter: Refitter | None = None        # refits the similarity projection in the background (serve)
+    playback: PlaybackReports | None = None  # /rest clients' OpenSubsonic playback reports → skips and plays
     started_at: float = field(default_factory=time.time)

@@ -2,8 +2,9 @@
 huge or slow answers, ``Set-Cookie``, hostile headers. It records what it received and how many
 body bytes it managed to send, so tests can see what the proxy read and forwarded.
 
-* ``ping`` / ``getOpenSubsonicExtensions`` / ``scrobble``: ``status ok`` in the asked format
-  (``f`` json, jsonp with ``callback``, else XML); the password ``wrong`` gets error 40.
+* ``ping`` / ``getOpenSubsonicExtensions`` / ``scrobble`` / ``reportPlayback``: ``status ok`` in
+  the asked format (``f`` json, jsonp with ``callback``, else XML); the password ``wrong`` gets
+  error 40. The extensions listed are ``extensions`` (attribute; default ``theirs``).
   ``huge_bytes`` (attribute) makes these answers that many bytes long instead.
 * ``stream``: ``size`` bytes (query, default 64 MiB); with ``pace`` (seconds) one 64 KiB chunk per
   pace, never for longer than ``max_s`` (default 60) — every handler ends by itself.
@@ -75,8 +76,8 @@ class _Handler(BaseHTTPRequestHandler):
         elif method == "getLicense":
             cookie = {"Set-Cookie": "sid=for-a; Path=/"} if query.get("u") == "a" else {}
             self._subsonic(query, {"license": {"valid": True}}, cookie)
-        elif method in ("ping", "getOpenSubsonicExtensions", "scrobble"):
-            extra = {"openSubsonicExtensions": [{"name": "theirs", "versions": [1]}]} \
+        elif method in ("ping", "getOpenSubsonicExtensions", "scrobble", "reportPlayback"):
+            extra = {"openSubsonicExtensions": [{"name": name, "versions": [1]} for name in owner.extensions]} \
                 if method == "getOpenSubsonicExtensions" else {}
             self._subsonic(query, extra, {})
         else:
@@ -150,6 +151,7 @@ class _Server(ThreadingHTTPServer):
 @dataclass
 class HostileUpstream:
     huge_bytes: int = 0
+    extensions: list[str] = field(default_factory=lambda: ["theirs"])
     seen: list[Seen] = field(default_factory=list)
     sent: list[Sent] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)

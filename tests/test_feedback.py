@@ -55,6 +55,33 @@ def test_store_counts_skips_since_the_last_play_per_listener(database: Database)
         store.record(1, "like", "mpd")
 
 
+def test_playback_reports_estimate_the_position_between_reports(database: Database) -> None:
+    """OpenSubsonic playbackReport sessions (core/feedback/playback.py), on a clock the test moves."""
+    from playlistgen.core.feedback.playback import REPORTING_TTL_S, PlaybackReports
+
+    database.write(lambda c: c.execute("INSERT INTO tracks (id, title, fingerprint) "
+                                       "VALUES (1, 'a', 'f1'), (2, 'b', 'f2'), (3, 'c', 'f3')"))
+    clock = [1000.0]
+    reports = PlaybackReports(FeedbackStore(database, FeedbackRules(skip_threshold_s=30)), clock=lambda: clock[0])
+    assert not reports.reporting(None)
+    reports.report(None, 1, 200.0, "starting", 0.0)
+    reports.report(None, 1, 200.0, "playing", 0.0, rate=2.0)
+    clock[0] += 10                                                  # 10 s at double speed: 20 s in
+    assert reports.report(None, 2, 200.0, "starting", 0.0) == [(1, SKIP, 20.0)]
+    reports.report(None, 2, 200.0, "playing", 0.0)
+    clock[0] += 40
+    assert reports.report(None, 3, 200.0, "starting", 0.0) == []    # left at 40 s: neither skip nor play
+    reports.report(None, 3, 200.0, "playing", 5.0)
+    clock[0] += 3
+    assert reports.report(None, 3, 200.0, "starting", 0.0) == []    # restarted early: wanted again, no skip
+    reports.report(None, 3, 200.0, "playing", 0.0)
+    clock[0] += 185
+    assert reports.report(None, 3, 200.0, "stopped", 0.0) == [(3, PLAY, 185.0)]   # a stop that resets to 0
+    assert reports.reporting(None) and not reports.reporting("alice")
+    clock[0] += REPORTING_TTL_S + 1
+    assert not reports.reporting(None)
+
+
 def test_v8_database_keeps_its_data_through_migration_9(tmp_path: Path) -> None:
     conn = connect(tmp_path / "v8.db")
     migrate(conn, target=8)

@@ -76,15 +76,16 @@ def test_serve_parts_in_start_order_and_stopped_in_reverse(tmp_path: Path) -> No
     app = App.for_serve(settings)
     try:
         assert [p["name"] for p in app.status()] == [
-            "lock", "database", "tagwriter", "daemon", "cache", "playlists", "mixes", "mpd", "memtrace", "http"]
+            "lock", "database", "tagwriter", "daemon", "cache", "similarity", "playlists", "mixes", "mpd", "memtrace",
+            "http"]
         assert {p["state"] for p in app.status()} == {"built"}
         assert app.services.mpd is not None and app.services.tagwriter is not None and app.http.port > 0
     finally:
         app.stop()
     assert {p["state"] for p in app.status()} == {"stopped"}
     plain = App.for_serve(_serve_settings(tmp_path))   # the lock was released: a second one may start
-    assert [p["name"] for p in plain.status()] == ["lock", "database", "daemon", "cache", "playlists", "mixes",
-                                                     "http"]
+    assert [p["name"] for p in plain.status()] == ["lock", "database", "daemon", "cache", "similarity", "playlists",
+                                                     "mixes", "http"]
     plain.stop()
 
 

@@ -260,7 +260,8 @@ def test_open_subsonic_extensions_without_credentials(proxy: Proxy) -> None:
     extensions = body(answer)["openSubsonicExtensions"]
     assert {"name": "sonicSimilarity", "versions": [1]} in extensions
     xml = ET.fromstring(requests.get(f"{proxy.url}/rest/getOpenSubsonicExtensions.view", timeout=10).content)
-    assert [e.get("name") for e in xml.findall(f"{NS}openSubsonicExtensions")][-1] == "sonicSimilarity"
+    assert [e.get("name") for e in xml.findall(f"{NS}openSubsonicExtensions")][-2:] == [
+        "sonicSimilarity", "playbackReport"]
 
 
 # --- AudioMuse-AI-compatible routes -----------------------------------------------------------------

@@ -90,3 +90,12 @@ def test_unicode_and_odd_names_are_sanitised(setup) -> None:  # type: ignore[no-
         r = post(client, raw, b"data")
         assert r.status_code == 201, (raw, r.get_json())
         assert Path(r.get_json()["path"]).name == expected
+
+
+def test_a_form_with_too_many_parts_is_a_400_not_a_413(setup) -> None:  # type: ignore[no-untyped-def]
+    """The body is small: too many form parts is a malformed request, not one too large."""
+    client, library, _, _ = setup
+    fields = {f"field{i}": "x" for i in range(20)}
+    r = client.post("/api/v1/library/upload", data=fields, content_type="multipart/form-data")
+    assert r.status_code == 400, r.get_json()
+    assert "parts" in r.get_json()["error"]["message"] and not any(library.iterdir())

@@ -17,10 +17,10 @@ def playlist_service():  # type: ignore[no-untyped-def]
 
 def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
     try:
-        value = int(raw)
+        value = int(raw)   # an empty value is not a number: 400, as the description's type integer says
     except ValueError:
         raise BadRequestError(f"parameter '{name}' must be a whole number, got {raw!r}") from None
     if not low <= value <= high:
@@ -30,7 +30,7 @@ def int_arg(name: str, default: int | None, low: int, high: int) -> int | None:
 
 def float_arg(name: str) -> float | None:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         value = float(raw)
@@ -42,11 +42,25 @@ def float_arg(name: str) -> float | None:
 
 
 def str_arg(name: str, max_len: int = 500) -> str | None:
+    """The parameter's text; empty or blank means absent (checked after the length and NUL rules,
+    as the OpenAPI description states them)."""
     raw = request.args.get(name)
-    if raw is None or not raw.strip():
+    if raw is None:
         return None
     if len(raw) > max_len:
         raise BadRequestError(f"parameter '{name}' is longer than {max_len} characters")
     if "\x00" in raw:
         raise BadRequestError(f"parameter '{name}' contains a NUL character")
-    return raw
+    return raw if raw.strip() else None
+
+
+def bool_arg(name: str, default: bool) -> bool:
+    """``true`` or ``false`` (any case); absent means ``default``. Anything else (``null``, ``1``,
+    an empty value) is a 400, as the OpenAPI description (type boolean) says."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("true", "false"):
+        return value == "true"
+    raise BadRequestError(f"parameter '{name}' must be true or false, got {raw!r}")

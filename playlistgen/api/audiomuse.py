@@ -27,12 +27,12 @@ With ``api.key`` set, the plugin's ``Authorization: Bearer <api.key>`` is the ke
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from ..core.integrations.mediaserver.sonic import Match, SonicSearch
 from ..core.playlists.diversity import Diversity
 from ..errors import BadRequestError, NotFoundError
-from .args import int_arg, str_arg
+from .args import bool_arg, int_arg, str_arg
 from .context import current_services
 
 bp = Blueprint("audiomuse", __name__, url_prefix="/api")
@@ -41,11 +41,6 @@ LINK_HINT = "playlistgen answers with the linked media server's song ids: set me
 
 def _sonic() -> SonicSearch:
     return current_services().sonic
-
-
-def _bool_arg(name: str, default: bool) -> bool:
-    raw = request.args.get(name)
-    return default if raw in (None, "") else raw.strip().lower() in ("1", "true", "yes", "y", "on")
 
 
 def _track(server_id: str, what: str) -> int:
@@ -75,7 +70,7 @@ def similar_tracks():  # type: ignore[no-untyped-def]
         if item_id is None:
             raise NotFoundError(f"track '{title}' by '{artist}' is not a known song", hint=LINK_HINT)
     n = int_arg("n", 10, 1, 500)
-    if _bool_arg("eliminate_duplicates", True):
+    if bool_arg("eliminate_duplicates", True):
         cap = current_services().settings.playlists.max_per_artist or 3
         rules = Diversity(0, 0, cap, True)
     else:
@@ -90,10 +85,10 @@ def find_path():  # type: ignore[no-untyped-def]
     start, end = str_arg("start_song_id", 200), str_arg("end_song_id", 200)
     if not start or not end:
         raise BadRequestError("'start_song_id' and 'end_song_id' are required")
+    steps = int_arg("max_steps", 25, 2, 500)
+    a, b = _track(start, "start_song_id"), _track(end, "end_song_id")   # an unknown song is a 404 first
     if start == end:
         raise BadRequestError("Start and end songs cannot be the same.")
-    steps = int_arg("max_steps", 25, 2, 500)
-    a, b = _track(start, "start_song_id"), _track(end, "end_song_id")
     if a == b:
         raise BadRequestError("start_song_id and end_song_id are the same recording")
     matches = _sonic().path(a, b, steps, prefer={a: start, b: end})
@@ -108,7 +103,7 @@ def similar_artists():  # type: ignore[no-untyped-def]
         raise BadRequestError("'artist' is required", hint="e.g. /api/similar_artists?artist=<the media server's "
                               "artist id>&n=10")
     n = int_arg("n", 10, 1, 500)
-    songs = _bool_arg("include_component_matches", False)
+    songs = bool_arg("include_component_matches", False)
     artists = current_services().artists
     found = artists.for_server(artist.strip(), n)
     if found is None or found[0] is None:   # not a server artist id (or none of its songs analysed): a name

@@ -20,10 +20,15 @@ def _services():  # type: ignore[no-untyped-def]
     return current_services()
 
 
+class NoDaemonError(PlaylistgenError):
+    code = "unavailable"
+    status = 503
+
+
 def _daemon():  # type: ignore[no-untyped-def]
     daemon = _services().daemon
     if daemon is None:
-        raise PlaylistgenError("the analysis daemon is not running in this process",
+        raise NoDaemonError("the analysis daemon is not running in this process",
                                hint="start it with `playlistgen serve`")
     return daemon
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from ..core.integrations.mediaserver.status import link_status
 from ..errors import PlaylistgenError
+from .args import bool_arg
 from .context import current_services
 
 bp = Blueprint("mediaserver", __name__, url_prefix="/api/v1/mediaserver")
@@ -32,12 +33,13 @@ def status():  # type: ignore[no-untyped-def]
 def relink():  # type: ignore[no-untyped-def]
     """Re-link now. ``?wait=true`` links in this request and answers the report (or the error);
     otherwise the link thread is woken and the answer is 202."""
+    wait = bool_arg("wait", False)   # a malformed request is a 400 whether the link is on or off
     services = current_services()
     service = getattr(services, "mediaserver", None)
     if service is None:
         raise LinkOffError("the media-server link is off",
                            hint="set mediaserver.url, mediaserver.user and mediaserver.password, then restart serve")
-    if request.args.get("wait", "").lower() in ("1", "true", "yes"):
+    if wait:
         return jsonify({"linked": service.link_now()})
     service.request_link()
     return jsonify({"queued": True, "status": "/api/v1/mediaserver/status"}), 202

@@ -25,15 +25,17 @@ def index():  # type: ignore[no-untyped-def]
 
 @bp.post("/run")
 def run_now():  # type: ignore[no-untyped-def]
-    body = request.get_json(silent=True) if request.content_length else None
-    names = None
-    if isinstance(body, dict) and body.get("names") is not None:
-        names = body["names"]
-        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-            raise BadRequestError("'names' must be a list of scheduled mix names",
-                                  hint='e.g. {"names": ["Daily mix 1"]}')
-    elif body is not None and not isinstance(body, dict):
-        raise BadRequestError("the request body must be a JSON object", hint='e.g. {"names": ["Daily mix 1"]}')
+    body: dict = {}
+    if request.content_length:   # no body: every mix; a body must be a JSON object (not null, not text)
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequestError("the request body must be a JSON object", hint='e.g. {"names": ["Daily mix 1"]}')
+        unknown = sorted(set(body) - {"names"})
+        if unknown:
+            raise BadRequestError(f"unknown field '{unknown[0]}'", hint='the body takes only "names"')
+    names = body.get("names")
+    if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
+        raise BadRequestError("'names' must be a list of scheduled mix names", hint='e.g. {"names": ["Daily mix 1"]}')
     results = _mixes().run(names)
     out: dict = {"mixes": results}
     if not results:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from ..errors import BadRequestError
-from .args import float_arg, int_arg, playlist_service, str_arg
+from .args import bool_arg, float_arg, int_arg, playlist_service, str_arg
 from .context import current_services
 
 bp = Blueprint("tracks", __name__, url_prefix="/api/v1")
@@ -33,15 +32,6 @@ def similar(track_id: int):  # type: ignore[no-untyped-def]
     """?n= (or count=, as /artists/<name>/similar spells it) how many, 20 by default."""
     name = "count" if "count" in request.args and "n" not in request.args else "n"
     return jsonify(playlist_service().similar(track_id, int_arg(name, 20, 1, 500)))
-
-
-def bool_arg(name: str, default: bool) -> bool:
-    raw = (request.args.get(name) or "").strip().lower()
-    if raw == "":
-        return default
-    if raw not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise BadRequestError(f"parameter '{name}' must be true or false, got {raw!r}")
-    return raw in ("1", "true", "yes", "on")
 
 
 # <path:...>: artist names may hold a slash (AC/DC)

@@ -25,6 +25,8 @@ from .server import UPLOAD_OVERHEAD
 
 log = logging.getLogger(__name__)
 bp = Blueprint("upload", __name__, url_prefix="/api/v1")
+FORM_PARTS = 16              # parts of the multipart body (one is the file)
+FORM_MEMORY = 1024 * 1024    # bytes of a part that is not a file (also bounds werkzeug's parse buffer)
 
 
 @bp.post("/library/upload")
@@ -51,13 +53,20 @@ def upload():  # type: ignore[no-untyped-def]
 
     # max_form_memory_size also bounds werkzeug's parse buffer (64 KiB reads + carry-over): keep it well above
     # a chunked body (no Content-Length) is cut off as soon as it passes the limit
-    parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=1024 * 1024,
-                            max_content_length=limit + UPLOAD_OVERHEAD, silent=False, max_form_parts=16)
+    parser = FormDataParser(stream_factory=stream_factory, max_form_memory_size=FORM_MEMORY,
+                            max_content_length=limit + UPLOAD_OVERHEAD, silent=False, max_form_parts=FORM_PARTS)
     try:
         try:
             _, _, files = parser.parse_from_environ(request.environ)
         except ValueError as exc:  # malformed multipart body
             raise BadRequestError(f"cannot read the multipart body: {exc}") from None
+        except RequestEntityTooLarge:
+            if declared is None or declared > limit + UPLOAD_OVERHEAD:
+                raise too_large from None
+            # werkzeug says 413 for too many parts or a big text field too: the body itself is small
+            raise BadRequestError(f"the multipart body has more than {FORM_PARTS} parts or a form field over "
+                                  f"{FORM_MEMORY // 1024} KiB",
+                                  hint=f"send one part, the file, in the field '{FIELD}'") from None
         stored = files.get(FIELD)
         if stored is None or not staging.started:
             raise BadRequestError(f"no file in the multipart field '{FIELD}'",

@@ -4,7 +4,9 @@ After the server accepted a ``scrobble``: ``submission=false`` ("now playing") g
 :class:`NowPlaying`, which records the previous song of that user as skipped when it is replaced
 early; ``submission=true`` is a full play. Events are stored per user: the linked user
 (``mediaserver.user``) under NULL, like MPD, anyone else under the name the request authenticated
-with; a request that names no user (an OpenSubsonic ``apiKey``) teaches nothing.
+with; a request that names no user (an OpenSubsonic ``apiKey``) teaches nothing. A user whose
+client sends OpenSubsonic playback reports (:mod:`.playback`) is followed by those alone, so one
+skip is not counted twice.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Mapping
 
 from ...core.feedback.events import listener_of
 from ...core.feedback.nowplaying import NowPlaying
+from ...core.feedback.playback import PlaybackReports
 from ...core.storage.db import Database
 
 log = logging.getLogger(__name__)
@@ -26,15 +29,20 @@ def listener(params: Mapping[str, str], linked_user: str) -> tuple[bool, str | N
     return bool(user), listener_of(user, linked_user)
 
 
-def on_scrobble(db: Database, now_playing: NowPlaying, params: Mapping[str, str], ids: list[str],
-                submission: bool, linked_user: str) -> None:
-    """Record what an accepted scrobble says about the songs ``ids`` (server ids)."""
-    known, user = listener(params, linked_user)
-    if not known or not ids:
-        return
+def songs_of(db: Database, ids: list[str]) -> dict[str, tuple[int, float | None]]:
+    """Server song id → (track id, duration s) for the linked, analysed songs among ``ids``."""
     rows = db.query("SELECT server_id, track_id, duration_s FROM mediaserver_songs WHERE server_id IN "
                     "(SELECT value FROM json_each(?)) AND track_id IS NOT NULL", (json.dumps([str(i) for i in ids]),))
-    songs = {str(sid): (int(track), duration) for sid, track, duration in rows}
+    return {str(sid): (int(track), duration) for sid, track, duration in rows}
+
+
+def on_scrobble(db: Database, now_playing: NowPlaying, params: Mapping[str, str], ids: list[str],
+                submission: bool, linked_user: str, playback: PlaybackReports | None = None) -> None:
+    """Record what an accepted scrobble says about the songs ``ids`` (server ids)."""
+    known, user = listener(params, linked_user)
+    if not known or not ids or (playback is not None and playback.reporting(user)):
+        return
+    songs = songs_of(db, ids)
     for sid in ids:
         if sid not in songs:
             continue   # not analysed or not linked yet: nothing to learn from
@@ -43,4 +51,3 @@ def on_scrobble(db: Database, now_playing: NowPlaying, params: Mapping[str, str]
             now_playing.played(user, track)
         else:
             now_playing.now_playing(user, track, duration)
-

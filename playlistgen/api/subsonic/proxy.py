@@ -17,7 +17,10 @@ client's credentials (:mod:`.credentials`):
   artists that sound alike, in the server's artist ids (:mod:`.artists`); ``getSimilarSongs(2)``
   with an artist id plays an artist radio (strategy ``artist_radio``) from the same similarity;
 * ``getOpenSubsonicExtensions`` (no credentials needed, as the spec requires): the server's list
-  plus ``sonicSimilarity`` [1].
+  plus ``sonicSimilarity`` [1] and ``playbackReport`` [1];
+* OpenSubsonic ``playbackReport``: ``reportPlayback`` is forwarded when the server offers the
+  extension and answered here when it does not; either way an accepted report is listening
+  feedback for its user (:mod:`.playback`).
 
 Song entries are the asking user's view (:mod:`.entries`). ``scrobble`` is forwarded, and when the
 server accepts a submission by the linked user (``mediaserver.user``), the songs' play counts and
@@ -40,8 +43,7 @@ from flask import Blueprint, Response, g, request
 from ...core.integrations.mediaserver.sonic import Match, SonicSearch
 from ...errors import NotFoundError, PlaylistgenError
 from ..context import current_services
-from . import artists, entries, listening
-from .credentials import auth_params
+from . import artists, entries, listening, playback
 from .format import error_body, ok_body, parse_status, render
 from .headers import cors
 from .upstream import BUSY_RETRY_S, MAX_REQUEST_BODY, Busy, Upstream, UpstreamError, read_bounded
@@ -223,20 +225,52 @@ def _sonic_matches(matches: list[Match]) -> list[dict]:
 
 
 def extensions() -> Response:
-    """The server's extensions (asked with the client's auth parameters, in JSON) + sonicSimilarity."""
+    """The server's extensions (asked with the client's auth parameters, in JSON) + ours."""
     import requests
 
     up = upstream()
     theirs: list = []
     try:
-        _status, body = up.call("getOpenSubsonicExtensions", auth_params(request.values))
-        if body.get("status") == "ok":
-            theirs = [e for e in body.get("openSubsonicExtensions") or [] if isinstance(e, dict)]
-            up.server = up.server or {k: body.get(k) for k in ("version", "type", "serverVersion")}
+        theirs = playback.server_extensions(up, request.values)
     except (requests.RequestException, UpstreamError) as exc:
         log.info("getOpenSubsonicExtensions of the media server at %s: %s", up.base, type(exc).__name__)
-    merged = [e for e in theirs if e.get("name") != EXTENSION] + [{"name": EXTENSION, "versions": [1]}]
-    return _render(ok_body(up.server, openSubsonicExtensions=merged))
+    ours = [{"name": EXTENSION, "versions": [1]}, {"name": playback.EXTENSION, "versions": [1]}]
+    return _render(ok_body(up.server, openSubsonicExtensions=playback.merged_extensions(theirs, ours)))
+
+
+def report_playback(path: str) -> Response:
+    """``reportPlayback``: the server's answer when it offers ``playbackReport``, else ours; an
+    accepted report is listening feedback (:mod:`.playback`)."""
+    params = request.values
+    if playback.server_offers(upstream(), params):
+        body, length = _request_body()
+        answer = upstream().send(request.method, path, request.query_string, request.headers.items(),
+                                 body=body if length else None, length=length)
+        data = read_bounded(answer)
+        status = parse_status(data, answer.headers.get("Content-Type", ""))
+        response = _relay(answer, data)
+        if answer.status_code != 200 or status.get("status") != "ok":
+            return response
+        try:
+            report = playback.parse(params)
+        except playback.InvalidReport:
+            return response   # the server took what we cannot read: nothing to learn
+    else:
+        refusal = _authorised()
+        if refusal is not None:
+            return refusal
+        try:
+            report = playback.parse(params)
+        except playback.InvalidReport as exc:
+            raise SubsonicError(exc.code, exc.message) from None
+        response = _render(ok_body(upstream().server))
+    services = current_services()
+    if services.playback is not None:
+        try:
+            playback.record(services.db, services.playback, report, params, _linked_user())
+        except PlaylistgenError as exc:
+            log.warning("playback report not recorded: %s", exc.one_line())
+    return response
 
 
 def scrobble(path: str) -> Response:
@@ -251,7 +285,7 @@ def scrobble(path: str) -> Response:
     if accepted and current_services().now_playing is not None:   # skips and plays (core/feedback)
         try:
             listening.on_scrobble(current_services().db, current_services().now_playing, params,
-                                  params.getlist("id"), submission, _linked_user())
+                                  params.getlist("id"), submission, _linked_user(), current_services().playback)
         except PlaylistgenError as exc:
             log.warning("listening feedback not recorded: %s", exc.one_line())
     if accepted and submission and entries.is_linked_user(params, _linked_user()):
@@ -275,7 +309,7 @@ def _dispatch(method: str, path: str) -> Response:
     import requests
 
     try:
-        if method not in OURS and method not in ("getOpenSubsonicExtensions", "scrobble"):
+        if method not in OURS and method not in ("getOpenSubsonicExtensions", "scrobble", "reportPlayback"):
             return _forward(path)
         g.rest_form = True
         request.get_data()   # the raw body (≤ MAX_REQUEST_BODY) cached before the form is parsed: still forwardable
@@ -283,6 +317,8 @@ def _dispatch(method: str, path: str) -> Response:
             return extensions()
         if method == "scrobble":
             return scrobble(path)
+        if method == "reportPlayback":
+            return report_playback(path)
         refusal = _authorised()
         return refusal if refusal is not None else OURS[method](path)
     except SubsonicError as exc:

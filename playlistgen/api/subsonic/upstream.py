@@ -124,6 +124,7 @@ class Upstream:
         self._slots_lock = threading.Lock()
         self.credentials = Credentials(self, auth_ttl_s)
         self.server: dict = {}  # version/type/serverVersion/openSubsonic of the last good answer
+        self.extensions: tuple[float, list[dict]] | None = None   # (monotonic time, its OpenSubsonic extensions)
 
     def __repr__(self) -> str:
         return f"Upstream({self.base!r})"

@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("mpd", "subsonic", "playback_report")
 
-# Per track of one listener: the skips since its last full play, inside the window.
+# Per track of one listener: the skips since its last full play, inside the window, and the last one.
 _SKIPPED_SQL = """
-SELECT e.track_id, count(*) FROM listening_events e
+SELECT e.track_id, count(*), max(e.at) FROM listening_events e
 WHERE e.kind = 'skip' AND e.at >= ?1 AND e.user IS ?2
   AND e.at > coalesce((SELECT max(p.at) FROM listening_events p
                        WHERE p.track_id = e.track_id AND p.kind = 'play' AND p.user IS ?2), 0)
@@ -34,16 +34,30 @@ GROUP BY e.track_id
 
 @dataclass(frozen=True)
 class Skipped:
-    """What one listener skipped recently: track id → skips since its last full play."""
+    """What one listener skipped recently: track id → skips since its last full play (and when
+    the last of them was, epoch s)."""
 
     skips: dict[int, int] = field(default_factory=dict)
     rules: FeedbackRules = field(default_factory=FeedbackRules)
+    last: dict[int, float] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.skips)
 
     def track_ids(self, min_skips: int = 1) -> list[int]:
         return sorted(t for t, n in self.skips.items() if n >= min_skips)
+
+    def skipped_once(self) -> list[int]:
+        """The tracks skipped once (MPD radio's soft skips), the least recently skipped first."""
+        return sorted((t for t, n in self.skips.items() if n == 1), key=lambda t: (self.last.get(t, 0.0), t))
+
+    def without(self, track_ids: tuple[int, ...] | list[int]) -> Skipped:
+        """These skips with ``track_ids`` overlooked."""
+        if not track_ids:
+            return self
+        drop = set(track_ids)
+        return Skipped({t: n for t, n in self.skips.items() if t not in drop}, self.rules,
+                       {t: a for t, a in self.last.items() if t not in drop})
 
 
 def listener_of(user: str | None, linked_user: str) -> str | None:
@@ -81,7 +95,7 @@ class FeedbackStore:
         except apsw.SQLError as exc:   # a database from before migration 9
             log.debug("no listening feedback: %s", exc)
             return Skipped(rules=self.rules)
-        return Skipped({int(t): int(n) for t, n in rows}, self.rules)
+        return Skipped({int(t): int(n) for t, n, _ in rows}, self.rules, {int(t): float(a) for t, _, a in rows})
 
     def events(self, track_ids: list[int] | None = None) -> list[dict[str, Any]]:
         """Every stored event (of these tracks), oldest first: for tests and the CLI."""

@@ -15,8 +15,12 @@ the radio says so once instead of going quiet. MPD URIs are paths relative to
 Skips and plays (``feedback.*``, core/feedback): at each step the radio notes how far MPD says the
 current song is (``elapsed``); when another song becomes current, the last position seen decides
 — left before ``feedback.skip_threshold_s`` (or half its length) is a skip, heard to (near) its
-end a play. Skipped songs are never seeds and, like every radio, the playlist service leaves
-them out for ``feedback.avoid_days``.
+end a play. Skipped songs are never seeds. One skip is soft, two are hard (counted since the
+song's last full play, within ``feedback.avoid_days``): a song skipped once is left out while
+enough others remain, and when the radio runs short the once-skipped come back, the least
+recently skipped first — before any of the recently played does; a song skipped twice is never
+offered. When nothing but twice-skipped songs is left, the radio adds nothing, says so once
+(``exhausted_by_skips`` in /health) and goes on as soon as a song is played to its end.
 
 A missing or restarted MPD is not an error storm: the radio reconnects with exponential backoff
 (1 s … 60 s), logs one warning per outage and one line when it is back, and its health entry
@@ -80,6 +84,7 @@ class MpdRadio:
         self.added = 0
         self.last_fill: float | None = None
         self.exhausted = False   # every song was among the recently played at the last fill
+        self.exhausted_by_skips = False   # only songs skipped twice were left to offer at the last fill
 
     # ---- connection ------------------------------------------------------------------------
     def _connect(self) -> bool:
@@ -248,36 +253,58 @@ class MpdRadio:
         upcoming = queue[max(pos, 0):]
         recent = self._recently_played(queue[:max(pos, 0)], set(upcoming))
         upcoming_ids = self._track_ids(list(dict.fromkeys(upcoming)))
+        skipped = self.feedback.skipped(None) if self.feedback is not None else None
+        soft = skipped.skipped_once() if skipped else []            # the least recently skipped first
+        hard = set(skipped.track_ids(min_skips=2)) if skipped else set()
         size = min(need + SPARE, MAX_SIZE)
-        reused = 0      # how many of the least recently played are allowed back
+        forgiven = reused = 0   # how many of the once-skipped, then of the least recently played, are allowed back
         while True:
             kept, back = recent[:len(recent) - reused], set(recent[len(recent) - reused:])
             # a seed would be put first whatever its turn: one allowed back is a candidate instead
             body = self._radio([s for s in seeds if s not in back] or seeds, size,
-                               [*reversed(kept), *upcoming_ids])   # oldest first
+                               [*reversed(kept), *upcoming_ids], soft[:forgiven])   # oldest first
             if body is None:
                 return []
-            short = need - len(body.get("tracks", []))
-            if short <= 0 or reused >= len(recent):
+            # a seed is never left out by the playlist service: a twice-skipped one is, here
+            tracks = [t for t in body.get("tracks", []) if t.get("id") not in hard]
+            short = need - len(tracks)
+            if short <= 0:
                 break
-            reused = min(len(recent), reused * 2 if reused else short)   # at most log2(mpd.history) retries
+            if forgiven < len(soft):     # at most log2 retries each
+                forgiven = _grow(forgiven, short, len(soft))
+            elif reused < len(recent):
+                reused = _grow(reused, short, len(recent))
+            else:
+                break
         if reused and not self.exhausted:
             log.info("MPD radio: every song of the library was played within the last %d; "
                      "reusing the least recently played first", len(recent))
         self.exhausted = reused > 0
         out: list[str] = []
-        for track in body.get("tracks", []):
+        for track in tracks:
             uri = self._uri(track.get("path") or "")
             if uri is not None and uri not in out:
                 out.append(uri)
             if len(out) == need:
                 break
+        self._note_skipped_through(not out and bool(hard), len(hard))
         return out
 
-    def _radio(self, seeds: list[Any], size: int, after: list[int]) -> dict | None:
-        """A radio playlist that continues ``after`` (track ids, oldest first); None after a
-        playlist error (logged once per distinct message)."""
-        request = PlaylistRequest.of("radio", self.settings, seeds=seeds, size=size, after=after)
+    def _note_skipped_through(self, through: bool, hard: int) -> None:
+        """Say once (and in /health) that only songs skipped twice are left, and once that it is over."""
+        if through and not self.exhausted_by_skips:
+            log.warning("MPD radio: the library is exhausted by skips: every song not queued or just played "
+                        "(%d of them) was skipped twice within feedback.avoid_days (%g days); adding nothing "
+                        "until one is played to its end (feedback.avoid_days: 0 turns skips off)",
+                        hard, self.feedback.rules.avoid_days if self.feedback is not None else 0)
+        elif not through and self.exhausted_by_skips:
+            log.info("MPD radio: songs to offer again (no longer exhausted by skips)")
+        self.exhausted_by_skips = through
+
+    def _radio(self, seeds: list[Any], size: int, after: list[int], forgive: list[int]) -> dict | None:
+        """A radio playlist that continues ``after`` (track ids, oldest first), overlooking the
+        skips of ``forgive``; None after a playlist error (logged once per distinct message)."""
+        request = PlaylistRequest.of("radio", self.settings, seeds=seeds, size=size, after=after, forgive=forgive)
         try:
             return self.generate(request)
         except PlaylistgenError as exc:   # e.g. a --seed that is not in the library
@@ -306,7 +333,13 @@ class MpdRadio:
                 "server": f"{self.cfg.host}:{self.cfg.port}", "last_error": self.last_error,
                 "reconnects": self.reconnects, "songs_added": self.added, "history": len(self.history),
                 "last_fill": self.last_fill, "library_exhausted": self.exhausted,
+                "exhausted_by_skips": self.exhausted_by_skips,
                 "skips_recorded": self.skips, "plays_recorded": self.plays}
+
+
+def _grow(allowed: int, short: int, limit: int) -> int:
+    """The next number allowed back: the shortfall first, then doubling (log2 steps to ``limit``)."""
+    return min(limit, allowed * 2 if allowed else short)
 
 
 def _number(value: Any) -> float | None:

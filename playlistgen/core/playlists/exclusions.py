@@ -71,6 +71,9 @@ class ExcludeRules:
 
 
 def _strings(where: str, value: Any) -> tuple[str, ...]:
+    """A list of non-blank strings, one string alone, or null (none)."""
+    if value is None:
+        return ()
     if isinstance(value, str):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
@@ -88,18 +91,18 @@ def parse_rules(raw: Any, where: str = "exclude") -> ExcludeRules:
     for key in raw:
         if key not in RULE_NAMES:
             raise UnknownNameError(f"{where} rule", str(key), RULE_NAMES)
-    tags = raw.get("tags") or {}
+    tags = {} if raw.get("tags") is None else raw["tags"]   # null: no rule; false or 0 are not rules
     if not isinstance(tags, Mapping) or not all(
             isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1
             for k, v in tags.items()):
         raise BadRequestError(f"'{where}.tags' must map ML labels to a probability from 0 to 1",
                               hint='e.g. {"tags": {"Christmas": 0.5}}')
-    minutes = raw.get("max_duration_min", 0) or 0
+    minutes = 0 if raw.get("max_duration_min") is None else raw["max_duration_min"]
     if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or minutes < 0:
         raise BadRequestError(f"'{where}.max_duration_min' must be a number of minutes (0 = no limit), got {minutes!r}")
-    return ExcludeRules(paths=_strings(f"{where}.paths", raw.get("paths") or []),
-                        folders=_strings(f"{where}.folders", raw.get("folders") or []),
-                        genres=_strings(f"{where}.genres", raw.get("genres") or []),
+    return ExcludeRules(paths=_strings(f"{where}.paths", raw.get("paths")),
+                        folders=_strings(f"{where}.folders", raw.get("folders")),
+                        genres=_strings(f"{where}.genres", raw.get("genres")),
                         tags=tuple((k, float(v)) for k, v in tags.items()), max_duration_min=float(minutes))
 
 

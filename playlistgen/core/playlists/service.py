@@ -69,6 +69,7 @@ class PlaylistRequest:
     after: tuple[int, ...] = ()      # track ids the playlist continues (e.g. MPD's queue), oldest first
     restrict: Callable[[Catalog], np.ndarray] | None = None   # catalog rows allowed (e.g. the media server's)
     listener: str | None = None      # whose skips count (core/feedback): None = MPD and the linked user
+    forgive: tuple[int, ...] = ()    # track ids whose recent skips this playlist overlooks (MPD radio's soft skips)
 
     @classmethod
     def parse(cls, body: Any, settings: Settings) -> PlaylistRequest:
@@ -82,7 +83,8 @@ class PlaylistRequest:
            diversity: Diversity | None = None, order: str | None = None, random_seed: int | None = None,
            name: str | None = None, save: bool = False, exclude: dict | None = None,
            include_excluded: bool = False, after: Sequence[int] = (),
-           restrict: Callable[[Catalog], np.ndarray] | None = None, listener: str | None = None) -> PlaylistRequest:
+           restrict: Callable[[Catalog], np.ndarray] | None = None, listener: str | None = None,
+           forgive: Sequence[int] = ()) -> PlaylistRequest:
         """A request from Python values, which are trusted (outside input goes through ``parse``):
         unless given, the strategy's parameter defaults, the configured diversity rules and size
         (``default_size``) and the strategy's order."""
@@ -92,7 +94,8 @@ class PlaylistRequest:
         return cls(s, list(seeds), default_size(strategy, duration_s, settings) if size is None else size,
                    duration_s, dict(filters or {}), rules, diversity is not None, full, save=save, name=name,
                    random_seed=random_seed, order=order or s.default_order(full), exclude=exclude,
-                   include_excluded=include_excluded, after=tuple(after), restrict=restrict, listener=listener)
+                   include_excluded=include_excluded, after=tuple(after), restrict=restrict, listener=listener,
+                   forgive=tuple(forgive))
 
     def normalised(self) -> dict:
         """The request as the response's ``params`` (copies: a scheduled mix reuses its request)."""
@@ -117,9 +120,28 @@ def default_size(strategy: str, duration_s: float | None, settings: Settings) ->
 
 
 def _int(name: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, float) and value.is_integer():   # JSON has one number type: 5.0 is the integer 5
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise BadRequestError(f"'{name}' must be a whole number from {low} to {high}, got {value!r}")
     return value
+
+
+def _object(name: str, value: Any, example: str) -> dict:
+    """A request field that is an object; null (or absent) is an empty one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequestError(f"'{name}' must be an object, got {value!r}", hint=f"e.g. {example}")
+    return value
+
+
+def _seeds(value: Any) -> list:
+    """``seeds``: a list, one seed alone, or null; 5.0 is the track id 5 (JSON has one number type)."""
+    if value is None:
+        return []
+    seeds = value if isinstance(value, list) else [value]
+    return [int(s) if isinstance(s, float) and s.is_integer() else s for s in seeds]
 
 
 def _parse(body: Any, settings: Settings) -> PlaylistRequest:  # PlaylistRequest.parse
@@ -139,12 +161,12 @@ def _parse(body: Any, settings: Settings) -> PlaylistRequest:  # PlaylistRequest
     for key in body:
         if key not in REQUEST_KEYS and key not in param_names:
             raise UnknownNameError("request field", key, [*REQUEST_KEYS, *param_names])
-    raw_params = body.get("params") or {}
-    if not isinstance(raw_params, dict):
-        raise BadRequestError("'params' must be an object")
-    raw_params = {**{k: body[k] for k in param_names if k in body}, **raw_params}
-    seeds = body.get("seeds") or []
-    seeds = seeds if isinstance(seeds, list) else [seeds]
+    raw_params = _object("params", body.get("params"), '{"params": {"pool": 500}}')
+    top_level = {k: body[k] for k in param_names if k in body}
+    if top_level and raw_params:   # both places given: each is checked, params wins
+        coerce_params(strategy, top_level)
+    raw_params = {**top_level, **raw_params}
+    seeds = _seeds(body.get("seeds"))
     if len(seeds) < strategy.min_seeds or strategy.max_seeds is not None and len(seeds) > strategy.max_seeds:
         raise BadRequestError(f"strategy '{name}' takes {strategy.to_dict()['seeds']} seed(s), got {len(seeds)}",
                               hint='seeds are track ids or "Artist - Title"')
@@ -169,14 +191,12 @@ def _parse(body: Any, settings: Settings) -> PlaylistRequest:  # PlaylistRequest
                 if not isinstance(value, bool):
                     raise BadRequestError("'diversity.dedupe' must be true or false")
             else:
-                _int(f"diversity.{key}", value, 0, 1000)
+                value = _int(f"diversity.{key}", value, 0, 1000)
             setattr(rules, key, value)
     elif div is not None and div is not True:
         raise BadRequestError("'diversity' must be an object, true or false",
                               hint='e.g. {"artist_gap": 3, "album_gap": 2, "max_per_artist": 2, "dedupe": true}')
-    filters = body.get("filters") or {}
-    if not isinstance(filters, dict):
-        raise BadRequestError("'filters' must be an object", hint='e.g. {"bpm": [90, 130]}')
+    filters = _object("filters", body.get("filters"), '{"bpm": [90, 130]}')
     if name == "mood" and not raw_params.get("tags") and filters.get("tags"):
         # DESIGN §5 puts tags in filters: mood ranks by them (match/min_probability apply) instead
         # of only filtering by them
@@ -334,7 +354,8 @@ class PlaylistService:
                   transition_weights=self.settings.playlists.transition_weights,
                   excluded=self.exclusions.for_request(cat, req.exclude, req.include_excluded),
                   restrict=restrict, after=[int(r) for r in after if r >= 0],   # a track gone since is not there
-                  feedback=feedback_masks(cat, self.feedback.skipped(req.listener)) if req.strategy.listens else None)
+                  feedback=feedback_masks(cat, self.feedback.skipped(req.listener).without(req.forgive))
+                  if req.strategy.listens else None)
         if on_server is not None and not on_server.all():
             ctx.notes.append(f"chosen among the {int(on_server.sum())} analysed songs the media server has "
                              "(the playlist is pushed there)")

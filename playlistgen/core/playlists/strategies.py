@@ -130,6 +130,8 @@ def coerce_params(strategy: Strategy, raw: dict[str, Any]) -> dict[str, Any]:
             continue
         if p.type == "string" and isinstance(value, int) and not isinstance(value, bool):
             value = str(value)
+        if p.type == "integer" and isinstance(value, float) and value.is_integer():
+            value = int(value)   # JSON has one number type: 5.0 is the integer 5
         ok = {"integer": isinstance(value, int) and not isinstance(value, bool),
               "number": isinstance(value, (int, float)) and not isinstance(value, bool),
               "string": isinstance(value, str),

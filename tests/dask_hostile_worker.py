@@ -29,7 +29,7 @@ class Payload:
         return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 
-def hostile_analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | None) -> Any:
+def hostile_analyse_file(file_id: int, path: str, data: bytes | None, read_path: str | None, *rest: Any) -> Any:
     """Replaces the analysis task: its "result" runs code where it is unpickled."""
     return Payload(MARKER)
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from ..storage.files import live
 from ..storage.records import LIVE, NEWEST_FEATURES
 from . import store
 from .lda import Moments, fit_moments
@@ -41,7 +42,7 @@ _COUNTS = (f"SELECT count(f.embedding), count(f.embedding_mtt), "
 # balanced, or preset-less imports); the partial index features_mtt_missing holds the candidates
 _MTT_MISSING = ("SELECT EXISTS (SELECT 1 FROM features f WHERE f.embedding IS NOT NULL AND f.embedding_mtt IS NULL "
                 "AND f.id = (SELECT max(x.id) FROM features x WHERE x.track_id = f.track_id) "
-                "AND EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = f.track_id AND fl.status = 'done'))")
+                f"AND EXISTS (SELECT 1 FROM files fl WHERE fl.track_id = f.track_id AND {live('fl')}))")
 
 
 class NotEnoughTracks(ValueError):

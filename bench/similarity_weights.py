@@ -50,8 +50,16 @@ class CatalogBench:
         lib = quality.Library(db, corpus, versions)
         captured: dict = {}
         try:   # the loader's exact inputs to build_catalog, read once
-            with mock.patch.object(features, "build_catalog", lambda **kw: captured.update(kw)):
-                features.load_catalog(lib.db, ("similarity-weights",), {}, "cosine")
+            build = features.build_catalog
+
+            def capture(**kw: object) -> object:
+                captured.update(kw)
+                return build(**kw)
+
+            with mock.patch.object(features, "build_catalog", capture):
+                # the raw embedding (projection off): the bench puts each representation in itself
+                features.load_catalog(lib.db, ("similarity-weights",), {}, "cosine",
+                                      choose=features.space_chooser(lib.db, mode="off"))
             origin = [lib.origin[int(t)] for t in captured["track_ids"]]
             self.original = np.array([lib.origin[int(t)] == lib.path_of[int(t)] for t in captured["track_ids"]])
         finally:
@@ -68,7 +76,7 @@ class CatalogBench:
         from playlistgen.core.playlists.catalog import GROUPS, build_catalog
         from playlistgen.core.playlists.index import distances
 
-        kw = dict(self.inputs, weights=weights, metric=metric)
+        kw = dict(self.inputs, weights=weights, metric=metric, isotropic=set())   # group_scaled does it
         if embedding is not None:
             values = embedding[self.corpus_row].astype(np.float32)
             kw["vectors"] = dict(kw["vectors"], embedding=(values, np.ones(len(values), bool)))

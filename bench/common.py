@@ -50,6 +50,18 @@ def find_corpus(explicit: str | None = None) -> Path:
     return target
 
 
+def corpus_key(corpus: Path) -> str:
+    """A cache name for a corpus: ``corpus`` for the dev corpus (a folder named ``corpus``; its caches
+    predate other corpora and keep their names), else ``<folder>-<hash of manifest.tsv>`` so the
+    caches of two corpora never mix."""
+    import hashlib
+
+    if corpus.name == "corpus":
+        return "corpus"
+    digest = hashlib.sha256((corpus / "manifest.tsv").read_bytes()).hexdigest()[:8]
+    return f"{corpus.name}-{digest}"
+
+
 @dataclass(frozen=True)
 class CorpusTrack:
     path: str

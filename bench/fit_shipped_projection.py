@@ -31,13 +31,18 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import REPO, cache_dir, corpus_tracks, find_corpus  # noqa: E402
+from bench.common import REPO, cache_dir, corpus_key, corpus_tracks, find_corpus  # noqa: E402
 from playlistgen.core.similarity.fit import accumulate, fit_library  # noqa: E402
 from playlistgen.core.similarity.lda import Moments, fit_moments  # noqa: E402
 from playlistgen.core.storage.db import Database  # noqa: E402
 
 OUT = REPO / "playlistgen" / "core" / "similarity" / "shipped"
 FILES = {"msd": "msd.npz", "msd+mtt": "msd_mtt.npz"}     # as core/similarity/space.SHIPPED
+
+
+def corpus_db_path(corpus: Path) -> Path:
+    """The cached preset-balanced analysis of ``corpus`` (one file per corpus)."""
+    return cache_dir() / "shipped-projection" / f"{corpus_key(corpus)}-balanced.db"
 
 
 def scan(corpus: Path, db_path: Path) -> None:
@@ -116,7 +121,7 @@ def main() -> None:
     parser.add_argument("--curve", action="store_true", help="measure library fit vs other-music fit by size")
     args = parser.parse_args()
     corpus = find_corpus(args.corpus)
-    db_path = args.db or cache_dir() / "shipped-projection" / "corpus-balanced.db"
+    db_path = args.db or corpus_db_path(corpus)
     scan(corpus, db_path)
     db = Database(db_path, pool_min=1, pool_max=2)
     try:

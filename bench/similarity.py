@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import similarity_stats as st  # noqa: E402
 from common import REPO, corpus_tracks, find_corpus  # noqa: E402
-from similarity_artists import artist_keys  # noqa: E402
+from similarity_artists import artist_keys, corpus_credits  # noqa: E402
 from similarity_embed import corpus_patches  # noqa: E402
 
 from playlistgen.core.similarity.lda import fit_projection, spread_of, within_covariance  # noqa: E402
@@ -62,7 +62,7 @@ class Corpus:
         tracks = corpus_tracks(corpus)
         self.paths = [t.path for t in tracks]
         self.labels = np.array([t.label for t in tracks])
-        self.artists, self.artist_source = artist_keys(self.paths)
+        self.artists, self.artist_source = artist_keys(self.paths, corpus_credits(corpus))
         data = corpus_patches(corpus, models_dir, log=log)
         self.patches = {"msd": [data[p]["msd"] for p in self.paths],
                         "msd+mtt": [np.hstack([data[p]["msd"], data[p]["mtt"]]) for p in self.paths]}
@@ -186,10 +186,16 @@ def balanced(c: Corpus, build: Callable[[np.ndarray], np.ndarray], draws: list[n
 # --- the whole bench ------------------------------------------------------------------------------
 
 def corpus_mfcc(c: Corpus, models_dir: Path, corpus: Path) -> np.ndarray | None:
-    """MFCC means from the corpus scan of bench/quality.py (the real analyzer), by path."""
+    """MFCC means from a scan of the corpus by the real analyzer, by path: the preset-balanced scan
+    bench/similarity_api.py keeps, for a corpus other than the dev one (it need not be analysed
+    twice), else bench/quality.py's scan of the corpus and its versions (the dev corpus, as before)."""
     import quality
+    from common import corpus_key
+    from fit_shipped_projection import corpus_db_path
 
-    db, versions = quality.library_db(corpus, models_dir)
+    db, versions = corpus_db_path(corpus), {}
+    if corpus_key(corpus) == "corpus" or not db.exists():
+        db, versions = quality.library_db(corpus, models_dir)
     lib = quality.Library(db, corpus, versions)
     try:
         by_path = {lib.path_of[t]: lib.mfcc_mean[t] for t in lib.path_of}

@@ -42,8 +42,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import REPO, cache_dir, corpus_tracks, find_corpus  # noqa: E402
-from similarity_artists import artist_keys  # noqa: E402
+from common import REPO, corpus_tracks, find_corpus  # noqa: E402
+from similarity_artists import artist_keys, corpus_credits  # noqa: E402
 from similarity_stats import K, Scores, compare  # noqa: E402
 
 RUNS = {"raw": {"PLAYLISTGEN_SIMILARITY__PROJECTION": "off"},
@@ -55,9 +55,9 @@ READY_S = 600        # a 2-core machine shared with other work: generous
 
 def corpus_db(corpus: Path) -> Path:
     """The cached analysis of the corpus at preset balanced (scanned once; a rerun is a no-op)."""
-    from fit_shipped_projection import scan
+    from fit_shipped_projection import corpus_db_path, scan
 
-    path = cache_dir() / "shipped-projection" / "corpus-balanced.db"
+    path = corpus_db_path(corpus)
     scan(corpus, path)
     return path
 
@@ -142,7 +142,7 @@ def track_facts(db_path: Path, corpus: Path) -> tuple[dict[int, str], dict[int, 
     finally:
         db.close()
     label_of = {t.path: t.label for t in corpus_tracks(corpus)}
-    keys, info = artist_keys([p for _, p in rows])
+    keys, info = artist_keys([p for _, p in rows], corpus_credits(corpus))
     return ({tid: label_of[p] for tid, p in rows}, {tid: int(k) for (tid, _), k in zip(rows, keys, strict=True)},
             info)
 

@@ -107,6 +107,44 @@ def test_tagged_artists_win_and_crystan_aliases_fold(bench) -> None:  # type: ig
     assert sa.fold_artist("Jens Erler") == "jens erler"
 
 
+def test_file_name_artists_stay_in_their_package_unless_a_tag_names_them(bench) -> None:  # type: ignore[no-untyped-def]
+    _, sa = bench
+    paths = ["/c/drascula-music/track1.ogg", "/c/drascula-music/track2.ogg", "/c/warzone2100-music/track9.opus",
+             "/c/xmoto-data/Crystan-Battlescape01.ogg", "/c/ufoai-music/a.ogg"]
+    tags = [None, None, None, None, "Christian Crystan Hoffmann"]
+    names, rules = sa.artist_names(paths, tags, {})
+    assert names[0] == names[1] == "drascula-music/track"      # one composer within a package …
+    assert names[2] == "warzone2100-music/track"               # … a different one in another
+    assert names[3] == names[4] == "crystan"                   # a tagged name joins across packages
+    assert rules == ["file_name"] * 4 + ["tag"]
+
+
+def test_credits_name_untagged_files_and_fold_like_tags(bench, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    _, sa = bench
+    (tmp_path / "artists.tsv").write_text("path\tartist\nhedgewars-data/City.ogg\tHSR\n"
+                                          "hedgewars-data/Rock.ogg\t  hsr \n", encoding="utf-8")
+    credits = sa.corpus_credits(tmp_path)
+    paths = [str(tmp_path / "hedgewars-data" / n) for n in ("City.ogg", "Rock.ogg", "Art.ogg", "Beach.ogg")]
+    names, rules = sa.artist_names(paths, [None, None, None, "Tiyuri"], credits)
+    assert names[0] == names[1] == "hsr" and rules[:2] == ["credits", "credits"]
+    assert names[2] == "hedgewars-data/art" and names[3] == "tiyuri"
+    assert sa.corpus_credits(tmp_path / "no-such-corpus") == {}
+
+
+def test_corpus_cache_keys_keep_corpora_apart(tmp_path: Path) -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        from common import corpus_key
+    finally:
+        sys.path.remove(str(BENCH))
+    dev, held, other = tmp_path / "corpus", tmp_path / "heldout", tmp_path / "x" / "heldout"
+    for folder, text in ((dev, "a"), (held, "b"), (other, "c")):
+        folder.mkdir(parents=True)
+        (folder / "manifest.tsv").write_text(f"path\tpackage\tbytes\n{text}\tp\t1\n")
+    assert corpus_key(dev) == "corpus"                       # the dev corpus keeps its cache names
+    assert corpus_key(held).startswith("heldout-") and corpus_key(held) != corpus_key(other)
+
+
 def test_default_preset_runs_msd_and_mtt_on_every_third_patch() -> None:
     """Issue 22 point 3: MSD + MTT at stride 3 measured 0.157× MusicExtractor's CPU (budget 0.18×) and
     raised artist-filtered P@10 in every corpus variant (docs/similarity.md), so balanced runs both."""

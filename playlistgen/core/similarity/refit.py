@@ -65,7 +65,8 @@ class Refitter:
         """Fit every representation that is due; the new projections."""
         found = counts(self.db)
         done = []
-        for rep in store.REPRESENTATIONS:
+        # msd+mtt first: the space the catalog prefers is then the one its first rebuild uses
+        for rep in reversed(store.REPRESENTATIONS):
             reason = due(rep, found, store.fitted_on(self.db, rep), self.settings)
             if reason is None:
                 continue

@@ -66,7 +66,11 @@ def test_radio_tops_up_never_repeats_and_survives_a_restart(tmp_path: Path, scan
         client = server.client()
         client.update()
         wait_for(lambda: len([e for e in client.listall() if "file" in e]) == 12, 30, "mpd to index the library")
-        radio = _start_radio(tmp_path, scanned_library, server.port, MIN_QUEUE, HISTORY)
+        # `next` within 2 s of a 4-second song is a skip, but MPD also plays songs to their end by
+        # itself: how many songs are skipped once or twice depends on the machine's speed, and with
+        # skips as feedback the radio may reuse recent songs sooner (issue 23). This test is about the
+        # history and the restart; skips are tested in tests/test_mpd_feedback.py.
+        radio = _start_radio(tmp_path, scanned_library, server.port, MIN_QUEUE, HISTORY, feedback=False)
         try:
             wait_for(lambda: _following(client) >= MIN_QUEUE, 30, "the radio to fill the empty queue")
             client.play(0)

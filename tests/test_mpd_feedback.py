@@ -46,9 +46,11 @@ def _skip(client: MPDClient, radio, uri: str) -> None:  # type: ignore[no-untype
     radio.step()
 
 
-def test_skips_are_recorded_and_a_song_skipped_twice_is_not_offered_again(tmp_path: Path) -> None:
+def _scanned_library_and_mpd(tmp_path: Path, seconds: float) -> tuple[Mpd, Settings]:
+    """SONGS songs of ``seconds`` scanned (preset fast), a started MPD over them, and settings for
+    a radio on both (min_queue 2, history 2)."""
     lib = tmp_path / "library"
-    make_library(lib, SONGS, formats=("flac", "ogg"), seconds=SECONDS)
+    make_library(lib, SONGS, formats=("flac", "ogg"), seconds=seconds)
     db_path = tmp_path / "library.db"
     res = run_cli("scan", str(lib), "--db", str(db_path), cwd=tmp_path,
                   env={"PLAYLISTGEN_ANALYSIS__PRESET": "fast"}, timeout=300)
@@ -58,6 +60,11 @@ def test_skips_are_recorded_and_a_song_skipped_twice_is_not_offered_again(tmp_pa
     settings = Settings()
     settings.library.paths, settings.database.path = [str(lib)], str(db_path)
     settings.mpd.port, settings.mpd.min_queue, settings.mpd.history = server.port, 2, 2
+    return server, settings
+
+
+def test_skips_are_recorded_and_a_song_skipped_twice_is_not_offered_again(tmp_path: Path) -> None:
+    server, settings = _scanned_library_and_mpd(tmp_path, SECONDS)
     app = App.for_radio(settings, seeds=["Artist 1 - Song 1"])
     radio, store = app.services.mpd, app.services.playlists.feedback
     try:
@@ -103,17 +110,7 @@ def test_one_skip_is_soft_two_are_hard_and_a_library_skipped_through_is_said_onc
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """The radio's choice among skipped songs (issue 23: "MPD radio stops offering a track skipped
     twice"); the skips are stored with known times (recording them from MPD is tested above)."""
-    lib = tmp_path / "library"
-    make_library(lib, SONGS, formats=("flac", "ogg"), seconds=10)
-    db_path = tmp_path / "library.db"
-    res = run_cli("scan", str(lib), "--db", str(db_path), cwd=tmp_path,
-                  env={"PLAYLISTGEN_ANALYSIS__PRESET": "fast"}, timeout=300)
-    assert res.returncode == 0 and f"analysed {SONGS}," in res.stdout, res.stdout + res.stderr
-    server = Mpd(tmp_path, lib)
-    server.start()
-    settings = Settings()
-    settings.library.paths, settings.database.path = [str(lib)], str(db_path)
-    settings.mpd.port, settings.mpd.min_queue, settings.mpd.history = server.port, 2, 2
+    server, settings = _scanned_library_and_mpd(tmp_path, 10)
     settings.playlists.artist_gap = settings.playlists.album_gap = 0   # the skip rules alone decide
     app = App.for_radio(settings, seeds=["Artist 1 - Song 1"])
     radio, store = app.services.mpd, app.services.playlists.feedback

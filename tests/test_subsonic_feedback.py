@@ -37,46 +37,46 @@ def proxy(supysonic, supysonic_db, tmp_path_factory: pytest.TempPathFactory) -> 
     app.stop()
 
 
-def _events(proxy: Proxy) -> list[tuple]:
+def listening_events(proxy: Proxy) -> list[tuple]:
     return proxy.db.query("SELECT s.server_id, e.kind, e.source, e.user, e.position_s FROM listening_events e "
                           "JOIN mediaserver_songs s ON s.track_id = e.track_id ORDER BY e.id")
 
 
-def _similar(proxy: Proxy, auth: dict | None = None) -> list[str]:
+def similar_ids(proxy: Proxy, auth: dict | None = None) -> list[str]:
     answer = body(proxy.rest("getSimilarSongs2", auth=auth, id=proxy.songs[SEED], count=5))
     return [s["id"] for s in answer["similarSongs2"]["song"]]
 
 
 def test_now_playing_replaced_early_is_a_skip_and_a_submission_a_play(proxy: Proxy) -> None:
-    before = _similar(proxy)
+    before = similar_ids(proxy)
     a, b = before[0], before[1]
     assert body(proxy.rest("scrobble", id=a, submission="false"))["status"] == "ok"
     time.sleep(1.0)
     assert body(proxy.rest("scrobble", id=b, submission="false"))["status"] == "ok"
-    skips = [e for e in _events(proxy) if e[1] == "skip"]
+    skips = [e for e in listening_events(proxy) if e[1] == "skip"]
     assert [e[:4] for e in skips] == [(a, "skip", "subsonic", None)]       # the linked user: stored as NULL
     assert 1.0 <= skips[0][4] < 4.0   # the 8-second song was left after about a second (its first half)
-    assert a not in _similar(proxy) and b in _similar(proxy)              # the linked user's radio listens
+    assert a not in similar_ids(proxy) and b in similar_ids(proxy)              # the linked user's radio listens
 
     assert body(proxy.rest("scrobble", id=b, submission="true"))["status"] == "ok"
-    assert _events(proxy)[-1][:4] == (b, "play", "subsonic", None)
+    assert listening_events(proxy)[-1][:4] == (b, "play", "subsonic", None)
     # a later full play of the skipped song cancels its skip
     assert body(proxy.rest("scrobble", id=a, submission="true"))["status"] == "ok"
-    assert a in _similar(proxy)
+    assert a in similar_ids(proxy)
 
 
 def test_another_user_is_stored_by_name_and_leaves_the_linked_radio_alone(proxy: Proxy) -> None:
-    mine = _similar(proxy)
-    theirs = _similar(proxy, OTHER_USER)
+    mine = similar_ids(proxy)
+    theirs = similar_ids(proxy, OTHER_USER)
     c, d = theirs[0], theirs[1]
     body(proxy.rest("scrobble", auth=OTHER_USER, id=c, submission="false"))
     body(proxy.rest("scrobble", auth=OTHER_USER, id=d, submission="false"))
-    assert _events(proxy)[-1][:4] == (c, "skip", "subsonic", OTHER_USER["u"])
-    assert _similar(proxy) == mine
-    assert c not in _similar(proxy, OTHER_USER)
+    assert listening_events(proxy)[-1][:4] == (c, "skip", "subsonic", OTHER_USER["u"])
+    assert similar_ids(proxy) == mine
+    assert c not in similar_ids(proxy, OTHER_USER)
     # a refused scrobble (wrong password) teaches nothing
-    count = len(_events(proxy))
+    count = len(listening_events(proxy))
     wrong = {**OTHER_USER, "p": "wrong"}
     body(proxy.rest("scrobble", auth=wrong, id=c, submission="false"))
     body(proxy.rest("scrobble", auth=wrong, id=d, submission="false"))
-    assert len(_events(proxy)) == count
+    assert len(listening_events(proxy)) == count

@@ -22,9 +22,9 @@ from playlistgen.core.integrations.mediaserver.client import SubsonicClient
 from playlistgen.core.integrations.mediaserver.link import link
 from playlistgen.core.storage.db import Database
 from tests.hostile_upstream import HostileUpstream
+from tests.test_subsonic_feedback import SEED, listening_events, similar_ids
 from tests.test_subsonic_proxy import Proxy, body, copy_db, make_settings, serve_app
 
-SEED = "Alpha Band/First Light/01 Morning.flac"
 OTHER_USER = {"u": "dave-playback", "p": "dave pass", "v": "1.16.1", "c": "tests"}
 
 
@@ -52,16 +52,6 @@ def proxy(supysonic, supysonic_db, tmp_path_factory: pytest.TempPathFactory) -> 
     app.stop()   # type: ignore[attr-defined]
 
 
-def _events(proxy: Proxy) -> list[tuple]:
-    return proxy.db.query("SELECT s.server_id, e.kind, e.source, e.user, e.position_s FROM listening_events e "
-                          "JOIN mediaserver_songs s ON s.track_id = e.track_id ORDER BY e.id")
-
-
-def _similar(proxy: Proxy, auth: dict | None = None) -> list[str]:
-    answer = body(proxy.rest("getSimilarSongs2", auth=auth, id=proxy.songs[SEED], count=5))
-    return [s["id"] for s in answer["similarSongs2"]["song"]]
-
-
 def _report(proxy: Proxy, media: str, state: str, position_ms: int, *, auth: dict | None = None,
             **extra: object) -> dict:
     return body(proxy.rest("reportPlayback", auth=auth, mediaId=media, mediaType="song", positionMs=position_ms,
@@ -75,39 +65,39 @@ def test_our_extensions_list_playback_report(proxy: Proxy) -> None:
 
 
 def test_stopped_early_is_a_skip_past_ninety_percent_a_play(proxy: Proxy) -> None:
-    before = _similar(proxy)
+    before = similar_ids(proxy)
     a, b, c = before[0], before[1], before[2]
     for state, position in (("starting", 0), ("playing", 0), ("paused", 1500), ("playing", 1500)):
         assert _report(proxy, a, state, position)["status"] == "ok"
-    assert _events(proxy) == []                      # still playing: nothing said yet
+    assert listening_events(proxy) == []                      # still playing: nothing said yet
     assert _report(proxy, a, "stopped", 2000)["status"] == "ok"
-    assert _events(proxy) == [(a, "skip", "playback_report", None, 2.0)]   # the linked user: stored as NULL
-    assert a not in _similar(proxy) and b in _similar(proxy)
+    assert listening_events(proxy) == [(a, "skip", "playback_report", None, 2.0)]   # the linked user: stored as NULL
+    assert a not in similar_ids(proxy) and b in similar_ids(proxy)
 
     _report(proxy, b, "starting", 0)
     _report(proxy, b, "playing", 7500)              # 94 % of the 8-second song
     _report(proxy, b, "stopped", 7600)
-    assert _events(proxy)[1:] == [(b, "play", "playback_report", None, 7.5)]   # once, when it passed 90 %
+    assert listening_events(proxy)[1:] == [(b, "play", "playback_report", None, 7.5)]   # once, when it passed 90 %
 
     # a switch to another song without a "stopped" ends the previous one where it was (paused: no clock)
     _report(proxy, c, "starting", 0)
     _report(proxy, c, "paused", 1000)
     _report(proxy, b, "starting", 0)
-    assert _events(proxy)[-1] == (c, "skip", "playback_report", None, 1.0)
-    assert c not in _similar(proxy)
+    assert listening_events(proxy)[-1] == (c, "skip", "playback_report", None, 1.0)
+    assert c not in similar_ids(proxy)
     _report(proxy, b, "stopped", 7900)             # heard to its end again: a play (no session left open)
-    assert _events(proxy)[-1] == (b, "play", "playback_report", None, 7.9)
+    assert listening_events(proxy)[-1] == (b, "play", "playback_report", None, 7.9)
 
 
 def test_other_users_ignore_scrobble_and_refused_reports(proxy: Proxy) -> None:
-    mine = _similar(proxy)
-    d = next(s for s in proxy.songs.values() if s in _similar(proxy, OTHER_USER))
+    mine = similar_ids(proxy)
+    d = next(s for s in proxy.songs.values() if s in similar_ids(proxy, OTHER_USER))
     _report(proxy, d, "starting", 0, auth=OTHER_USER)
     _report(proxy, d, "stopped", 500, auth=OTHER_USER)
-    assert _events(proxy)[-1][:4] == (d, "skip", "playback_report", OTHER_USER["u"])
-    assert _similar(proxy) == mine and d not in _similar(proxy, OTHER_USER)
+    assert listening_events(proxy)[-1][:4] == (d, "skip", "playback_report", OTHER_USER["u"])
+    assert similar_ids(proxy) == mine and d not in similar_ids(proxy, OTHER_USER)
 
-    count = len(_events(proxy))
+    count = len(listening_events(proxy))
     e = next(s for s in proxy.songs.values() if s != d)
     _report(proxy, e, "starting", 0, ignoreScrobble="true")   # the client asks for no side effects
     _report(proxy, e, "stopped", 500, ignoreScrobble="true")
@@ -117,7 +107,7 @@ def test_other_users_ignore_scrobble_and_refused_reports(proxy: Proxy) -> None:
     podcast = body(proxy.rest("reportPlayback", mediaId="pod-1", mediaType="podcast", positionMs=0, state="stopped"))
     unknown = _report(proxy, "no-such-song", "stopped", 100)
     assert podcast["status"] == unknown["status"] == "ok"
-    assert len(_events(proxy)) == count
+    assert len(listening_events(proxy)) == count
 
     missing = proxy.rest("reportPlayback", mediaId=e, mediaType="song", state="playing").json()["subsonic-response"]
     assert missing["error"]["code"] == 10 and "positionMs" in missing["error"]["message"]
@@ -127,11 +117,11 @@ def test_other_users_ignore_scrobble_and_refused_reports(proxy: Proxy) -> None:
 
 def test_a_reporting_client_s_now_playing_scrobbles_are_not_counted_twice(proxy: Proxy) -> None:
     """The linked user reported playback above: their "now playing" scrobbles are left to the reports."""
-    count = len(_events(proxy))
+    count = len(listening_events(proxy))
     a, b = list(proxy.songs.values())[:2]
     assert body(proxy.rest("scrobble", id=a, submission="false"))["status"] == "ok"
     assert body(proxy.rest("scrobble", id=b, submission="false"))["status"] == "ok"
-    assert len(_events(proxy)) == count
+    assert len(listening_events(proxy)) == count
 
 
 @pytest.fixture
@@ -153,13 +143,13 @@ def test_a_server_that_offers_playback_report_gets_the_calls(supysonic, supysoni
             (a, "starting", "0"), (a, "playing", "0"), (a, "stopped", "1200")]
         assert all(s.query["u"] == proxy.auth["u"] for s in seen)
         assert len(standin.calls("getOpenSubsonicExtensions")) == 1          # asked once, then cached
-        assert _events(proxy) == [(a, "skip", "playback_report", None, 1.2)]   # and it is still feedback
+        assert listening_events(proxy) == [(a, "skip", "playback_report", None, 1.2)]   # and it is still feedback
 
         # the server refuses: its error goes back, nothing is learned
         refused = requests.get(f"{proxy.url}/rest/reportPlayback", timeout=30, params={
             **proxy.auth, "p": "wrong", "f": "json", "mediaId": a, "mediaType": "song", "positionMs": 0,
             "state": "stopped"}).json()["subsonic-response"]
-        assert refused["error"]["code"] == 40 and len(_events(proxy)) == 1
+        assert refused["error"]["code"] == 40 and len(listening_events(proxy)) == 1
         names = [e["name"] for e in body(proxy.rest("getOpenSubsonicExtensions"))["openSubsonicExtensions"]]
         assert sorted(names) == ["playbackReport", "sonicSimilarity", "theirs"]
     finally:

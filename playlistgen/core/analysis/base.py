@@ -20,10 +20,11 @@ the page cache. A result never holds NaN or infinity (ensure_finite); silence ra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -43,6 +44,24 @@ from .presets import Preset
 from .result import AnalysisResult, StageTimings
 
 log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def _one_line_errors(path: str, doing: str) -> Iterator[None]:
+    """Whatever fails while ``doing`` a file ends as one AnalysisError naming it: its own errors
+    keep their message, running out of memory says so, anything else (a bug, a decoder surprise)
+    is logged with its traceback and reported as an internal error."""
+    try:
+        yield
+    except AnalysisError as exc:
+        if exc.path is None:
+            exc.path = path
+        raise
+    except MemoryError:
+        raise AnalysisError("out of memory while analysing", path=path) from None
+    except Exception as exc:
+        log.exception("unexpected failure %s %s", doing, path)
+        raise AnalysisError(f"internal error: {type(exc).__name__}: {exc}"[:200], path=path) from exc
 
 # Bump when any output value changes meaning or computation (stored with each result).
 from .version import ANALYZER_VERSION  # noqa: E402  (re-exported)
@@ -179,18 +198,8 @@ class PipelineAnalyzer:
     def analyze(self, path: str) -> AnalysisResult:
         path = str(path)
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        try:
+        with _one_line_errors(path, "analysing"):
             return self._analyze(path, cpu0, wall0)
-        except AnalysisError as exc:
-            if exc.path is None:
-                exc.path = path
-            raise
-        except MemoryError:
-            raise AnalysisError("out of memory while analysing", path=path) from None
-        except Exception as exc:   # a bug or a decoder surprise: still one line per file
-            log.exception("unexpected failure analysing %s", path)
-            raise AnalysisError(f"internal error: {type(exc).__name__}: {exc}"[:200],
-                                path=path) from exc
 
     def analyze_spread(self, path: str) -> AnalysisResult:
         """Only what an older analysis lacks (issue 22, the background upgrade): decode once at
@@ -202,22 +211,13 @@ class PipelineAnalyzer:
         if stream is None:
             raise AnalysisError(f"preset '{self.preset.name}' runs no model: it has no spread to add", path=path)
         cpu0, wall0 = time.process_time(), time.perf_counter()
-        try:
+        with _one_line_errors(path, "upgrading"):
             state = stream.begin()
             with open_audio(path, (MUSICNN_RATE,)) as audio:
                 for chunk in audio:
                     stream.push_chunk(state, chunk)
                 duration = audio.duration_s
             ml = stream.finish(state)
-        except AnalysisError as exc:
-            if exc.path is None:
-                exc.path = path
-            raise
-        except MemoryError:
-            raise AnalysisError("out of memory while analysing", path=path) from None
-        except Exception as exc:
-            log.exception("unexpected failure upgrading %s", path)
-            raise AnalysisError(f"internal error: {type(exc).__name__}: {exc}"[:200], path=path) from exc
         if ml is None:
             raise AnalysisError("no audio for the model (shorter than one frame)", path=path)
         wall = round(time.perf_counter() - wall0, 4)
